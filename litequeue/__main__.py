@@ -1,0 +1,3 @@
+from litequeue.cli import run
+
+run()

@@ -1,0 +1,314 @@
+"""``LiteQueue``: Huey with named queues, a ledger, and writes that never lose a job.
+
+This is where a job is *enqueued*: :meth:`LiteQueue.enqueue` (and ``add_schedule`` for
+retries and delayed jobs) turns a Huey task into a queue row and a ledger row written in
+one transaction, then rings the consumers' doorbell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from huey import signals as S
+from huey.api import Huey, PeriodicTask, Result, ResultGroup, Task, TaskWrapper, chord, group
+from huey.exceptions import HueyException
+from huey.registry import Registry
+
+from . import defaults
+from .db import database_target, open_database, state_dir
+from .doorbell import ring
+from .errors import ConfigurationError, UnknownTaskError
+from .ledger.preview import preview
+from .storage import LiteStorage, NewJob
+
+
+def to_epoch(value: dt.datetime | None) -> float | None:
+    """Huey keeps naive UTC datetimes; the tables keep epoch seconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
+
+
+class LiteRegistry(Registry):
+    """Huey's registry, plus lookup by short task name.
+
+    A producer run as a script registers ``__main__.send_receipt`` while the consumer
+    imported ``tasks.send_receipt``: when the full name is unknown, a unique short name
+    is used instead.
+    """
+
+    def string_to_task(self, task_str: str) -> type[Task]:
+        try:
+            return super().string_to_task(task_str)
+        except HueyException:
+            short = task_str.rsplit(".", 1)[-1]
+            found = [cls for cls in self._registry.values() if cls.__name__ == short]
+            if len(found) == 1:
+                return found[0]
+            raise
+
+    def find(self, name: str) -> type[Task]:
+        """The task class called ``name`` (short ``fn`` or qualified ``module.fn``)."""
+        if name in self._registry:
+            return self._registry[name]
+        found = {key: cls for key, cls in self._registry.items() if cls.__name__ == name}
+        if len(found) == 1:
+            return next(iter(found.values()))
+        if found:
+            raise UnknownTaskError(
+                f"task name {name!r} is ambiguous; use one of: {', '.join(sorted(found))}")
+        known = ", ".join(sorted(cls.__name__ for cls in self._registry.values())) or "none"
+        raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}")
+
+
+class LiteTaskWrapper(TaskWrapper):
+    """Huey's task wrapper whose ``map`` writes every job in one transaction."""
+
+    def map(self, it: Iterable[Any]) -> ResultGroup | None:
+        tasks = self._apply(it)
+        self.huey.enqueue_many(tasks)
+        if self.huey.results:
+            return ResultGroup([Result(self.huey, t) for t in tasks])
+        return None
+
+
+class LiteQueue(Huey):
+    """A Huey whose storage is the ledger's database (SQLite by default).
+
+    ``LiteQueue("shop")`` uses ``$LITEQUEUE_DB`` or ``./litequeue.db``; ``db=`` takes a
+    path or a database URL. ``durability="full"`` (the default) makes every enqueue that
+    returned survive power loss; ``"fast"`` survives a crash of the process only.
+    """
+
+    storage_class = LiteStorage
+
+    def __init__(self, name: str = defaults.APP_NAME, db: str | os.PathLike[str] | None = None, *,
+                 durability: str | None = None, busy_timeout: float | None = None,
+                 crash_cap: int = defaults.CRASH_CAP, results: bool = True,
+                 store_none: bool = False, **kwargs: Any) -> None:
+        self.db_target = database_target(db)
+        durability = durability or os.environ.get("LITEQUEUE_DURABILITY") or defaults.DURABILITY
+        if busy_timeout is None:
+            busy_timeout = float(os.environ.get("LITEQUEUE_BUSY_TIMEOUT") or defaults.BUSY_TIMEOUT)
+        self.durability = durability
+        self.crash_cap = crash_cap
+        self.bell_dir = None if (d := state_dir(self.db_target)) is None else d / "bell"
+        database = open_database(self.db_target, durability=durability, busy_timeout=busy_timeout)
+        super().__init__(name, results=results, store_none=store_none, utc=True,
+                         database=database, **kwargs)
+        self._registry = LiteRegistry()
+        self._post_execute["litequeue.unit"] = self._record_outcome
+        self._signal.connect(self._record_signal)
+
+    storage: LiteStorage
+
+    def get_task_wrapper_class(self) -> type[TaskWrapper]:
+        return LiteTaskWrapper
+
+    # -- declaring tasks ------------------------------------------------------------------
+
+    def task(self, *args: Any, queue: str = defaults.QUEUE, priority: int | None = None,
+             crash_cap: int | None = None, on_worker_death: str = "retry",
+             **kwargs: Any) -> Any:
+        """Declare a task: ``@app.task`` or ``@app.task(retries=3, queue="mail", priority=5)``.
+
+        Huey's options all work (retries, retry_delay, retry_backoff, expires, timeout,
+        context, name). ``crash_cap``: how many worker deaths end the job ``failed``
+        (default 3). ``on_worker_death="fail"``: never re-run it after a crash.
+        """
+        if args and callable(args[0]) and len(args) == 1 and not kwargs:
+            return self.task(queue=queue, priority=priority)(args[0])
+        return super().task(*args, **self._settings(queue, priority, crash_cap,
+                                                     on_worker_death, kwargs))
+
+    def periodic_task(self, validate_datetime: Callable[[dt.datetime], bool], *args: Any,
+                      queue: str = defaults.QUEUE, priority: int | None = None,
+                      crash_cap: int | None = None, on_worker_death: str = "retry",
+                      **kwargs: Any) -> Any:
+        """Declare a task run on a schedule (``crontab(minute="*/5")``), once per slot."""
+        return super().periodic_task(validate_datetime, *args, **self._settings(
+            queue, priority, crash_cap, on_worker_death, kwargs))
+
+    def _settings(self, queue: str, priority: int | None, crash_cap: int | None,
+                  on_worker_death: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if on_worker_death not in ("retry", "fail"):
+            raise ConfigurationError(
+                f"on_worker_death must be 'retry' or 'fail', not {on_worker_death!r}")
+        if not queue or "," in queue:
+            raise ConfigurationError(f"queue must be a non-empty name without commas, not {queue!r}")
+        cap = 1 if on_worker_death == "fail" else (crash_cap or self.crash_cap)
+        return dict(kwargs, queue=queue, priority=priority, crash_cap=cap)
+
+    def find_task(self, name: str) -> type[Task]:
+        return self._registry.find(name)
+
+    def task_names(self) -> list[str]:
+        return sorted(self._registry._registry)
+
+    # -- enqueue --------------------------------------------------------------------------
+
+    def enqueue(self, task: Any) -> Any:
+        """Write the job (queue row + ledger row, one transaction) and wake a consumer."""
+        if self._immediate or isinstance(task, (group, chord)):
+            return super().enqueue(task)
+        if task.expires:
+            task.resolve_expires(self.utc)
+        self._emit(S.SIGNAL_ENQUEUED, task)
+        self._write(self._new_jobs(task))
+        if not self.results:
+            return None
+        results = self._pipeline_results(task)
+        return ResultGroup(results) if len(results) > 1 else results[0]
+
+    def add_schedule(self, task: Task) -> None:
+        """Huey calls this for retries with a delay and jobs not due yet."""
+        if self._immediate:
+            return super().add_schedule(task)
+        self._write(self._new_jobs(task))
+        self._emit(S.SIGNAL_SCHEDULED, task)
+
+    def enqueue_many(self, tasks: Sequence[Task], chunk: int = 10_000) -> list[str]:
+        """Write many jobs in a few transactions (``chunk`` per transaction)."""
+        for start in range(0, len(tasks), chunk):
+            jobs: list[NewJob] = []
+            for task in tasks[start:start + chunk]:
+                if task.expires:
+                    task.resolve_expires(self.utc)
+                jobs.extend(self._new_jobs(task))
+            self._write(jobs)
+        return [t.id for t in tasks]
+
+    def enqueue_by_name(self, name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
+                        *, queue: str | None = None, priority: int | None = None,
+                        delay: float | None = None) -> Result | None:
+        """Enqueue a registered task by name (what ``litequeue enqueue`` calls)."""
+        cls = self.find_task(name)
+        eta = None
+        if delay:
+            eta = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=delay)
+        task = cls(tuple(args), dict(kwargs or {}), eta=eta, priority=priority)
+        if queue:
+            task.queue = queue
+        return self.enqueue(task)
+
+    def _write(self, jobs: list[NewJob]) -> None:
+        self.storage.write_jobs(jobs)
+        if self.storage.unit is None:
+            ring(self.bell_dir)
+
+    def _new_jobs(self, task: Task) -> list[NewJob]:
+        unit = self.storage.unit
+        retry = unit is not None and task.id == unit.job_id
+        parent = None if unit is None or retry else unit.job_id
+        job = self._job_row(task, parent)
+        job.retry = retry
+        jobs = [job]
+        step, prev = task.on_complete, task.id
+        while step is not None and not retry:
+            jobs.append(NewJob(step.id, type(step).__name__, self._queue_of(step),
+                               int(step.priority or 0), b"", parent_id=prev, waiting=True,
+                               args=preview(list(step.args)), kwargs=preview(step.kwargs)))
+            step, prev = step.on_complete, step.id
+        return jobs
+
+    def _job_row(self, task: Task, parent: str | None) -> NewJob:
+        return NewJob(
+            id=task.id,
+            task=type(task).__name__,
+            queue=self._queue_of(task),
+            priority=int(task.priority or 0),
+            data=self.serialize_task(task),
+            eta=to_epoch(task.eta),
+            crash_cap=int(getattr(task, "crash_cap", None) or self.crash_cap),
+            args=preview(list(task.args)),
+            kwargs=preview(task.kwargs),
+            parent_id=parent,
+        )
+
+    @staticmethod
+    def _queue_of(task: Task) -> str:
+        return getattr(task, "queue", None) or defaults.QUEUE
+
+    # -- periodic -------------------------------------------------------------------------
+
+    def fire_periodic(self, now: dt.datetime) -> list[str]:
+        """Enqueue the periodic tasks due in the minute ``now`` (naive UTC), each once per
+        (task, minute) across every consumer and restart. Returns the names fired."""
+        slot = now.strftime("%Y-%m-%dT%H:%M")
+        fired = []
+        for task in self.read_periodic(now):
+            name = self._registry.task_to_string(type(task))
+            if self.storage.fire_periodic(name, slot, self._job_row(task, None)):
+                fired.append(name)
+        if fired:
+            ring(self.bell_dir)
+        return fired
+
+    # -- what a running job records ---------------------------------------------------------
+
+    def _record_signal(self, signal: str, task: Task, *args: Any) -> None:
+        unit = self.storage.unit
+        if unit is not None and task.id == unit.job_id:
+            unit.signals.add(signal)
+            if signal == S.SIGNAL_ERROR and args and unit.exception is None:
+                unit.exception = args[0]
+
+    def _record_outcome(self, task: Task, value: Any, exception: BaseException | None) -> None:
+        unit = self.storage.unit
+        if unit is not None and task.id == unit.job_id:
+            unit.value = value
+            unit.exception = exception
+
+    def record_progress(self, job_id: str, done: float, total: float | None, message: str | None) -> None:
+        now = time.time()
+        with self.storage.write():
+            self.storage.sql(
+                "UPDATE lq_job SET progress_done = ?, progress_total = ?, progress_message = ?, "
+                "progress_at = ?, updated_at = ? WHERE id = ?",
+                (done, total, message, now, now, job_id))
+
+    def is_cancel_requested(self, job_id: str) -> bool:
+        return self.storage.has_data_for_key(f"cancel:{job_id}")
+
+    # -- consumer ---------------------------------------------------------------------------
+
+    def create_consumer(self, **options: Any) -> Any:
+        from .consumer import LiteConsumer
+
+        return LiteConsumer(self, **options)
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_periodic(task_class: type[Task]) -> bool:
+    return issubclass(task_class, PeriodicTask)
+
+
+_default_app: LiteQueue | None = None
+
+
+def default_app() -> LiteQueue:
+    """The app behind ``from litequeue import task``, configured from ``LITEQUEUE_DB``."""
+    global _default_app
+    if _default_app is None:
+        _default_app = LiteQueue(defaults.APP_NAME)
+    return _default_app
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """``@task`` / ``@task(queue=...)`` on the default app."""
+    return default_app().task(*args, **kwargs)
+
+
+def periodic_task(*args: Any, **kwargs: Any) -> Any:
+    """``@periodic_task(crontab(...))`` on the default app."""
+    return default_app().periodic_task(*args, **kwargs)

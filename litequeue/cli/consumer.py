@@ -1,0 +1,40 @@
+"""``litequeue run-consumer``."""
+
+from __future__ import annotations
+
+import click
+
+from .. import defaults
+from . import main
+from .helpers import app_argument, setup_logging, user_app
+
+
+@main.command("run-consumer")
+@app_argument
+@click.option("-w", "--workers", type=click.IntRange(1, 512), default=defaults.WORKERS,
+              show_envvar=True, help="How many jobs run at once.")
+@click.option("-k", "--worker-type", type=click.Choice(["thread", "process"]),
+              default=defaults.WORKER_TYPE, show_envvar=True, help="Run jobs in threads or processes.")
+@click.option("-Q", "--queues", default="", show_envvar=True, metavar="Q1,Q2",
+              help="Serve only these queues, in this strict order (default: every queue).")
+@click.option("--burst", is_flag=True, help="Drain the queues, then exit 0.")
+@click.option("--max-tasks", type=click.IntRange(1), default=None,
+              help="Recycle a worker after it ran this many jobs.")
+@click.option("--shutdown-timeout", type=click.FloatRange(0), default=defaults.SHUTDOWN_TIMEOUT,
+              show_envvar=True, help="Seconds running jobs get to finish on SIGTERM/SIGINT.")
+@click.option("--no-periodic", is_flag=True, help="Do not fire periodic tasks from this consumer.")
+@click.pass_context
+def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type: str, queues: str,
+                 burst: bool, max_tasks: int | None, shutdown_timeout: float, no_periodic: bool) -> None:
+    """Run the jobs of APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP).
+
+    SIGTERM or Ctrl-C: stop taking jobs, let running ones finish, hand the rest back
+    to the queue and exit 0; a second signal stops at once. SIGHUP restarts.
+    """
+    setup_logging(ctx.obj["log_level"])
+    lq = user_app(app)
+    consumer = lq.create_consumer(
+        workers=workers, worker_type=worker_type,
+        queues=[q.strip() for q in queues.split(",") if q.strip()], burst=burst,
+        max_tasks=max_tasks, shutdown_timeout=shutdown_timeout, periodic=not no_periodic)
+    consumer.run()

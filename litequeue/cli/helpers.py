@@ -1,0 +1,58 @@
+"""Options and output helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..app import LiteQueue
+from ..control import open_store
+from ..loader import load_app
+from ..storage import LiteStorage
+
+F = Callable[..., Any]
+
+
+def app_argument(f: F) -> F:
+    return click.argument("app", envvar="LITEQUEUE_APP", required=False, metavar="APP")(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def store(ctx: click.Context, create: bool = False) -> LiteStorage:
+    """The database alone (read commands never import the user's code)."""
+    return open_store(ctx.obj.get("db"), create=create)
+
+
+def user_app(spec: str | None) -> LiteQueue:
+    return load_app(spec)
+
+
+def parse_json(value: str | None, kind: type, param: str) -> Any:
+    if value is None:
+        return kind()
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc}); e.g. "
+                                 + ("'[1, \"a\"]'" if kind is list else "'{\"key\": 1}'"),
+                                 param_hint=param) from None
+    if not isinstance(data, kind):
+        raise click.BadParameter(f"must be a JSON {'list' if kind is list else 'object'}",
+                                 param_hint=param)
+    return data
+
+
+def setup_logging(level: int) -> None:
+    import logging
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

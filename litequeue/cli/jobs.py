@@ -1,0 +1,214 @@
+"""``litequeue enqueue``, ``status``, ``jobs ...`` and ``tasks``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .. import control
+from ..errors import JobNotFoundError
+from ..ledger import queries
+from . import main
+from .helpers import app_argument, echo_json, json_option, parse_json, store, user_app
+
+
+@main.command()
+@click.argument("task")
+@click.option("--args", "args_json", metavar="JSON-LIST", help="Positional arguments, a JSON list.")
+@click.option("--kwargs", "kwargs_json", metavar="JSON-OBJECT", help="Keyword arguments, a JSON object.")
+@click.option("-q", "--queue", default=None, help="Queue (default: the task's own).")
+@click.option("--priority", type=int, default=None, help="Higher runs first within a queue.")
+@click.option("--delay", type=click.FloatRange(0), default=None, help="Run after this many seconds.")
+@click.option("--wait", is_flag=True, help="Wait for the job and print its result.")
+@click.option("--timeout", type=click.FloatRange(0), default=None, help="With --wait: give up after this many seconds.")
+@click.option("--app", "app_spec", envvar="LITEQUEUE_APP", show_envvar=True, metavar="APP",
+              help="The app that defines TASK (MODULE or MODULE:ATTR).")
+def enqueue(task: str, args_json: str | None, kwargs_json: str | None, queue: str | None,
+            priority: int | None, delay: float | None, wait: bool, timeout: float | None,
+            app_spec: str | None) -> None:
+    """Enqueue TASK (its name, or module.name) and print the new job id."""
+    args = parse_json(args_json, list, "--args")
+    kwargs = parse_json(kwargs_json, dict, "--kwargs")
+    lq = user_app(app_spec)
+    result = lq.enqueue_by_name(task, args, kwargs, queue=queue, priority=priority, delay=delay)
+    if result is None:
+        return
+    click.echo(result.id)
+    if wait:
+        from huey.exceptions import ResultTimeout, TaskException
+
+        try:
+            value = result.get(blocking=True, timeout=timeout)
+        except ResultTimeout:
+            raise click.ClickException(f"job {result.id} did not finish within {timeout}s; "
+                                       "it is still queued or running") from None
+        except TaskException as exc:
+            raise click.ClickException(f"job {result.id} failed: {exc.metadata.get('error')}") from None
+        click.echo(repr(value) if not isinstance(value, str) else value)
+
+
+@main.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Per queue: scheduled, queued, running, failed jobs, the oldest queued job's age;
+    and the consumers alive."""
+    s = store(ctx)
+    data = {"queues": queries.queue_summary(s.database),
+            "consumers": queries.consumers(s.database, alive_only=True)}
+    for extra in status_extras:
+        data.update(extra(s))
+    if as_json:
+        echo_json(data)
+        return
+    if not data["queues"]:
+        click.echo("no jobs yet")
+    else:
+        click.echo(f"{'QUEUE':<16}{'SCHEDULED':>10}{'QUEUED':>8}{'RUNNING':>9}{'RETRYING':>10}"
+                   f"{'FAILED':>8}  OLDEST QUEUED")
+        for name, q in data["queues"].items():
+            age = q["oldest_queued_age_s"]
+            flag = "  (paused)" if q["paused"] else ""
+            click.echo(f"{name:<16}{q['scheduled']:>10}{q['queued']:>8}{q['running']:>9}"
+                       f"{q['retrying']:>10}{q['failed']:>8}  {_age(age)}{flag}")
+    alive = data["consumers"]
+    click.echo(f"\nconsumers alive: {len(alive)}")
+    for c in alive:
+        click.echo(f"  {c['id']}  {c['concurrency']} {c['worker_type']}(s)  queues: "
+                   f"{','.join(c['queues']) or 'all'}  heartbeat {c['heartbeat_age_s']}s ago")
+    for printer in status_printers:
+        printer(data)
+
+
+#: Hooks later parts (inbox, progress) use to add to ``status``: fn(store) -> dict.
+status_extras: list = []
+status_printers: list = []
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+@main.group()
+def jobs() -> None:
+    """List, show, retry and cancel jobs."""
+
+
+@jobs.command("list")
+@click.option("--status", "status_", type=click.Choice([
+    "waiting", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "cancelled",
+    "expired"]), default=None, help="Only jobs in this status.")
+@click.option("--queue", default=None, help="Only jobs of this queue.")
+@click.option("--task", default=None, help="Only jobs of this task.")
+@click.option("--search", default=None, help="Match id, argument text or error text.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, help="At most this many.")
+@json_option
+@click.pass_context
+def jobs_list(ctx: click.Context, status_: str | None, queue: str | None, task: str | None,
+              search: str | None, limit: int, as_json: bool) -> None:
+    """Jobs, newest first."""
+    rows = queries.list_jobs(store(ctx).database, status=status_, queue=queue, task=task,
+                             search=search, limit=limit)
+    if as_json:
+        detail = store(ctx).database
+        echo_json([queries.get_job(detail, r["id"]) if r["status"] == "failed" else r for r in rows])
+        return
+    for r in rows:
+        err = f"  {r['error'][:60]}" if r.get("error") else ""
+        click.echo(f"{r['id']}  {r['status']:<10}{r['queue']:<12}{r['task']:<24}"
+                   f"attempts={r['attempts']}{err}")
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@json_option
+@click.pass_context
+def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Everything the ledger knows about one job, traceback included."""
+    job = queries.get_job(store(ctx).database, job_id)
+    if job is None:
+        raise JobNotFoundError(f"no job {job_id!r} in the ledger; see `litequeue jobs list`")
+    if as_json:
+        echo_json(job)
+        return
+    for key in ("id", "task", "queue", "priority", "status", "attempts", "crashes", "args",
+                "kwargs", "enqueued_at", "eta", "started_at", "finished_at", "worker", "result",
+                "error", "parent_id", "retried_from", "children", "retries"):
+        if job.get(key) not in (None, [], ""):
+            click.echo(f"{key + ':':<14}{job[key]}")
+    if job.get("progress"):
+        p = job["progress"]
+        pct = f" ({p['percent']}%)" if "percent" in p else ""
+        eta = f", about {p['eta_seconds']}s left" if "eta_seconds" in p else ""
+        click.echo(f"{'progress:':<14}{p['done']:g}/{p['total']:g}{pct}{eta} {p.get('message') or ''}")
+    if job.get("file"):
+        f = job["file"]
+        click.echo(f"{'file:':<14}{f['name']} ({f['size']} bytes, sha256 {f['sha256']}) now {f['path']}")
+    for a in job["attempt_list"]:
+        click.echo(f"attempt {a['number']}: {a['outcome']} on {a['worker']} at {a['started_at']}"
+                   f" ({a['duration_s']}s){'  ' + a['error'] if a['error'] else ''}")
+    if job.get("traceback"):
+        click.echo("\n" + job["traceback"].rstrip())
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job.")
+@click.option("--queue", default=None, help="With --all-failed: only this queue.")
+@click.option("--task", default=None, help="With --all-failed: only this task.")
+@click.pass_context
+def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, queue: str | None,
+               task: str | None) -> None:
+    """Re-enqueue jobs with their original arguments (linked to the original)."""
+    s = store(ctx)
+    ids = list(job_ids)
+    if all_failed:
+        ids += queries.failed_job_ids(s.database, queue=queue, task=task)
+    if not ids:
+        raise click.UsageError("give job ids or --all-failed")
+    done = 0
+    started = time.monotonic()
+    for i in range(0, len(ids), 500):
+        mapping = control.retry_jobs(s, ids[i:i + 500])
+        for old, new in mapping.items():
+            click.echo(f"{old} -> {new}")
+        done += len(mapping)
+    click.echo(f"retried {done} job(s) in {time.monotonic() - started:.1f}s", err=True)
+
+
+@jobs.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True)
+@click.pass_context
+def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+    """Cancel queued or scheduled jobs; ask running ones to stop."""
+    for job_id, what in control.cancel_jobs(store(ctx), list(job_ids)).items():
+        click.echo(f"{job_id}: {what}")
+
+
+@main.command()
+@app_argument
+@json_option
+def tasks(app: str | None, as_json: bool) -> None:
+    """Tasks APP registers, with queue, priority, retries and schedule."""
+    lq = user_app(app)
+    rows = []
+    for key in lq.task_names():
+        cls = lq._registry._registry[key]
+        periodic = hasattr(cls, "validate_datetime")
+        rows.append({"name": cls.__name__, "qualified_name": key,
+                     "queue": getattr(cls, "queue", "default"),
+                     "priority": cls.default_priority or 0, "retries": cls.default_retries,
+                     "schedule": "periodic (crontab)" if periodic else None})
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<28}queue={r['queue']:<12}priority={r['priority']:<4}"
+                   f"retries={r['retries']}{'  ' + r['schedule'] if r['schedule'] else ''}")

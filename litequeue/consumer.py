@@ -1,0 +1,288 @@
+"""``LiteConsumer``: Huey's consumer with claims, instant crash recovery and graceful stops.
+
+What it changes at Huey's seams:
+
+* workers take jobs from claims (``pool.py``) and never delete a queue row themselves;
+* SIGTERM and SIGINT both stop gracefully (finish running jobs within
+  ``shutdown_timeout``, then hand unfinished claims back); a second signal stops at once,
+  still handing claims back; SIGHUP restarts gracefully;
+* the consumer holds a lock file for life, so others know at once when it dies;
+* process workers die with their parent (``PR_SET_PDEATHSIG``) and ignore the signals
+  meant for the parent; a dead worker process's claims are recovered before it is replaced;
+* task timeouts are enforced for thread workers too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
+from huey.exceptions import TaskTimeout
+
+from . import defaults
+from .db import state_dir
+from .doorbell import Doorbell
+from .liveness import LifeLock, new_consumer_id
+from .pool import Acker, Claimer, DirectEndpoint, Observer
+from .scheduler import LiteScheduler
+from .supervisor import Supervisor, deregister_worker, register_worker, release_stalled_claims
+from .worker import LiteWorker
+
+if TYPE_CHECKING:
+    from .app import LiteQueue
+
+log = logging.getLogger("litequeue.consumer")
+_PR_SET_PDEATHSIG = 1
+
+
+class ThreadTimeoutEnvironment(ThreadEnvironment):
+    """Thread workers with task timeouts: ``TaskTimeout`` is raised inside the worker
+    thread when its job runs past ``timeout`` (at the next Python instruction)."""
+
+    @contextlib.contextmanager
+    def timeout(self, seconds: float) -> Iterator[None]:
+        target = threading.get_ident()
+        lock = threading.Lock()
+        armed = [True]
+
+        def fire() -> None:
+            with lock:
+                if armed[0]:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(target), ctypes.py_object(TaskTimeout))
+
+        timer = threading.Timer(seconds, fire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            with lock:
+                armed[0] = False
+            timer.cancel()
+
+
+class ChildProcessEnvironment(ProcessEnvironment):
+    """Process workers that die with the consumer and leave its signals to it."""
+
+    def init_child(self, process: Any) -> None:
+        super().init_child(process)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != self.parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+class LiteConsumer(Consumer):
+    """Runs workers (threads or processes), a scheduler and a supervisor for one app."""
+
+    worker_class = LiteWorker
+    scheduler_class = LiteScheduler
+
+    def __init__(self, huey: LiteQueue, workers: int = 1, worker_type: str = defaults.WORKER_TYPE,
+                 queues: Sequence[str] | None = None, burst: bool = False,
+                 max_tasks: int | None = None, shutdown_timeout: float = defaults.SHUTDOWN_TIMEOUT,
+                 periodic: bool = True, observers: Sequence[Observer] = (), **options: Any) -> None:
+        self.consumer_id = new_consumer_id()
+        self.queues = [q for q in (queues or ()) if q] or None
+        self.burst = burst
+        self.observers: list[Observer] = list(observers)
+        self.state = state_dir(huey.db_target)
+        self.lock = LifeLock(self.state / "consumers" / f"{self.consumer_id}.lock") if self.state else None
+        self.stop_event = threading.Event()
+        self.claimer: Claimer | None = None
+        self.acker: Acker | None = None
+        self.supervisor: Supervisor | None = None
+        self._bell: Doorbell | None = None
+        self._burst_done = False
+        super().__init__(huey, workers=workers, periodic=periodic, worker_type=worker_type,
+                         max_tasks=max_tasks, shutdown_timeout=shutdown_timeout,
+                         check_worker_health=True, health_check_interval=1, **options)
+        self._signal_actions = {signal.SIGINT: (False, True), signal.SIGTERM: (False, True),
+                                signal.SIGHUP: (True, True)}
+
+    storage = property(lambda self: self.huey.storage)
+
+    # -- Huey's seams -------------------------------------------------------------------
+
+    def get_environment(self, worker_type: str) -> Any:
+        if worker_type == "thread":
+            return ThreadTimeoutEnvironment()
+        if worker_type == "process":
+            env = ChildProcessEnvironment(signal.SIGINT, signal.SIGUSR1)
+            env.parent_pid = os.getpid()
+            return env
+        raise ValueError(f"worker type must be thread or process, not {worker_type!r}")
+
+    def _create_worker(self) -> LiteWorker:
+        return LiteWorker(self.huey, self.stop_flag, self, max_tasks=self.max_tasks)
+
+    def _create_scheduler(self) -> LiteScheduler:
+        return LiteScheduler(self.huey, self.stop_flag, self, self.periodic)
+
+    def make_bell(self, name: str) -> Doorbell:
+        folder = self.state / "bell" if self.state else None
+        return Doorbell(folder, f"{self.consumer_id.replace(':', '_')}-{name}-{os.getpid()}")
+
+    def endpoints_for_worker(self) -> tuple[Any, Any]:
+        """Where a worker takes claims from and hands outcomes to (called in the worker)."""
+        if self.claimer is not None and self.acker is not None:
+            return self.claimer, self.acker
+        holder = f"{self.consumer_id}/{os.getpid()}"
+        endpoint = DirectEndpoint(self.storage, holder, self.queues, self.make_bell("w"),
+                                  self._paused_in_child, self.observers, self.huey.bell_dir)
+        self._child_endpoint = endpoint
+        return endpoint, endpoint
+
+    def _paused_in_child(self) -> set[str]:
+        # Process workers read pauses themselves (at most once a second).
+        now = time.monotonic()
+        cache = getattr(self, "_pause_cache", (0.0, set()))
+        if now - cache[0] > 1.0:
+            rows = self.storage.sql("SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?",
+                                    (True,)).fetchall()
+            wall = time.time()
+            cache = (now, {q for q, u in rows if u is None or u > wall})
+            self._pause_cache = cache
+        return cache[1]
+
+    # -- life -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.lock is not None:
+            self.lock.acquire()
+        register_worker(self.storage, self.consumer_id, os.getpid(),
+                        str(self.lock.path) if self.lock else None, self.queues, self.workers,
+                        self.worker_type)
+        recovered = release_stalled_claims(self.storage, me=self.consumer_id)
+        if recovered:
+            log.warning("recovered %d job(s) from dead consumers", recovered)
+        if self.worker_type == "thread":
+            self._bell = self.make_bell("claimer")
+            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_dir,
+                                         self._jobs_done)
+            self.claimer = Claimer(self.storage, self.consumer_id, self.queues, self._bell,
+                                   self.supervisor.paused, self.stop_event)
+            self.acker = Acker(self.storage, self.consumer_id, self.observers, self.huey.bell_dir)
+        else:
+            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_dir,
+                                         self._jobs_done)
+        log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
+                 self.consumer_id, self.workers, self.worker_type,
+                 ",".join(self.queues) if self.queues else "all", self.huey.db_target)
+        super().start()  # forks process workers before any thread of ours exists
+        self.supervisor.start()
+        if self.acker is not None and self.claimer is not None:
+            self.acker.start()
+            self.claimer.start()
+
+    def _jobs_done(self) -> int:
+        return self.acker.done if self.acker else 0
+
+    def run(self) -> None:
+        """Run until stopped; always hand unfinished claims back before returning."""
+        self.start()
+        health_check_ts = time.monotonic()
+        try:
+            while True:
+                try:
+                    health_check_ts = self.loop(health_check_ts)
+                except ConsumerStopped:
+                    break
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+            self.shutdown()
+        if self._restart:
+            log.info("consumer restarting (SIGHUP)")
+            os.execv(sys.executable, [sys.executable, *sys.argv])
+
+    def loop(self, health_check_ts: float | None = None) -> float | None:
+        if self.burst and not self._burst_done and self._drained():
+            log.info("burst: queues drained, stopping")
+            self._burst_done = True
+            self.stop(graceful=True)
+            raise ConsumerStopped
+        return super().loop(health_check_ts)
+
+    def _drained(self) -> bool:
+        if self.claimer is None or self.acker is None:
+            endpoint_idle = self.storage.sql(
+                "SELECT COUNT(*) FROM lq_ready WHERE app = ? AND (claimed_by IS NULL OR "
+                "claimed_by LIKE ?)", (self.huey.name, f"{self.consumer_id}/%")).fetchone()[0] == 0
+            return endpoint_idle and self._nothing_due()
+        with self.claimer.cond:
+            busy = self.claimer.idle < self.workers or bool(self.claimer.buffer)
+        return (not busy and self.claimer.empty_polls > 0 and self.acker.pending == 0
+                and self._nothing_due())
+
+    def _nothing_due(self) -> bool:
+        nxt = self.storage.next_due()
+        return nxt is None or nxt > time.time() + 1.0
+
+    def stop(self, graceful: bool = False) -> None:
+        self.stop_event.set()
+        if self._bell is not None:
+            self._bell.wake()
+        super().stop(graceful=graceful)
+
+    def shutdown(self) -> None:
+        """Commit finished acks, hand every unfinished claim back, deregister."""
+        self.stop_event.set()
+        if self.supervisor is not None:
+            self.supervisor.stop.set()
+        if self.claimer is not None:
+            self.claimer.thread.join(2)
+            left = self.claimer.drain_unstarted()
+            if left:
+                self.storage.release(self.consumer_id, [c.row_id for c in left],
+                                     reason="claimed but not started when the consumer stopped")
+        if self.acker is not None:
+            self.acker.close()
+        released = self.storage.release(self.consumer_id)
+        for _, proc in self.worker_threads:
+            if self.worker_type == "process" and proc.pid:
+                released += self.storage.release(f"{self.consumer_id}/{proc.pid}")
+        if released:
+            log.warning("handed %d unfinished job(s) back to the queue", released)
+        with contextlib.suppress(Exception):
+            deregister_worker(self.storage, self.consumer_id, self._jobs_done())
+        if self._bell is not None:
+            self._bell.close()
+        if self.lock is not None:
+            self.lock.release()
+        log.info("consumer %s stopped", self.consumer_id)
+
+    def check_worker_health(self) -> bool:
+        if self.worker_type == "process":
+            for _, proc in self.worker_threads:
+                if proc.pid and not proc.is_alive():
+                    back, failed = self.storage.recover(f"{self.consumer_id}/{proc.pid}",
+                                                        reason="interrupted: its worker process died")
+                    if back or failed:
+                        log.warning("worker process %s died: %d job(s) back to the queue, "
+                                    "%d failed at the crash cap", proc.pid, back, failed)
+        return super().check_worker_health()
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        if self._signum is not None and not self._restart:
+            raise KeyboardInterrupt  # a second signal: stop now (claims are still handed back)
+        self._signum = signum
+        self._restart, self._graceful = self._signal_actions[signum]
+
+
+def consumer_state_path(db_target: str) -> Path | None:
+    return state_dir(db_target)

@@ -1,0 +1,56 @@
+"""``current_job()``: what a running task knows about itself (id, attempt, progress, cancel)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import JobCancelled
+
+if TYPE_CHECKING:
+    from .app import LiteQueue
+
+_local = threading.local()
+#: Progress is written at most this often, except the last report (done == total).
+PROGRESS_INTERVAL = 0.5
+
+
+@dataclass
+class JobContext:
+    """The job this thread is running."""
+
+    id: str
+    task: str
+    queue: str
+    attempt: int
+    app: LiteQueue
+    _last_progress: float = field(default=0.0, repr=False)
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Record progress (``done`` of ``total``) in the ledger; cheap to call often."""
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if not final and now - self._last_progress < PROGRESS_INTERVAL:
+            return
+        self._last_progress = now
+        self.app.record_progress(self.id, done, total, message)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked to cancel this job (``litequeue jobs cancel``)."""
+        return self.app.is_cancel_requested(self.id)
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise JobCancelled(f"job {self.id} was cancelled")
+
+
+def current_job() -> JobContext | None:
+    """The job the calling thread is running, or None outside a job."""
+    return getattr(_local, "job", None)
+
+
+def set_current_job(job: JobContext | None) -> None:
+    _local.job = job

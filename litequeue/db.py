@@ -1,0 +1,130 @@
+"""Open the one database that holds queue and ledger: a SQLite file or a database URL.
+
+Every error here is a :class:`DatabaseError` whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import peewee
+from playhouse.db_url import connect as db_url_connect
+
+from . import defaults
+from .errors import DatabaseError
+
+SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
+
+
+def database_target(target: str | os.PathLike[str] | None = None) -> str:
+    """The database named by ``target``, else ``$LITEQUEUE_DB``, else ``./litequeue.db``."""
+    if target is None:
+        target = os.environ.get("LITEQUEUE_DB") or defaults.DB_PATH
+    return os.fspath(target)
+
+
+def is_url(target: str) -> bool:
+    return "://" in target
+
+
+def sqlite_path(target: str) -> str | None:
+    """The file path of a SQLite target (a plain path or ``sqlite:///path``), else None."""
+    if not is_url(target):
+        return target
+    if target.startswith("sqlite:///"):
+        return target[len("sqlite:///") :].split("?", 1)[0] or None
+    return None
+
+
+def state_dir(target: str) -> Path | None:
+    """Folder beside a SQLite file for lock files and doorbell sockets (None for servers)."""
+    path = sqlite_path(target)
+    if path is None or path == ":memory:":
+        return None
+    return Path(os.path.abspath(path) + ".lq")
+
+
+def _check_sqlite_file(path: str, *, create: bool) -> None:
+    folder = Path(os.path.abspath(path)).parent
+    if not folder.is_dir():
+        raise DatabaseError(
+            f"cannot open database {path}: folder {folder} does not exist; "
+            "create it or set LITEQUEUE_DB to a path in an existing folder"
+        )
+    exists = os.path.exists(path)
+    if not exists and not create:
+        raise DatabaseError(
+            f"no litequeue database at {path}; enqueue a job or start a consumer first, "
+            "or set LITEQUEUE_DB to the right file"
+        )
+    if create and not os.access(folder, os.W_OK):
+        raise DatabaseError(
+            f"cannot write database {path}: folder {folder} is read-only; "
+            "make it writable or set LITEQUEUE_DB to a writable location"
+        )
+    if exists:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise DatabaseError(
+                f"{path} is not a litequeue database (not a SQLite file); "
+                "point LITEQUEUE_DB at a new or existing litequeue database"
+            )
+
+
+def open_database(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    durability: str = defaults.DURABILITY,
+    busy_timeout: float = defaults.BUSY_TIMEOUT,
+    readonly: bool = False,
+    create: bool = True,
+) -> peewee.Database:
+    """Return a peewee database (one connection per thread) for ``target``.
+
+    SQLite runs in WAL mode with ``synchronous=FULL`` (``durability="full"``) or
+    ``NORMAL`` (``"fast"``). ``readonly`` opens the file with ``mode=ro`` so the reader
+    can never take the write lock. Nothing is created when ``create`` is False.
+    """
+    name = database_target(target)
+    if durability not in SYNCHRONOUS:
+        raise DatabaseError(f"durability must be one of {', '.join(SYNCHRONOUS)}, not {durability!r}")
+    path = sqlite_path(name)
+    if path is None:
+        try:
+            return db_url_connect(name)
+        except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
+            raise DatabaseError(
+                f"cannot use database URL {name!r}: {exc}; expected e.g. "
+                "postgresql://user@host:5432/dbname or sqlite:///path/to/litequeue.db"
+            ) from exc
+    if path != ":memory:":
+        _check_sqlite_file(path, create=create and not readonly)
+    pragmas: dict[str, object] = {
+        "busy_timeout": int(busy_timeout * 1000),
+        "foreign_keys": 0,
+        "cache_size": -16000,
+    }
+    if readonly:
+        db = peewee.SqliteDatabase(
+            f"file:{os.path.abspath(path)}?mode=ro", uri=True, pragmas=pragmas,
+            timeout=busy_timeout, check_same_thread=False,
+        )
+    else:
+        pragmas.update(journal_mode="wal", synchronous=SYNCHRONOUS[durability])
+        db = peewee.SqliteDatabase(
+            path, pragmas=pragmas, timeout=busy_timeout, check_same_thread=False
+        )
+    try:
+        db.connect(reuse_if_open=True)
+    except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
+        raise DatabaseError(f"cannot open database {path}: {exc}; check the path and its permissions") from exc
+    return db
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked"/"busy" errors (waited out, never fatal)."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text

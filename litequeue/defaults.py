@@ -1,0 +1,32 @@
+"""Every default in one place, named."""
+
+from __future__ import annotations
+
+DB_PATH = "litequeue.db"
+APP_NAME = "litequeue"
+QUEUE = "default"
+PRIORITY = 0
+WORKERS = 1
+WORKER_TYPE = "thread"
+#: A job whose worker died this many times ends ``failed``.
+CRASH_CAP = 3
+SHUTDOWN_TIMEOUT = 30.0
+#: How long a writer waits for SQLite's write lock before giving up.
+BUSY_TIMEOUT = 30.0
+#: ``full``: an enqueue that returned survives power loss. ``fast``: it survives
+#: a process crash, but the last commits may be lost on power loss.
+DURABILITY = "full"
+#: How often a consumer writes its heartbeat and looks for dead consumers.
+HEARTBEAT_INTERVAL = 1.0
+#: A consumer on another host is presumed dead after this long without a heartbeat.
+HEARTBEAT_LEASE = 60.0
+#: The consumer falls back to a poll this often when no doorbell rings.
+IDLE_POLL = 1.0
+#: Longest a finished job waits for its acknowledgement to be grouped with others.
+ACK_GROUP_WINDOW = 0.002
+PREVIEW_MAX_CHARS = 200
+PREVIEW_MAX_ITEMS = 20
+KEEP_SUCCEEDED_DAYS = 7
+KEEP_FAILED_DAYS = 30
+WEB_HOST = "127.0.0.1"
+WEB_PORT = 8642

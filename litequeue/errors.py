@@ -1,0 +1,35 @@
+"""Errors litequeue raises. Each message says what to do."""
+
+from __future__ import annotations
+
+
+class LiteQueueError(Exception):
+    """Base class of every litequeue error."""
+
+
+class ConfigurationError(LiteQueueError):
+    """A setting is wrong; the message names it and the expected form."""
+
+
+class DatabaseError(LiteQueueError):
+    """The database cannot be opened or used; the message says why and what to do."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """Another process held the database write lock for longer than the busy timeout."""
+
+
+class UnknownTaskError(LiteQueueError):
+    """No task of that name is registered (or the short name is ambiguous)."""
+
+
+class AppImportError(LiteQueueError):
+    """The APP given to the CLI could not be imported."""
+
+
+class JobNotFoundError(LiteQueueError):
+    """No job with that id is in the ledger."""
+
+
+class JobCancelled(LiteQueueError):
+    """Raised inside a running job when someone cancelled it (see ``current_job().cancelled``)."""

@@ -1,0 +1,195 @@
+"""The ledger's tables (peewee), living in the same database as the queue.
+
+Models are made per database by :func:`make_ledger`, so two apps on two files can live in
+one process (tests do). Times are float seconds since the epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import peewee as pw
+
+SCHEMA_VERSION = "litequeue/1"
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The ledger's model classes, bound to one database."""
+
+    db: pw.Database
+    Meta: type[pw.Model]
+    Job: type[pw.Model]
+    Attempt: type[pw.Model]
+    Consumer: type[pw.Model]
+    PeriodicRun: type[pw.Model]
+    Event: type[pw.Model]
+    QueueState: type[pw.Model]
+    Finished: type[pw.Model]
+    InboxFile: type[pw.Model]
+
+    @property
+    def models(self) -> list[type[pw.Model]]:
+        return [
+            self.Meta, self.Job, self.Attempt, self.Consumer, self.PeriodicRun,
+            self.Event, self.QueueState, self.Finished, self.InboxFile,
+        ]
+
+
+def make_ledger(db: pw.Database) -> Ledger:
+    class Base(pw.Model):
+        class Meta:
+            database = db
+
+    class Meta(Base):
+        key = pw.CharField(primary_key=True)
+        value = pw.TextField()
+
+        class Meta:
+            table_name = "lq_meta"
+
+    class Job(Base):
+        """One row per job: what it is, where it is in its life, how it ended."""
+
+        seq = pw.AutoField()  # keyset pagination order
+        id = pw.CharField(unique=True)
+        app = pw.CharField()
+        task = pw.CharField()
+        queue = pw.CharField()
+        priority = pw.IntegerField(default=0)
+        status = pw.CharField()
+        args = pw.TextField(default="[]")  # redacted JSON preview
+        kwargs = pw.TextField(default="{}")
+        payload = pw.BlobField(null=True)  # original message, so retry needs no unpickling
+        enqueued_at = pw.FloatField()
+        eta = pw.FloatField(null=True)
+        started_at = pw.FloatField(null=True)
+        finished_at = pw.FloatField(null=True)
+        updated_at = pw.FloatField()
+        attempts = pw.IntegerField(default=0)
+        crash_cap = pw.IntegerField(default=3)
+        crashes = pw.IntegerField(default=0)
+        worker = pw.CharField(null=True)
+        error = pw.TextField(null=True)
+        traceback = pw.TextField(null=True)
+        result = pw.TextField(null=True)  # JSON preview
+        parent_id = pw.CharField(null=True)
+        retried_from = pw.CharField(null=True)
+        progress_done = pw.FloatField(null=True)
+        progress_total = pw.FloatField(null=True)
+        progress_message = pw.TextField(null=True)
+        progress_at = pw.FloatField(null=True)
+
+        class Meta:
+            table_name = "lq_job"
+            indexes = (
+                (("status", "seq"), False),
+                (("queue", "status"), False),
+                (("task", "seq"), False),
+                (("parent_id",), False),
+                (("finished_at",), False),
+            )
+
+    class Attempt(Base):
+        """One row per attempt at running a job."""
+
+        id = pw.AutoField()
+        job_id = pw.CharField()
+        number = pw.IntegerField()
+        consumer_id = pw.CharField(null=True)
+        started_at = pw.FloatField()
+        finished_at = pw.FloatField(null=True)
+        outcome = pw.CharField()
+        error = pw.TextField(null=True)
+
+        class Meta:
+            table_name = "lq_attempt"
+            indexes = ((("job_id", "number"), True),)
+
+    class Consumer(Base):
+        """One row per consumer process: who it is, how to tell it is alive."""
+
+        id = pw.CharField(primary_key=True)
+        hostname = pw.CharField()
+        pid = pw.IntegerField()
+        boot_id = pw.CharField()
+        lock_path = pw.TextField(null=True)
+        queues = pw.TextField()  # comma-separated, "" = every queue
+        concurrency = pw.IntegerField()
+        worker_type = pw.CharField()
+        started_at = pw.FloatField()
+        heartbeat_at = pw.FloatField()
+        stopped_at = pw.FloatField(null=True)
+        status = pw.CharField()  # running, stopping, stopped, dead
+        jobs_done = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+
+        class Meta:
+            table_name = "lq_consumer"
+
+    class PeriodicRun(Base):
+        """A periodic task's run, keyed by its schedule slot so it fires once."""
+
+        id = pw.AutoField()
+        task = pw.CharField()
+        slot = pw.CharField()
+        job_id = pw.CharField()
+        created_at = pw.FloatField()
+
+        class Meta:
+            table_name = "lq_periodic_run"
+            indexes = ((("task", "slot"), True),)
+
+    class Event(Base):
+        """Actions people and tools took (retry, cancel, pause, purge, prune)."""
+
+        id = pw.AutoField()
+        at = pw.FloatField()
+        action = pw.CharField()
+        job_id = pw.CharField(null=True)
+        queue = pw.CharField(null=True)
+        detail = pw.TextField(null=True)
+        actor = pw.CharField(null=True)
+
+        class Meta:
+            table_name = "lq_event"
+
+    class QueueState(Base):
+        queue = pw.CharField(primary_key=True)
+        paused = pw.BooleanField(default=False)
+        paused_until = pw.FloatField(null=True)  # None with paused = until resumed
+        updated_at = pw.FloatField()
+
+        class Meta:
+            table_name = "lq_queue_state"
+
+    class Finished(Base):
+        """Counters of finished jobs that survive pruning (for metrics)."""
+
+        queue = pw.CharField()
+        task = pw.CharField()
+        outcome = pw.CharField()
+        count = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+        duration_sum = pw.FloatField(default=0.0, constraints=[pw.SQL("DEFAULT 0")])
+
+        class Meta:
+            table_name = "lq_finished"
+            primary_key = pw.CompositeKey("queue", "task", "outcome")
+
+    class InboxFile(Base):
+        """A file taken from a watched inbox and the job it became."""
+
+        id = pw.AutoField()
+        job_id = pw.CharField(null=True, index=True)
+        inbox = pw.TextField()
+        name = pw.TextField()  # original name, relative to the inbox
+        path = pw.TextField()  # where the file is now
+        size = pw.IntegerField()
+        sha256 = pw.CharField(null=True, index=True)
+        state = pw.CharField()  # processing, done, failed, duplicate
+        taken_at = pw.FloatField()
+        settled_at = pw.FloatField(null=True)
+
+        class Meta:
+            table_name = "lq_inbox_file"
+
+    return Ledger(db, Meta, Job, Attempt, Consumer, PeriodicRun, Event, QueueState, Finished, InboxFile)

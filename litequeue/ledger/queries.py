@@ -1,0 +1,222 @@
+"""Where the ledger is *shown*: one module of read queries for the CLI, the web page and
+metrics. Every function takes a peewee database (read-only connections work) and never
+unpickles anything."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import peewee as pw
+
+from ..status import JobStatus
+
+JOB_FIELDS = (
+    "seq", "id", "app", "task", "queue", "priority", "status", "args", "kwargs", "enqueued_at",
+    "eta", "started_at", "finished_at", "updated_at", "attempts", "crashes", "crash_cap",
+    "worker", "error", "traceback", "result", "parent_id", "retried_from", "progress_done",
+    "progress_total", "progress_message", "progress_at",
+)
+LIST_FIELDS = tuple(f for f in JOB_FIELDS if f != "traceback")
+COUNTED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING,
+           JobStatus.FAILED)
+
+
+def sql(db: pw.Database, query: str, params: Sequence[Any] = ()) -> Any:
+    if not isinstance(db, pw.SqliteDatabase):
+        query = query.replace("%", "%%").replace("?", "%s")
+    return db.execute_sql(query, params)
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC (``2026-11-23T18:35:20.123456Z``)."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def job_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as the JSON object the CLI and web API print (ISO times, parsed previews)."""
+    out = dict(row)
+    for key in ("args", "kwargs", "result"):
+        if key in out:
+            out[key] = _loads(out[key])
+    for key in ("enqueued_at", "eta", "started_at", "finished_at", "updated_at", "progress_at"):
+        if key in out:
+            out[key] = iso(out[key])
+    if row.get("progress_total"):
+        out["progress"] = progress_view(row)
+    return out
+
+
+def progress_view(row: dict[str, Any], now: float | None = None) -> dict[str, Any] | None:
+    """done/total, percent and an ETA from the rate so far."""
+    done, total = row.get("progress_done"), row.get("progress_total")
+    if done is None:
+        return None
+    view: dict[str, Any] = {"done": done, "total": total, "message": row.get("progress_message")}
+    if total:
+        view["percent"] = round(100.0 * done / total, 1)
+        started = row.get("started_at")
+        at = row.get("progress_at") or now or time.time()
+        if started and done > 0 and total > done:
+            rate = done / max(1e-6, at - started)
+            view["eta_seconds"] = round((total - done) / rate, 1)
+    return view
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def has_schema(db: pw.Database) -> bool:
+    return "lq_meta" in db.get_tables()
+
+
+def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Per queue: counts of scheduled, queued, running, retrying and failed jobs, the age of
+    the oldest queued job, and whether the queue is paused."""
+    now = time.time() if now is None else now
+    marks = ", ".join("?" * len(COUNTED))
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(queue: str) -> dict[str, Any]:
+        if queue not in out:
+            out[queue] = {s.value: 0 for s in COUNTED}
+            out[queue].update(oldest_queued_age_s=None, paused=False, paused_until=None)
+        return out[queue]
+
+    for queue, status, n in sql(db, f"SELECT queue, status, COUNT(*) FROM lq_job WHERE status IN "
+                                    f"({marks}) GROUP BY queue, status",
+                                [s.value for s in COUNTED]).fetchall():
+        entry(queue)[status] = n
+    for queue, oldest in sql(db, "SELECT queue, MIN(enqueued_at) FROM lq_ready WHERE claimed_by IS "
+                                 "NULL GROUP BY queue").fetchall():
+        entry(queue)["oldest_queued_age_s"] = round(max(0.0, now - oldest), 3)
+    for queue, paused, until in sql(db, "SELECT queue, paused, paused_until FROM lq_queue_state"):
+        if paused and (until is None or until > now):
+            e = entry(queue)
+            e["paused"] = True
+            e["paused_until"] = iso(until)
+    return dict(sorted(out.items()))
+
+
+def consumers(db: pw.Database, alive_only: bool = False) -> list[dict[str, Any]]:
+    query = ("SELECT id, hostname, pid, queues, concurrency, worker_type, started_at, heartbeat_at, "
+             "stopped_at, status, jobs_done FROM lq_consumer")
+    if alive_only:
+        query += " WHERE status IN ('running', 'stopping')"
+    rows = _rows(sql(db, query + " ORDER BY started_at DESC LIMIT 200"))
+    now = time.time()
+    for row in rows:
+        row["queues"] = row["queues"].split(",") if row["queues"] else []
+        row["heartbeat_age_s"] = round(now - row["heartbeat_at"], 1)
+        for key in ("started_at", "heartbeat_at", "stopped_at"):
+            row[key] = iso(row[key])
+    return rows
+
+
+def list_jobs(db: pw.Database, *, status: str | None = None, queue: str | None = None,
+              task: str | None = None, search: str | None = None, before: int | None = None,
+              limit: int = 50) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated: pass the last row's ``seq`` as ``before``."""
+    where, params = [], []
+    for column, value in (("status", status), ("queue", queue), ("task", task)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if search:
+        where.append("(id = ? OR args LIKE ? OR kwargs LIKE ? OR error LIKE ?)")
+        like = f"%{search}%"
+        params += [search, like, like, like]
+    if before is not None:
+        where.append("seq < ?")
+        params.append(before)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = _rows(sql(db, f"SELECT {', '.join(LIST_FIELDS)} FROM lq_job{clause} "
+                         "ORDER BY seq DESC LIMIT ?", [*params, limit]))
+    return [job_dict(r) for r in rows]
+
+
+def count_jobs(db: pw.Database, *, status: str | None = None, queue: str | None = None,
+               task: str | None = None) -> int:
+    where, params = [], []
+    for column, value in (("status", status), ("queue", queue), ("task", task)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return sql(db, f"SELECT COUNT(*) FROM lq_job{clause}", params).fetchone()[0]
+
+
+def get_job(db: pw.Database, job_id: str) -> dict[str, Any] | None:
+    """Everything the ledger knows about one job: row, attempts, children, inbox file."""
+    rows = _rows(sql(db, f"SELECT {', '.join(JOB_FIELDS)} FROM lq_job WHERE id = ?", [job_id]))
+    if not rows:
+        return None
+    job = job_dict(rows[0])
+    attempts = _rows(sql(db, "SELECT number, consumer_id, started_at, finished_at, outcome, error "
+                             "FROM lq_attempt WHERE job_id = ? ORDER BY number", [job_id]))
+    for a in attempts:
+        a["duration_s"] = (round(a["finished_at"] - a["started_at"], 6)
+                           if a["finished_at"] is not None else None)
+        a["worker"] = a.pop("consumer_id")
+        a["started_at"], a["finished_at"] = iso(a["started_at"]), iso(a["finished_at"])
+    job["attempt_list"] = attempts
+    job["children"] = [r[0] for r in sql(db, "SELECT id FROM lq_job WHERE parent_id = ? ORDER BY seq",
+                                         [job_id]).fetchall()]
+    job["retries"] = [r[0] for r in sql(db, "SELECT id FROM lq_job WHERE retried_from = ? "
+                                            "ORDER BY seq", [job_id]).fetchall()]
+    files = _rows(sql(db, "SELECT inbox, name, path, size, sha256, state, taken_at, settled_at "
+                          "FROM lq_inbox_file WHERE job_id = ?", [job_id]))
+    for f in files:
+        f["taken_at"], f["settled_at"] = iso(f["taken_at"]), iso(f["settled_at"])
+    job["file"] = files[0] if files else None
+    return job
+
+
+def failed_job_ids(db: pw.Database, *, queue: str | None = None, task: str | None = None,
+                   search: str | None = None) -> list[str]:
+    ids: list[str] = []
+    before = None
+    while True:
+        page = list_jobs(db, status="failed", queue=queue, task=task, search=search,
+                         before=before, limit=1000)
+        ids.extend(j["id"] for j in page)
+        if len(page) < 1000:
+            return ids
+        before = page[-1]["seq"]
+
+
+def finished_counters(db: pw.Database) -> list[dict[str, Any]]:
+    return _rows(sql(db, "SELECT queue, task, outcome, count, duration_sum FROM lq_finished "
+                         "ORDER BY queue, task, outcome"))
+
+
+def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None) -> list[dict[str, Any]]:
+    """Jobs finished per minute over the last ``minutes``: succeeded and failed counts."""
+    now = time.time() if now is None else now
+    start = (int(now) // 60 - minutes + 1) * 60
+    buckets = {start + 60 * i: {"minute": iso(start + 60 * i), "succeeded": 0, "failed": 0}
+               for i in range(minutes)}
+    for minute, status, n in sql(
+        db, "SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS m, status, COUNT(*) FROM lq_job "
+            "WHERE finished_at >= ? AND status IN ('succeeded', 'failed') GROUP BY m, status",
+            [start]).fetchall():
+        b = buckets.get(int(minute))
+        if b is not None:
+            b[status] = n
+    return list(buckets.values())

@@ -1,0 +1,634 @@
+"""Huey's queue on the ledger's database: claim, ack, release, dispatch, one place each.
+
+``LiteStorage`` extends Huey's contrib ``SqlStorage`` (which runs Huey's key/value store,
+counters, locks and results through peewee) and replaces its queue and schedule with
+tables that never lose a job:
+
+* a job is taken by *claiming* its ``lq_ready`` row (``claimed_by`` set to the consumer's
+  id), never by deleting it;
+* it leaves ``lq_ready`` only in :meth:`LiteStorage.ack`, in the same transaction that
+  writes its outcome, its result and any retry or follow-up rows to queue and ledger;
+* due rows move from ``lq_schedule`` to ``lq_ready`` in one transaction
+  (:meth:`LiteStorage.dispatch_due`);
+* a dead consumer's claims go back to ready, or to ``failed`` at the crash cap
+  (:meth:`LiteStorage.recover`).
+
+Every write that Huey would make while a worker runs a job (the result, a retry, the
+next pipeline step) is collected in the job's :class:`Unit` and written by ``ack``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee as pw
+from huey.constants import EmptyData
+from huey.contrib.sql_huey import BytesBlobField, SqlStorage
+
+from .errors import DatabaseBusyError
+from .ledger.models import SCHEMA_VERSION, Ledger, make_ledger
+from .status import AttemptOutcome, JobStatus
+
+
+@dataclass
+class NewJob:
+    """A row to write to the queue (or schedule) and the ledger."""
+
+    id: str
+    task: str
+    queue: str
+    priority: int
+    data: bytes
+    eta: float | None = None
+    crash_cap: int = 3
+    args: str = "[]"
+    kwargs: str = "{}"
+    parent_id: str | None = None
+    retried_from: str | None = None
+    #: a further attempt of a job the ledger already has (a retry): no new ledger row
+    retry: bool = False
+    #: a pipeline step not enqueued yet: a ledger row only
+    waiting: bool = False
+
+
+@dataclass
+class Claim:
+    """A job a consumer has claimed: its queue row stays until the ack."""
+
+    row_id: int
+    job_id: str
+    queue: str
+    priority: int
+    data: bytes
+    crash_cap: int
+    attempt: int = 1
+    claimed_at: float = 0.0
+
+
+@dataclass
+class Unit:
+    """Writes collected while one job runs; ``ack`` commits them with its outcome."""
+
+    job_id: str
+    jobs: list[NewJob] = field(default_factory=list)
+    results: list[tuple[str, bytes]] = field(default_factory=list)
+    signals: set[str] = field(default_factory=set)
+    value: Any = None
+    exception: BaseException | None = None
+
+
+@dataclass
+class Finished:
+    """How one claimed job ended, ready to be acknowledged."""
+
+    claim: Claim
+    task: str
+    status: JobStatus
+    outcome: AttemptOutcome
+    started_at: float
+    finished_at: float
+    error: str | None = None
+    traceback: str | None = None
+    result: str | None = None
+    unit: Unit | None = None
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+
+class LiteStorage(SqlStorage):
+    """Huey storage whose queue rows are claimed and acknowledged, never lost."""
+
+    def __init__(self, name: str = "litequeue", database: pw.Database | None = None,
+                 create_tables: bool = True, **kwargs: Any) -> None:
+        self._local = threading.local()
+        self._sql_cache: dict[str, str] = {}
+        super().__init__(name, database=database, create_tables=False, **kwargs)
+        self.ledger: Ledger = make_ledger(self.database)
+        self.is_sqlite = isinstance(self.database, pw.SqliteDatabase)
+        if create_tables:
+            self.create_tables()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def create_models(self) -> tuple[type[pw.Model], ...]:
+        db = self.database
+
+        class Base(pw.Model):
+            class Meta:
+                database = db
+
+        class KV(Base):
+            queue = pw.CharField()
+            key = pw.CharField()
+            value = BytesBlobField()
+
+            class Meta:
+                table_name = "lq_kv"
+                primary_key = pw.CompositeKey("queue", "key")
+
+        class Schedule(Base):
+            """Jobs with an ETA in the future (delayed jobs and retries)."""
+
+            id = pw.AutoField()
+            app = pw.CharField()
+            queue = pw.CharField()
+            priority = pw.IntegerField(default=0)
+            job_id = pw.CharField()
+            data = BytesBlobField()
+            eta = pw.FloatField()
+            crash_cap = pw.IntegerField(default=3)
+
+            class Meta:
+                table_name = "lq_schedule"
+                indexes = ((("app", "eta"), False),)
+
+        class Ready(Base):
+            """Jobs ready to run; ``claimed_by`` is set while a consumer holds one."""
+
+            id = pw.AutoField()
+            app = pw.CharField()
+            queue = pw.CharField()
+            priority = pw.IntegerField(default=0)
+            job_id = pw.CharField()
+            data = BytesBlobField()
+            crash_cap = pw.IntegerField(default=3)
+            enqueued_at = pw.FloatField()
+            claimed_by = pw.CharField(null=True)
+            claimed_at = pw.FloatField(null=True)
+
+            class Meta:
+                table_name = "lq_ready"
+
+        class Counter(Base):
+            queue = pw.CharField()
+            key = pw.CharField()
+            value = pw.IntegerField()
+
+            class Meta:
+                table_name = "lq_counter"
+                primary_key = pw.CompositeKey("queue", "key")
+
+        return KV, Schedule, Ready, Counter
+
+    #: Partial indexes: claim queries only ever look at unclaimed rows.
+    INDEXES = (
+        "CREATE INDEX IF NOT EXISTS lq_ready_claim_q ON lq_ready "
+        "(app, queue, priority DESC, id) WHERE claimed_by IS NULL",
+        "CREATE INDEX IF NOT EXISTS lq_ready_claim_any ON lq_ready "
+        "(app, priority DESC, id) WHERE claimed_by IS NULL",
+        "CREATE INDEX IF NOT EXISTS lq_ready_claimed ON lq_ready (claimed_by) "
+        "WHERE claimed_by IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS lq_ready_job ON lq_ready (job_id)",
+        "CREATE INDEX IF NOT EXISTS lq_ready_oldest ON lq_ready (queue, enqueued_at) "
+        "WHERE claimed_by IS NULL",
+        "CREATE INDEX IF NOT EXISTS lq_schedule_job ON lq_schedule (job_id)",
+    )
+
+    def create_tables(self) -> None:
+        """Create queue and ledger tables (idempotent) and stamp the schema version."""
+        with self.database.connection_context() if self.database.is_closed() else _null():
+            with self.atomic():
+                self.database.create_tables(
+                    [self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models],
+                    safe=True,
+                )
+                for ddl in self.INDEXES:
+                    self.database.execute_sql(ddl)
+                self.ledger.Meta.insert(key="schema", value=SCHEMA_VERSION).on_conflict_ignore().execute()
+
+    def drop_tables(self) -> None:
+        self.database.drop_tables([self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models])
+
+    # -- low level ----------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (written with ``?`` placeholders) and return the cursor."""
+        return self.database.execute_sql(self._param(query), params)
+
+    def _param(self, query: str) -> str:
+        if self.is_sqlite:
+            return query
+        cached = self._sql_cache.get(query)
+        if cached is None:
+            cached = self._sql_cache[query] = query.replace("%", "%%").replace("?", "%s")
+        return cached
+
+    def many(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self.database.cursor().executemany(self._param(query), rows)
+
+    def write(self) -> Any:
+        """A write transaction; SQLite's busy timeout waits out other writers."""
+        return _BusyGuard(self.atomic())
+
+    # -- the unit of work a running job collects ----------------------------------------
+
+    def begin_unit(self, job_id: str) -> Unit:
+        unit = Unit(job_id)
+        self._local.unit = unit
+        return unit
+
+    def end_unit(self) -> Unit | None:
+        unit = getattr(self._local, "unit", None)
+        self._local.unit = None
+        return unit
+
+    @property
+    def unit(self) -> Unit | None:
+        return getattr(self._local, "unit", None)
+
+    # -- enqueue ------------------------------------------------------------------------
+
+    def write_jobs(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
+        """Write queue (or schedule) rows and ledger rows for ``jobs`` in one transaction.
+
+        Inside a running job the rows go to its unit instead and are written by its ack.
+        """
+        unit = self.unit
+        if unit is not None:
+            unit.jobs.extend(jobs)
+            return
+        with self.write():
+            self._write_jobs(jobs, time.time() if now is None else now)
+
+    def _write_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
+        ready, scheduled, ledger_new, ledger_retry = [], [], [], []
+        for job in jobs:
+            if not job.waiting:
+                if job.eta is not None and job.eta > now:
+                    scheduled.append((self.name, job.queue, job.priority, job.id, job.data,
+                                      job.eta, job.crash_cap))
+                else:
+                    ready.append((self.name, job.queue, job.priority, job.id, job.data,
+                                  job.crash_cap, now))
+            if job.retry:
+                status = JobStatus.RETRYING
+                ledger_retry.append((status.value, job.eta, now, job.id))
+            else:
+                if job.waiting:
+                    status = JobStatus.WAITING
+                elif job.eta is not None and job.eta > now:
+                    status = JobStatus.SCHEDULED
+                else:
+                    status = JobStatus.QUEUED
+                ledger_new.append((job.id, self.name, job.task, job.queue, job.priority,
+                                   status.value, job.args, job.kwargs, job.data, now, job.eta,
+                                   now, job.parent_id, job.retried_from, job.crash_cap))
+        self.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, "
+                  "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)", ready)
+        self.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)", scheduled)
+        # A waiting pipeline step already has its row: enqueueing it updates the status.
+        self.many(
+            "INSERT INTO lq_job (id, app, task, queue, priority, status, args, kwargs, payload, "
+            "enqueued_at, eta, updated_at, parent_id, retried_from, crash_cap, attempts, crashes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0) "
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, eta = excluded.eta, "
+            "enqueued_at = excluded.enqueued_at, updated_at = excluded.updated_at, "
+            "payload = excluded.payload, parent_id = COALESCE(lq_job.parent_id, excluded.parent_id) "
+            "WHERE lq_job.status = 'waiting'",
+            ledger_new,
+        )
+        self.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
+
+    def enqueue(self, data: bytes, priority: float | None = None) -> None:
+        raise NotImplementedError("LiteStorage writes jobs through LiteQueue.enqueue (write_jobs)")
+
+    def dequeue(self) -> None:
+        raise NotImplementedError("LiteStorage hands out jobs through claim(), never dequeue()")
+
+    # -- claim ---------------------------------------------------------------------------
+
+    def claim(self, consumer_id: str, queues: Sequence[str] | None, limit: int,
+              paused: Iterable[str] = (), worker: str | None = None) -> list[Claim]:
+        """Claim up to ``limit`` ready jobs for ``consumer_id`` and mark them running.
+
+        ``queues`` are served in strict order; ``None`` means every queue, highest
+        priority first, then oldest. Paused queues are skipped.
+        """
+        if limit <= 0:
+            return []
+        paused = set(paused)
+        now = time.time()
+        lock = " FOR UPDATE SKIP LOCKED" if not self.is_sqlite else ""
+        claims: list[Claim] = []
+        with self.write():
+            if queues:
+                for queue in queues:
+                    if queue in paused:
+                        continue
+                    claims.extend(self._claim_rows(
+                        "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
+                        "SELECT id FROM lq_ready WHERE app = ? AND queue = ? AND claimed_by IS NULL "
+                        f"ORDER BY priority DESC, id LIMIT ?{lock}) "
+                        "RETURNING id, job_id, queue, priority, data, crash_cap",
+                        (consumer_id, now, self.name, queue, limit - len(claims)), now))
+                    if len(claims) >= limit:
+                        break
+            else:
+                skip = ""
+                if paused:
+                    skip = f" AND queue NOT IN ({', '.join('?' * len(paused))})"
+                claims.extend(self._claim_rows(
+                    "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
+                    f"SELECT id FROM lq_ready WHERE app = ? AND claimed_by IS NULL{skip} "
+                    f"ORDER BY priority DESC, id LIMIT ?{lock}) "
+                    "RETURNING id, job_id, queue, priority, data, crash_cap",
+                    (consumer_id, now, self.name, *sorted(paused), limit), now))
+            if claims:
+                self._mark_running(claims, consumer_id if worker is None else worker, now)
+        order = {q: i for i, q in enumerate(queues or ())}
+        claims.sort(key=lambda c: (order.get(c.queue, 0), -c.priority, c.row_id))
+        return claims
+
+    def _claim_rows(self, query: str, params: Sequence[Any], now: float) -> list[Claim]:
+        return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now)
+                for row_id, job_id, queue, priority, data, crash_cap
+                in self.sql(query, params).fetchall()]
+
+    def _mark_running(self, claims: list[Claim], worker: str, now: float) -> None:
+        by_id = {c.job_id: c for c in claims}
+        marks = ", ".join("?" * len(by_id))
+        rows = self.sql(
+            "UPDATE lq_job SET status = 'running', started_at = ?, attempts = attempts + 1, "
+            f"worker = ?, updated_at = ? WHERE id IN ({marks}) RETURNING id, attempts",
+            (now, worker, now, *by_id)).fetchall()
+        for job_id, attempts in rows:
+            by_id[job_id].attempt = attempts
+        self.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
+                  "VALUES (?, ?, ?, ?, 'running') ON CONFLICT (job_id, number) DO NOTHING",
+                  [(c.job_id, c.attempt, worker, now) for c in claims])
+
+    # -- ack -------------------------------------------------------------------------------
+
+    def ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:
+        """Acknowledge finished jobs in one transaction; return those that were acked.
+
+        For each job: its claim is deleted (fenced by ``consumer_id``: a claim taken over
+        by recovery is not ours to ack), and its unit's writes, ledger row, attempt and
+        counters are written. The retry and follow-up rows are written in the same
+        transaction that deletes the claim, so a crash leaves a duplicate, never a loss.
+        """
+        if not finished:
+            return []
+        now = time.time()
+        acked: list[Finished] = []
+        with self.write():
+            for item in finished:
+                cur = self.sql("DELETE FROM lq_ready WHERE id = ? AND claimed_by = ?",
+                               (item.claim.row_id, consumer_id))
+                if cur.rowcount == 1:
+                    acked.append(item)
+            jobs = [job for item in acked if item.unit for job in item.unit.jobs]
+            if jobs:
+                self._write_jobs(jobs, now)
+            results = [(self.name, key, value) for item in acked if item.unit
+                       for key, value in item.unit.results]
+            self._put_many(results)
+            self.many(
+                "UPDATE lq_job SET status = ?, finished_at = ?, error = ?, traceback = ?, "
+                "result = ?, updated_at = ? WHERE id = ?",
+                [(i.status.value, i.finished_at if i.status.is_final else None, i.error,
+                  i.traceback, i.result, now, i.claim.job_id) for i in acked])
+            self.many(
+                "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ? "
+                "WHERE job_id = ? AND number = ?",
+                [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt)
+                 for i in acked])
+            self._count_finished(acked)
+        return acked
+
+    def _count_finished(self, items: Sequence[Finished]) -> None:
+        tally: Tally[tuple[str, str, str]] = Tally()
+        durations: dict[tuple[str, str, str], float] = {}
+        for item in items:
+            if item.status.is_final:
+                key = (item.claim.queue, item.task, item.status.value)
+                tally[key] += 1
+                durations[key] = durations.get(key, 0.0) + item.duration
+        self.many(
+            "INSERT INTO lq_finished (queue, task, outcome, count, duration_sum) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (queue, task, outcome) DO UPDATE SET "
+            "count = lq_finished.count + excluded.count, "
+            "duration_sum = lq_finished.duration_sum + excluded.duration_sum",
+            [(*key, n, durations[key]) for key, n in tally.items()])
+
+    def _put_many(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        self.many("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) "
+                  "ON CONFLICT (queue, key) DO UPDATE SET value = excluded.value", rows)
+
+    def fail_unclaimable(self, consumer_id: str, claim: Claim, error: str) -> None:
+        """A claimed payload that cannot run (cannot be unpickled, unknown task): fail it
+        visibly and keep it in the ledger, retryable once the code is fixed."""
+        now = time.time()
+        with self.write():
+            self.sql("DELETE FROM lq_ready WHERE id = ? AND claimed_by = ?", (claim.row_id, consumer_id))
+            self.sql("UPDATE lq_job SET status = 'failed', finished_at = ?, error = ?, updated_at = ? "
+                     "WHERE id = ?", (now, error, now, claim.job_id))
+            self.sql("UPDATE lq_attempt SET finished_at = ?, outcome = 'failed', error = ? "
+                     "WHERE job_id = ? AND number = ?", (now, error, claim.job_id, claim.attempt))
+
+    # -- release and recover ---------------------------------------------------------------
+
+    def release(self, consumer_id: str, row_ids: Sequence[int] | None = None,
+                reason: str = "released when its consumer stopped") -> int:
+        """Hand claims back to the ready queue (graceful stop). Returns how many."""
+        now = time.time()
+        with self.write():
+            query = "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?"
+            params: list[Any] = [consumer_id]
+            if row_ids is not None:
+                if not row_ids:
+                    return 0
+                query += f" AND id IN ({', '.join('?' * len(row_ids))})"
+                params.extend(row_ids)
+            job_ids = [r[0] for r in self.sql(query + " RETURNING job_id", params).fetchall()]
+            self._requeue_ledger(job_ids, reason, now, crashed=False)
+        return len(job_ids)
+
+    def _requeue_ledger(self, job_ids: Sequence[str], reason: str, now: float, crashed: bool) -> None:
+        self.many(f"UPDATE lq_job SET status = 'queued', updated_at = ?{', crashes = crashes + 1' if crashed else ''} "
+                  "WHERE id = ?", [(now, j) for j in job_ids])
+        self.many("UPDATE lq_attempt SET outcome = 'interrupted', finished_at = ?, error = ? "
+                  "WHERE job_id = ? AND outcome = 'running'", [(now, reason, j) for j in job_ids])
+
+    def recover(self, consumer_id: str, reason: str = "its consumer died") -> tuple[int, int]:
+        """Take back a dead consumer's claims: to ``queued`` with the attempt recorded as
+        ``interrupted``, or to ``failed`` once the job's worker has died ``crash_cap`` times.
+        Returns (requeued, failed)."""
+        now = time.time()
+        requeued: list[str] = []
+        failed: list[tuple[int, str, int]] = []
+        with self.write():
+            rows = self.sql(
+                "SELECT r.id, r.job_id, r.crash_cap, COALESCE(j.crashes, 0) FROM lq_ready r "
+                "LEFT JOIN lq_job j ON j.id = r.job_id WHERE r.claimed_by = ?", (consumer_id,)).fetchall()
+            for row_id, job_id, cap, crashes in rows:
+                if crashes + 1 >= cap:
+                    failed.append((row_id, job_id, crashes + 1))
+                else:
+                    requeued.append(job_id)
+            self.sql("UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?",
+                     (consumer_id,))
+            self._requeue_ledger(requeued, reason, now, crashed=True)
+            self.many("DELETE FROM lq_ready WHERE id = ?", [(r,) for r, _, _ in failed])
+            for _, job_id, n in failed:
+                error = f"worker died while running this job ({n} time{'s' if n != 1 else ''})"
+                self.sql("UPDATE lq_job SET status = 'failed', crashes = ?, finished_at = ?, "
+                         "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
+                self.sql("UPDATE lq_attempt SET outcome = 'interrupted', finished_at = ?, error = ? "
+                         "WHERE job_id = ? AND outcome = 'running'", (now, reason, job_id))
+            self.sql("UPDATE lq_consumer SET status = 'dead', stopped_at = COALESCE(stopped_at, ?) "
+                     "WHERE id = ? AND status != 'stopped'", (now, consumer_id))
+        return len(requeued), len(failed)
+
+    def claim_holders(self) -> list[str]:
+        """Ids of consumers that hold claims now."""
+        return [r[0] for r in self.sql(
+            "SELECT DISTINCT claimed_by FROM lq_ready WHERE claimed_by IS NOT NULL").fetchall()]
+
+    # -- schedule --------------------------------------------------------------------------
+
+    def dispatch_due(self, now: float | None = None) -> int:
+        """Move every due scheduled job to the ready queue in one transaction."""
+        now = time.time() if now is None else now
+        with self.write():
+            rows = self.sql(
+                "DELETE FROM lq_schedule WHERE app = ? AND eta <= ? "
+                "RETURNING id, queue, priority, job_id, data, crash_cap, eta",
+                (self.name, now)).fetchall()
+            if not rows:
+                return 0
+            rows.sort(key=lambda r: (r[6], r[0]))
+            self.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, "
+                      "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      [(self.name, q, p, j, d, c, now) for _, q, p, j, d, c, _ in rows])
+            self.many("UPDATE lq_job SET status = 'queued', updated_at = ? "
+                      "WHERE id = ? AND status = 'scheduled'", [(now, r[3]) for r in rows])
+        return len(rows)
+
+    def next_due(self) -> float | None:
+        row = self.sql("SELECT MIN(eta) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()
+        return row[0] if row else None
+
+    def fire_periodic(self, task: str, slot: str, job: NewJob) -> bool:
+        """Enqueue a periodic run unless this (task, slot) already fired. One transaction."""
+        now = time.time()
+        try:
+            with self.write():
+                self.sql("INSERT INTO lq_periodic_run (task, slot, job_id, created_at) "
+                         "VALUES (?, ?, ?, ?)", (task, slot, job.id, now))
+                self._write_jobs([job], now)
+        except pw.IntegrityError:
+            return False
+        return True
+
+    # Huey's own schedule API, for code that calls it directly.
+    def add_to_schedule(self, data: bytes, ts: Any) -> None:
+        raise NotImplementedError("LiteStorage schedules jobs through LiteQueue.add_schedule")
+
+    def read_schedule(self, ts: Any) -> list[bytes]:
+        self.dispatch_due()
+        return []
+
+    def schedule_size(self) -> int:
+        return self.sql("SELECT COUNT(*) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()[0]
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        rows = self.sql("SELECT data FROM lq_schedule WHERE app = ? ORDER BY eta, id LIMIT ?",
+                        (self.name, -1 if limit is None else limit)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def flush_schedule(self) -> None:
+        self.sql("DELETE FROM lq_schedule WHERE app = ?", (self.name,))
+
+    def queue_size(self) -> int:
+        return self.sql("SELECT COUNT(*) FROM lq_ready WHERE app = ? AND claimed_by IS NULL",
+                        (self.name,)).fetchone()[0]
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        rows = self.sql("SELECT data FROM lq_ready WHERE app = ? AND claimed_by IS NULL "
+                        "ORDER BY priority DESC, id LIMIT ?",
+                        (self.name, -1 if limit is None else limit)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def flush_queue(self) -> None:
+        self.sql("DELETE FROM lq_ready WHERE app = ? AND claimed_by IS NULL", (self.name,))
+
+    # -- key/value: results deferred to the ack, cheap reads on the hot path --------------
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False) -> None:
+        unit = self.unit
+        if unit is not None and is_result and key == unit.job_id:
+            unit.results.append((key, bytes(value)))
+            return
+        self._put_many([(self.name, key, bytes(value))])
+
+    def peek_data(self, key: str) -> Any:
+        row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone()
+        return EmptyData if row is None else bytes(row[0])
+
+    def peek_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        marks = ", ".join("?" * len(keys))
+        rows = self.sql(f"SELECT key, value FROM lq_kv WHERE queue = ? AND key IN ({marks})",
+                        (self.name, *keys)).fetchall()
+        return {k: bytes(v) for k, v in rows}
+
+    def has_data_for_key(self, key: str) -> bool:
+        return self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
+                        (self.name, key)).fetchone() is not None
+
+    def delete_data(self, key: str) -> bool:
+        # Huey deletes a revoke key after every job: look before taking the write lock.
+        if not self.has_data_for_key(key):
+            return False
+        return super().delete_data(key)
+
+
+class _BusyGuard:
+    """Turn SQLite's "database is locked" after the busy timeout into a clear error."""
+
+    def __init__(self, txn: Any) -> None:
+        self.txn = txn
+
+    def __enter__(self) -> Any:
+        try:
+            return self.txn.__enter__()
+        except pw.OperationalError as exc:
+            raise _busy(exc) from exc
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> Any:
+        try:
+            handled = self.txn.__exit__(et, ev, tb)
+        except pw.OperationalError as err:
+            raise _busy(err) from err
+        if isinstance(ev, pw.OperationalError):
+            clear = _busy(ev)
+            if clear is not ev:
+                raise clear from ev
+        return handled
+
+
+def _busy(exc: Exception) -> Exception:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return DatabaseBusyError(
+            "the database stayed locked by another process past the busy timeout; nothing was "
+            "written: retry, or raise busy_timeout (LITEQUEUE_BUSY_TIMEOUT)")
+    return exc
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
