@@ -161,7 +161,7 @@ class LiteQueue(Huey):
         if task.expires:
             task.resolve_expires(self.utc)
         self._emit(S.SIGNAL_ENQUEUED, task)
-        self._write(self._new_jobs(task))
+        self._write(self.new_jobs(task))
         if not self.results:
             return None
         results = self._pipeline_results(task)
@@ -171,7 +171,7 @@ class LiteQueue(Huey):
         """Huey calls this for retries with a delay and jobs not due yet."""
         if self._immediate:
             return super().add_schedule(task)
-        self._write(self._new_jobs(task))
+        self._write(self.new_jobs(task))
         self._emit(S.SIGNAL_SCHEDULED, task)
 
     def enqueue_many(self, tasks: Sequence[Task], chunk: int = 10_000) -> list[str]:
@@ -181,7 +181,7 @@ class LiteQueue(Huey):
             for task in tasks[start:start + chunk]:
                 if task.expires:
                     task.resolve_expires(self.utc)
-                jobs.extend(self._new_jobs(task))
+                jobs.extend(self.new_jobs(task))
             self._write(jobs)
         return [t.id for t in tasks]
 
@@ -203,7 +203,8 @@ class LiteQueue(Huey):
         if self.storage.unit is None:
             ring(self.bell_dir)
 
-    def _new_jobs(self, task: Task) -> list[NewJob]:
+    def new_jobs(self, task: Task) -> list[NewJob]:
+        """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps)."""
         unit = self.storage.unit
         retry = unit is not None and task.id == unit.job_id
         parent = None if unit is None or retry else unit.job_id

@@ -32,6 +32,7 @@ from huey.exceptions import TaskTimeout
 from . import defaults
 from .db import state_dir
 from .doorbell import Doorbell
+from .inbox import observers as inbox_observers
 from .liveness import LifeLock, new_consumer_id
 from .pool import Acker, Claimer, DirectEndpoint, Observer
 from .scheduler import LiteScheduler
@@ -99,7 +100,7 @@ class LiteConsumer(Consumer):
         self.consumer_id = new_consumer_id()
         self.queues = [q for q in (queues or ()) if q] or None
         self.burst = burst
-        self.observers: list[Observer] = list(observers)
+        self.observers: list[Observer] = [*observers, *inbox_observers()]
         self.state = state_dir(huey.db_target)
         self.lock = LifeLock(self.state / "consumers" / f"{self.consumer_id}.lock") if self.state else None
         self.stop_event = threading.Event()

@@ -76,7 +76,7 @@ def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -
     for app, jobs in by_app.items():
         app_store = LiteStorage(app, database=store.database, create_tables=False)
         with app_store.write():
-            app_store._write_jobs(jobs, now)
+            app_store.insert_jobs(jobs, now)
             for job in jobs:
                 record_event(app_store, "retry", job_id=job.retried_from, queue=job.queue,
                              detail=f"retried as {job.id}", actor=actor)

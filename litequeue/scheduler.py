@@ -38,7 +38,8 @@ class LiteScheduler(Scheduler):
     def loop(self, now: Any = None) -> None:
         huey: LiteQueue = self.huey
         try:
-            moved = huey.storage.dispatch_due()
+            due = huey.storage.next_due()
+            moved = huey.storage.dispatch_due() if due is not None and due <= time.time() else 0
             if moved:
                 log.debug("dispatched %d due jobs", moved)
                 ring(huey.bell_dir)

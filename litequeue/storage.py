@@ -257,9 +257,10 @@ class LiteStorage(SqlStorage):
             unit.jobs.extend(jobs)
             return
         with self.write():
-            self._write_jobs(jobs, time.time() if now is None else now)
+            self.insert_jobs(jobs, time.time() if now is None else now)
 
-    def _write_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
+    def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
+        """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
         ready, scheduled, ledger_new, ledger_retry = [], [], [], []
         for job in jobs:
             if not job.waiting:
@@ -389,7 +390,7 @@ class LiteStorage(SqlStorage):
                     acked.append(item)
             jobs = [job for item in acked if item.unit for job in item.unit.jobs]
             if jobs:
-                self._write_jobs(jobs, now)
+                self.insert_jobs(jobs, now)
             results = [(self.name, key, value) for item in acked if item.unit
                        for key, value in item.unit.results]
             self._put_many(results)
@@ -526,7 +527,7 @@ class LiteStorage(SqlStorage):
             with self.write():
                 self.sql("INSERT INTO lq_periodic_run (task, slot, job_id, created_at) "
                          "VALUES (?, ?, ?, ?)", (task, slot, job.id, now))
-                self._write_jobs([job], now)
+                self.insert_jobs([job], now)
         except pw.IntegrityError:
             return False
         return True

@@ -42,7 +42,11 @@ def main(ctx: click.Context, db: str | None, verbose: int, quiet: bool) -> None:
 
 
 from . import consumer as _consumer  # noqa: E402,F401  (registers commands)
+from . import inbox as _inbox  # noqa: E402,F401
 from . import jobs as _jobs  # noqa: E402,F401
+from . import ops as _ops  # noqa: E402,F401
+from . import queues as _queues  # noqa: E402,F401
+from . import web as _web  # noqa: E402,F401
 
 
 def run() -> None:

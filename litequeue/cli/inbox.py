@@ -1,0 +1,3 @@
+"""litequeue CLI: inbox commands."""
+
+from __future__ import annotations

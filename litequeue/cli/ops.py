@@ -1,0 +1,3 @@
+"""litequeue CLI: ops commands."""
+
+from __future__ import annotations

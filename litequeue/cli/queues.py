@@ -1,0 +1,3 @@
+"""litequeue CLI: queue control and retention commands (pause, resume, purge, prune)."""
+
+from __future__ import annotations

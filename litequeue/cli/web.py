@@ -1,0 +1,3 @@
+"""litequeue CLI: web commands."""
+
+from __future__ import annotations

@@ -1,0 +1,162 @@
+"""Shared fixtures: real SQLite files in temp dirs, real consumer processes, real services.
+
+Services (PostgreSQL, Redis) are required in CI (``CI=true``): a missing one fails there
+and is skipped on a laptop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def require_service(name: str, reason: str) -> None:
+    """Fail in CI, skip elsewhere, when a service the test needs is missing."""
+    message = f"{name} is not available: {reason}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Project:
+    """A temp folder with a tasks module and a database, and ways to run litequeue on it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.db = root / "lq.db"
+        self.procs: list[subprocess.Popen[str]] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["LITEQUEUE_DB"] = str(self.db)
+        env["PYTHONPATH"] = str(self.root)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def write(self, name: str, code: str) -> Path:
+        path = self.root / name
+        path.write_text(textwrap.dedent(code))
+        return path
+
+    def cli(self, *args: str, check: bool = True, input: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run the real ``litequeue`` command."""
+        proc = subprocess.run([sys.executable, "-m", "litequeue", *args], cwd=self.root, env=self.env,
+                              capture_output=True, text=True, input=input, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"litequeue {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args).stdout)
+
+    def python(self, code: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=self.root,
+                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"python exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def start_consumer(self, app: str = "tasks", *args: str, log: str | None = None) -> subprocess.Popen[str]:
+        """Start ``litequeue run-consumer APP ARGS`` as a real process (in its own group)."""
+        out = open(self.root / (log or f"consumer-{len(self.procs)}.log"), "a")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "litequeue", "run-consumer", app, *args],
+                                cwd=self.root, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read the database directly (a separate connection, like any other reader)."""
+        if not self.db.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            conn.close()
+
+    def statuses(self) -> dict[str, int]:
+        return dict(self.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status"))
+
+    def wait_status(self, status: str, count: int, timeout: float = 30.0) -> None:
+        wait_for(lambda: self.statuses().get(status, 0) >= count, timeout,
+                 what=f"{count} job(s) {status} (now {self.statuses()})")
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(10)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    p = Project(tmp_path)
+    yield p
+    p.kill_all()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "lq.db"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (dropped afterwards)."""
+    try:
+        import psycopg2
+    except ImportError:
+        require_service("PostgreSQL", "psycopg2 is not installed")
+    name = f"lq_test_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
+    try:
+        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test",
+                                 connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001
+        require_service("PostgreSQL", str(exc))
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
