@@ -220,3 +220,62 @@ def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None
         if b is not None:
             b[status] = n
     return list(buckets.values())
+
+
+# -- added for the status page (web/) and metrics ----------------------------------------------
+
+def _distinct(db: pw.Database, column: str, limit: int = 200) -> list[str]:
+    # A loose index scan: one index seek per distinct value, so the filter menus stay fast
+    # at hundreds of thousands of jobs (a plain DISTINCT reads the whole index).
+    rows = sql(db, f"WITH RECURSIVE v(x, n) AS (SELECT MIN({column}), 1 FROM lq_job UNION ALL "
+                   f"SELECT (SELECT MIN({column}) FROM lq_job WHERE {column} > v.x), n + 1 FROM v "
+                   f"WHERE v.x IS NOT NULL AND n < ?) SELECT x FROM v WHERE x IS NOT NULL", [limit])
+    return [r[0] for r in rows.fetchall()]
+
+
+def job_facets(db: pw.Database) -> dict[str, list[str]]:
+    """The queue and task names the ledger holds (at most 200 of each), sorted."""
+    return {"queues": _distinct(db, "queue"), "tasks": _distinct(db, "task")}
+
+
+def inbox_counts(db: pw.Database) -> list[dict[str, Any]]:
+    """Files taken from each inbox, counted by state (empty before the inbox is used)."""
+    return _rows(sql(db, "SELECT inbox, state, COUNT(*) AS count FROM lq_inbox_file "
+                         "GROUP BY inbox, state ORDER BY inbox, state"))
+
+
+def recent_events(db: pw.Database, limit: int = 20, job_id: str | None = None) -> list[dict[str, Any]]:
+    """The newest actions people and tools took (retry, cancel, pause, ...), newest first."""
+    where, params = ("WHERE job_id = ? ", [job_id]) if job_id else ("", [])
+    rows = _rows(sql(db, "SELECT id, at, action, job_id, queue, detail, actor FROM lq_event "
+                         f"{where}ORDER BY id DESC LIMIT ?", [*params, limit]))
+    for r in rows:
+        r["at"] = iso(r["at"])
+    return rows
+
+
+def periodic_runs(db: pw.Database, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest periodic runs with the status of the job each one enqueued."""
+    rows = _rows(sql(db, "SELECT r.task, r.slot, r.job_id, r.created_at, j.status, j.finished_at, j.error "
+                         "FROM lq_periodic_run r LEFT JOIN lq_job j ON j.id = r.job_id "
+                         "ORDER BY r.id DESC LIMIT ?", [limit]))
+    for r in rows:
+        r["created_at"], r["finished_at"] = iso(r["created_at"]), iso(r["finished_at"])
+    return rows
+
+
+def periodic_last_runs(db: pw.Database) -> dict[str, dict[str, Any]]:
+    """Per periodic task (qualified name): its last run, the job's status and how many runs
+    the ledger holds."""
+    rows = _rows(sql(db, "SELECT r.task, r.slot, r.job_id, r.created_at, j.status, last.runs "
+                         "FROM lq_periodic_run r JOIN (SELECT task, MAX(id) AS id, COUNT(*) AS runs "
+                         "FROM lq_periodic_run GROUP BY task) last ON last.id = r.id "
+                         "LEFT JOIN lq_job j ON j.id = r.job_id ORDER BY r.task"))
+    for r in rows:
+        r["created_at"] = iso(r["created_at"])
+    return {r["task"]: r for r in rows}
+
+
+def ping(db: pw.Database) -> None:
+    """Raise unless the database answers and holds a litequeue ledger."""
+    sql(db, "SELECT COUNT(*) FROM lq_meta").fetchone()
