@@ -108,6 +108,7 @@ class LiteConsumer(Consumer):
         self.acker: Acker | None = None
         self.supervisor: Supervisor | None = None
         self._bell: Doorbell | None = None
+        self.scheduler_bell: Doorbell | None = None
         self._burst_done = False
         super().__init__(huey, workers=workers, periodic=periodic, worker_type=worker_type,
                          max_tasks=max_tasks, shutdown_timeout=shutdown_timeout,
@@ -136,7 +137,7 @@ class LiteConsumer(Consumer):
 
     def make_bell(self, name: str) -> Doorbell:
         folder = self.state / "bell" if self.state else None
-        return Doorbell(folder, f"{self.consumer_id.replace(':', '_')}-{name}-{os.getpid()}")
+        return Doorbell(folder, f"{self.consumer_id.rsplit(':', 1)[-1]}-{name}-{os.getpid()}")
 
     def endpoints_for_worker(self) -> tuple[Any, Any]:
         """Where a worker takes claims from and hands outcomes to (called in the worker)."""
@@ -204,8 +205,9 @@ class LiteConsumer(Consumer):
                 except ConsumerStopped:
                     break
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, signal.SIG_IGN)
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_IGN)
             self.shutdown()
         if self._restart:
             log.info("consumer restarting (SIGHUP)")
@@ -236,8 +238,9 @@ class LiteConsumer(Consumer):
 
     def stop(self, graceful: bool = False) -> None:
         self.stop_event.set()
-        if self._bell is not None:
-            self._bell.wake()
+        for bell in (self._bell, self.scheduler_bell):
+            if bell is not None:
+                bell.wake()
         super().stop(graceful=graceful)
 
     def shutdown(self) -> None:
@@ -245,13 +248,13 @@ class LiteConsumer(Consumer):
         self.stop_event.set()
         if self.supervisor is not None:
             self.supervisor.stop.set()
-        if self.claimer is not None:
+        if self.claimer is not None and self.claimer.thread.ident is not None:
             self.claimer.thread.join(2)
             left = self.claimer.drain_unstarted()
             if left:
                 self.storage.release(self.consumer_id, [c.row_id for c in left],
                                      reason="claimed but not started when the consumer stopped")
-        if self.acker is not None:
+        if self.acker is not None and self.acker.thread.ident is not None:
             self.acker.close()
         released = self.storage.release(self.consumer_id)
         for _, proc in self.worker_threads:
@@ -277,6 +280,11 @@ class LiteConsumer(Consumer):
                         log.warning("worker process %s died: %d job(s) back to the queue, "
                                     "%d failed at the crash cap", proc.pid, back, failed)
         return super().check_worker_health()
+
+    def _set_signal_handlers(self) -> None:
+        # Only the main thread may set handlers; tests run consumers in other threads.
+        if threading.current_thread() is threading.main_thread():
+            super()._set_signal_handlers()
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         if self._signum is not None and not self._restart:

@@ -30,7 +30,7 @@ class Doorbell:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.path))
+        self.sock.bind(_address(folder, self.path.name))
         self.sock.setblocking(False)
 
     def wait(self, timeout: float) -> bool:
@@ -70,6 +70,23 @@ class Doorbell:
 
 
 _sender: socket.socket | None = None
+_dir_fds: dict[str, int] = {}
+
+
+def _address(folder: Path | str, name: str) -> str:
+    """A socket address for ``folder/name`` that fits AF_UNIX's 108-byte limit.
+
+    Deep folders (pytest's temp dirs, long project paths) are reached through an open
+    directory descriptor: ``/proc/self/fd/N/name``.
+    """
+    full = os.path.join(folder, name)
+    if len(full.encode()) < 100:
+        return full
+    key = os.fspath(folder)
+    fd = _dir_fds.get(key)
+    if fd is None:
+        fd = _dir_fds[key] = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    return f"/proc/self/fd/{fd}/{name}"
 
 
 def ring(folder: Path | None) -> int:
@@ -89,7 +106,7 @@ def ring(folder: Path | None) -> int:
         if not name.endswith(".sock"):
             continue
         try:
-            _sender.sendto(b"!", os.path.join(folder, name))
+            _sender.sendto(b"!", _address(folder, name))
             heard += 1
         except BlockingIOError:
             heard += 1  # its buffer is full: it has been rung already

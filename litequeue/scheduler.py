@@ -30,6 +30,7 @@ class LiteScheduler(Scheduler):
 
     def initialize(self) -> None:
         self.bell = self.consumer.make_bell("scheduler")
+        self.consumer.scheduler_bell = self.bell
 
     def shutdown(self) -> None:
         if self.bell is not None:

@@ -6,6 +6,7 @@ and is skipped on a laptop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,3 +162,48 @@ def pg_url() -> Iterator[str]:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+@contextlib.contextmanager
+def running_consumer(app: Any, **options: Any) -> Iterator[Any]:
+    """Run a real LiteConsumer for ``app`` in a thread of this process (integration tier)."""
+    consumer = app.create_consumer(**options)
+    thread = threading.Thread(target=consumer.run, name="test-consumer", daemon=True)
+    thread.start()
+    try:
+        yield consumer
+    finally:
+        consumer.stop(graceful=True)
+        thread.join(30)
+        assert not thread.is_alive(), "consumer did not stop"
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Callable[..., Any]:
+    """Build a LiteQueue on a fresh SQLite file in the test's temp dir."""
+    from litequeue import LiteQueue
+
+    def make(name: str = "test", **kwargs: Any) -> Any:
+        kwargs.setdefault("db", tmp_path / f"{name}.db")
+        return LiteQueue(name, **kwargs)
+
+    return make
+
+
+def job_row(app: Any, job_id: str) -> dict[str, Any]:
+    from litequeue.ledger import queries
+
+    job = queries.get_job(app.storage.database, job_id)
+    assert job is not None, f"no ledger row for {job_id}"
+    return job
+
+
+def wait_job(app: Any, job_id: str, status: str, timeout: float = 20.0) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        job = job_row(app, job_id)
+        return job if job["status"] == status else None
+
+    try:
+        return wait_for(check, timeout, what=f"job {job_id} to be {status}")
+    except AssertionError:
+        raise AssertionError(f"job {job_id} is {job_row(app, job_id)['status']}, expected {status}") from None

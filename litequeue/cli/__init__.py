@@ -1,14 +1,32 @@
-"""The ``litequeue`` command: a thin layer over the library (no SQL of its own)."""
+"""The ``litequeue`` command: a thin layer over the library (no SQL of its own).
+
+Exit statuses, the same for every command (``health`` adds its own 1 and 2, see there):
+0 done; 1 a runtime error (the database, a job: trying again may help); 2 a usage or
+configuration error (a bad flag, variable or config file, an APP that cannot be imported:
+trying again will not help, so systemd units list it in ``RestartPreventExitStatus``).
+"""
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from ..errors import LiteQueueError
+from .. import config as cfg
+from .. import defaults, logs
+from ..errors import AppImportError, ConfigurationError, LiteQueueError
+
+#: Exit status of usage and configuration errors (click's own for usage errors).
+EXIT_CONFIG = 2
+
+
+class ConfigError(click.ClickException):
+    """A configuration error: one line, exit status 2 (systemd does not restart on it)."""
+
+    exit_code = EXIT_CONFIG
 
 
 class Group(click.Group):
@@ -17,28 +35,96 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (ConfigurationError, AppImportError) as exc:
+            raise ConfigError(str(exc)) from None
         except LiteQueueError as exc:
             raise click.ClickException(str(exc)) from None
 
 
+#: Top-level settings the library reads from the environment; the group exports them.
+EXPORTED = {"db": "LITEQUEUE_DB", "durability": "LITEQUEUE_DURABILITY",
+            "busy_timeout": "LITEQUEUE_BUSY_TIMEOUT"}
+
+
 @click.group(cls=Group, context_settings={"auto_envvar_prefix": "LITEQUEUE", "show_default": True,
                                           "help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="LITEQUEUE_DB", show_envvar=True, metavar="PATH|URL",
+@click.option("--config", "config_path", envvar="LITEQUEUE_CONFIG", metavar="FILE",
+              help="Config file (default: ./litequeue.toml, else [tool.litequeue] in ./pyproject.toml).")
+@click.option("--db", envvar="LITEQUEUE_DB", metavar="PATH|URL",
               help="Database: a SQLite path or a database URL (default ./litequeue.db).")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("--app", envvar="LITEQUEUE_APP", metavar="APP",
+              help="The app (MODULE or MODULE:ATTR) for every command that imports one.")
+@click.option("--durability", type=click.Choice(["full", "fast"]), envvar="LITEQUEUE_DURABILITY",
+              default=None, help="full: an enqueue survives power loss; fast: only a crash "
+                                 f"[default: {defaults.DURABILITY}].")
+@click.option("--busy-timeout", type=click.FloatRange(0), envvar="LITEQUEUE_BUSY_TIMEOUT", default=None,
+              metavar="SECONDS", help=f"How long a writer waits for the database lock "
+                                      f"[default: {defaults.BUSY_TIMEOUT:g}].")
+@click.option("--log-format", type=click.Choice(logs.FORMATS), default="text",
+              help="text for people, json (one object per line) for log shippers.")
+@click.option("--logfile", type=click.Path(dir_okay=False), default=None,
+              help="Append logs to this file (reopened when logrotate moves it) instead of stderr.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: debug from every library).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.version_option(package_name="litequeue")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, verbose: int, quiet: bool) -> None:
-    """litequeue: a background-job queue for one host that needs no broker."""
-    import os
+def main(ctx: click.Context, config_path: str | None, db: str | None, app: str | None,
+         durability: str | None, busy_timeout: float | None, log_format: str, logfile: str | None,
+         verbose: int, quiet: bool) -> None:
+    """litequeue: a background-job queue for one host that needs no broker.
 
-    if db:
-        os.environ["LITEQUEUE_DB"] = db
+    Every option can also come from an environment variable (shown in each command's
+    --help) or a config file; a flag beats a variable, which beats the file.
+    """
     ctx.ensure_object(dict)
-    ctx.obj["db"] = db
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    ctx.obj["log_level"] = level
+    if ctx.resilient_parsing:
+        return
+    origin = ("--config" if ctx.get_parameter_source("config_path") == ParameterSource.COMMANDLINE
+              else "LITEQUEUE_CONFIG")
+    config = cfg.find(config_path, origin)
+    values = cfg.validate(ctx, main, config)
+    settings, sources = _top_level(ctx, values)
+    for name, envvar in EXPORTED.items():
+        # The library (LiteQueue(), open_database) reads these variables itself.
+        if settings[name] is not None and sources[name] != "environment":
+            os.environ[envvar] = str(settings[name])
+    default_map = {k: v for k, v in values.items() if k in main.commands}
+    if settings["app"] is not None:
+        if sources["app"] == "config":
+            cfg.feed_app(main, default_map, settings["app"])
+        else:
+            os.environ[cfg.APP_ENVVAR] = settings["app"]
+    ctx.default_map = default_map
+    level = logs.level_for(settings["verbose"], settings["quiet"])
+    try:
+        logs.setup(level, settings["log_format"], settings["logfile"], settings["verbose"])
+    except OSError as exc:
+        raise ConfigurationError(f"cannot open log file {settings['logfile']}: {exc.strerror}; "
+                                 "fix --logfile (LITEQUEUE_LOGFILE) or the folder's permissions") from None
+    ctx.obj.update(db=settings["db"], log_level=level, config=config, settings=settings, sources=sources)
+
+
+def _top_level(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The group's settings and where each came from: a file value fills in only what no
+    flag and no variable set (click's own order, applied here because the group's
+    options are parsed before its callback can read the file)."""
+    settings: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for param in main.params:
+        name = param.name
+        if not name or name in cfg.NOT_IN_FILE or name == "config_path":
+            continue
+        source = ctx.get_parameter_source(name)
+        value = ctx.params.get(name)
+        if source in (None, ParameterSource.DEFAULT) and name in values:
+            value = param.type_cast_value(ctx, values[name])
+            source_name = "config"
+        else:
+            source_name = {ParameterSource.COMMANDLINE: "flag", ParameterSource.ENVIRONMENT: "environment",
+                           ParameterSource.DEFAULT_MAP: "config"}.get(source, "default")  # type: ignore[arg-type]
+        settings[name] = value
+        sources[name] = source_name
+    return settings, sources
 
 
 from . import consumer as _consumer  # noqa: E402,F401  (registers commands)
@@ -47,6 +133,19 @@ from . import jobs as _jobs  # noqa: E402,F401
 from . import ops as _ops  # noqa: E402,F401
 from . import queues as _queues  # noqa: E402,F401
 from . import web as _web  # noqa: E402,F401
+
+
+def _show_envvars(command: click.Command) -> None:
+    """Every option's variable in --help, for the commands every module registered."""
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_eager:
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _show_envvars(sub)
+
+
+_show_envvars(main)
 
 
 def run() -> None:

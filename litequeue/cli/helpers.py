@@ -53,6 +53,15 @@ def parse_json(value: str | None, kind: type, param: str) -> Any:
 
 
 def setup_logging(level: int) -> None:
-    import logging
+    """Logging for a command; the ``litequeue`` group already set it up from
+    --log-format, --logfile, -v and -q, so this only matters outside the group."""
+    from .. import logs
 
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logs.is_configured():
+        logs.setup(level)
+
+
+def db_option(f: F) -> F:
+    """``--db`` after the command name too (``litequeue health --db /data/lq.db``)."""
+    return click.option("--db", "db", envvar="LITEQUEUE_DB", metavar="PATH|URL", default=None,
+                        help="Database, when not given to litequeue itself.")(f)

@@ -185,7 +185,9 @@ def make_ledger(db: pw.Database) -> Ledger:
         path = pw.TextField()  # where the file is now
         size = pw.IntegerField()
         sha256 = pw.CharField(null=True, index=True)
-        state = pw.CharField()  # processing, done, failed, duplicate
+        state = pw.CharField()  # processing, done, failed, duplicate, missing
+        # the file's own folder under the inbox's processing folder (litequeue.inbox.layout)
+        token = pw.CharField(null=True, index=True)
         taken_at = pw.FloatField()
         settled_at = pw.FloatField(null=True)
 

@@ -1,0 +1,89 @@
+"""Where litequeue's log lines go and what they look like: text for people, JSON for shippers.
+
+The worker logs one line when a job starts and one when it ends, passing the facts as
+``extra`` fields (action, job_id, task, queue, attempt, duration, outcome). In JSON every
+such field becomes a key of the line's object, so a log shipper needs no parsing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from typing import Any
+
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+#: Attributes every LogRecord has; anything else on a record came from ``extra``.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_MARK = "_litequeue_handler"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO 8601 UTC), level, logger, message, pid, the
+    record's ``extra`` fields, and ``exc`` (the traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exc"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = record.stack_info
+        return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def level_for(verbose: int = 0, quiet: bool = False) -> int:
+    """``-q``: warnings and errors; default: info (one line per job); ``-v``: the same
+    with litequeue's debug lines; ``-vv``: debug from every library too."""
+    if quiet:
+        return logging.WARNING
+    return logging.DEBUG if verbose else logging.INFO
+
+
+def setup(level: int = logging.INFO, fmt: str = "text", logfile: str | os.PathLike[str] | None = None,
+          verbose: int = 0) -> logging.Handler:
+    """Send log records to stderr, or append them to ``logfile``, in ``fmt``.
+
+    Replaces the handler an earlier call installed (so calling twice is harmless) and
+    leaves handlers others installed alone. The log file is reopened when it is moved or
+    deleted, so logrotate needs no ``copytruncate``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    handler: logging.Handler
+    if logfile:
+        handler = logging.handlers.WatchedFileHandler(os.fspath(logfile), encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    setattr(handler, _MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    # -v shows litequeue's own debug lines; only -vv opens the floodgates of other libraries.
+    root.setLevel(logging.DEBUG if verbose > 1 else max(level, logging.INFO))
+    logging.getLogger("litequeue").setLevel(level)
+    # Huey logs its own line per job; ours carry the ledger's facts, so its stay quiet.
+    logging.getLogger("huey").setLevel(logging.DEBUG if verbose > 1 else max(level, logging.WARNING))
+    return handler
+
+
+def is_configured() -> bool:
+    """True once :func:`setup` installed its handler in this process."""
+    return any(getattr(h, _MARK, False) for h in logging.getLogger().handlers)
