@@ -54,6 +54,8 @@ class Project:
         self.root = root
         self.db = root / "lq.db"
         self.procs: list[subprocess.Popen[str]] = []
+        #: extra environment for every process this project starts
+        self.extra_env: dict[str, str] = {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -61,6 +63,7 @@ class Project:
         env["LITEQUEUE_DB"] = str(self.db)
         env["PYTHONPATH"] = str(self.root)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
         return env
 
     def write(self, name: str, code: str) -> Path:
