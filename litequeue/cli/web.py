@@ -1,3 +1,54 @@
-"""litequeue CLI: web commands."""
+"""``litequeue serve-web``: the status page, served by waitress."""
 
 from __future__ import annotations
+
+import click
+
+from .. import defaults
+from . import main
+from .helpers import app_argument, setup_logging, user_app
+
+
+@main.command("serve-web")
+@app_argument
+@click.option("--host", default=defaults.WEB_HOST, show_envvar=True,
+              help="Address to listen on. Anything but loopback needs --password-file.")
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.WEB_PORT, show_envvar=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--password-file", type=click.Path(dir_okay=False), envvar="LITEQUEUE_WEB_PASSWORD_FILE",
+              show_envvar=True, default=None,
+              help="File whose first line is the password; turns on HTTP Basic auth (any user name).")
+@click.option("--read-only", is_flag=True, show_envvar=True, help="Hide and refuse every action.")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_envvar=True,
+              help="Requests served at once.")
+@click.pass_context
+def serve_web(ctx: click.Context, app: str | None, host: str, port: int, password_file: str | None,
+              read_only: bool, threads: int) -> None:
+    """Serve the status page (and /metrics, /livez, /readyz) for the database.
+
+    APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP) is optional: with it the periodic
+    page shows each task's next run. The page never runs or unpickles job payloads.
+    """
+    import waitress
+    from litequeue_web import WebSettings, check_bind, create_app, read_password_file
+
+    setup_logging(ctx.obj["log_level"])
+    password = read_password_file(password_file) if password_file else None
+    check_bind(host, password)
+    settings = WebSettings(db=ctx.obj.get("db"), password=password, read_only=read_only,
+                           app=user_app(app) if app else None, host=host)
+    try:
+        server = waitress.create_server(create_app(settings), host=host, port=port, threads=threads,
+                                        ident="litequeue", clear_untrusted_proxy_headers=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                                   "pass another --port (or --port 0 for any free one)") from None
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"litequeue status page: http://{shown}:{server.effective_port}/"
+               f"{'  (read-only)' if read_only else ''}", err=False)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

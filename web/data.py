@@ -1,0 +1,115 @@
+"""Where the page gets its data: read-only connections, opened lazily, and the dicts each
+page and its JSON twin are built from (one function per page, used by both)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import peewee as pw
+
+from litequeue import control
+from litequeue.db import open_database
+from litequeue.errors import DatabaseError, LiteQueueError
+from litequeue.ledger import queries
+from litequeue.status import JobStatus
+from litequeue.storage import LiteStorage
+
+from .periodic import NextRuns
+from .settings import WebSettings
+
+STATUSES = [s.value for s in JobStatus]
+
+
+class BadRequest(LiteQueueError):
+    """A query parameter is wrong; the message names it."""
+
+
+class Databases:
+    """One read-only database for the page (reopened after a failure) and short-lived
+    writable stores for actions."""
+
+    def __init__(self, settings: WebSettings) -> None:
+        self.settings = settings
+        self._reader: pw.Database | None = None
+        self._lock = threading.Lock()
+
+    def reader(self) -> pw.Database:
+        """A read-only connection to the ledger; raises DatabaseError saying what is wrong."""
+        with self._lock:
+            if self._reader is None:
+                db = open_database(self.settings.db, readonly=True, create=False)
+                if not queries.has_schema(db):
+                    db.close()
+                    raise DatabaseError(f"{self.settings.db} is not a litequeue database yet (no ledger "
+                                        "tables); enqueue a job or start a consumer first")
+                self._reader = db
+            return self._reader
+
+    def forget_reader(self) -> None:
+        """Drop the reader after an error so the next request opens a fresh one."""
+        with self._lock:
+            if self._reader is not None:
+                try:
+                    self._reader.close()
+                except Exception:  # noqa: BLE001 - a broken connection may fail to close too
+                    pass
+                self._reader = None
+
+    def store(self) -> LiteStorage:
+        """A writable store for one action; close it with ``store.database.close()``."""
+        return control.open_store(self.settings.db)
+
+
+def _filters(args: dict[str, str]) -> dict[str, Any]:
+    status = args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    after = args.get("after") or None
+    if after is not None:
+        try:
+            after_seq: int | None = int(after)
+        except ValueError:
+            raise BadRequest(f"after must be a job's seq number (an integer), not {after!r}") from None
+    else:
+        after_seq = None
+    return {"status": status, "queue": args.get("queue") or None, "task": args.get("task") or None,
+            "q": (args.get("q") or "").strip() or None, "after": after_seq}
+
+
+def overview(db: pw.Database, now: float | None = None) -> dict[str, Any]:
+    """Queues (every queue the ledger knows, busy ones with counts), consumers alive, jobs
+    per minute over the last hour, inbox counts and the latest actions."""
+    now = time.time() if now is None else now
+    summary = queries.queue_summary(db, now=now)
+    for queue in queries.job_facets(db)["queues"]:
+        summary.setdefault(queue, {**{s.value: 0 for s in queries.COUNTED}, "oldest_queued_age_s": None,
+                                   "paused": False, "paused_until": None})
+    return {"now": queries.iso(now), "queues": dict(sorted(summary.items())),
+            "consumers": queries.consumers(db, alive_only=True),
+            "activity": queries.recent_activity(db, 60, now=now),
+            "inbox": queries.inbox_counts(db), "events": queries.recent_events(db, 10)}
+
+
+def job_list(db: pw.Database, args: dict[str, str], page_size: int) -> dict[str, Any]:
+    """One page of jobs, newest first; ``next_after`` is the ``after`` of the next page."""
+    f = _filters(args)
+    jobs = queries.list_jobs(db, status=f["status"], queue=f["queue"], task=f["task"], search=f["q"],
+                             before=f["after"], limit=page_size + 1)
+    more = len(jobs) > page_size
+    jobs = jobs[:page_size]
+    return {"filters": f, "jobs": jobs, "next_after": jobs[-1]["seq"] if more else None}
+
+
+def periodic(db: pw.Database, next_runs: NextRuns | None, now: float | None = None) -> dict[str, Any]:
+    """Periodic tasks: last run (from the ledger) and, with the user's app, the next run."""
+    last = queries.periodic_last_runs(db)
+    tasks: dict[str, dict[str, Any]] = {}
+    if next_runs is not None:
+        for entry in next_runs.upcoming(now):
+            tasks[entry["task"]] = {**entry, "last_run": last.get(entry["task"])}
+    for name, run in last.items():
+        tasks.setdefault(name, {"task": name, "queue": None, "next_run": None, "last_run": run})
+    return {"tasks": sorted(tasks.values(), key=lambda t: t["task"]),
+            "runs": queries.periodic_runs(db, 100), "knows_schedule": next_runs is not None}

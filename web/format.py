@@ -1,0 +1,81 @@
+"""Template helpers: relative times, durations, JSON previews and the activity chart's geometry.
+
+Everything here returns plain text or numbers; Jinja escapes it (nothing is marked safe).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+CHART_W, CHART_H, CHART_PAD = 1000, 150, 18
+
+
+def epoch(value: str | None) -> float | None:
+    if not value:
+        return None
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp()
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people: ``850 ms``, ``12.5 s``, ``4 m 10 s``, ``3 h 5 m``, ``2 d 4 h``."""
+    if value is None:
+        return "–"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    s = int(value)
+    if s < 3600:
+        return f"{s // 60} m {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} m"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def ago(value: str | None, now: float | None = None) -> str:
+    """``12.0 s ago`` / ``in 4 m 0 s`` for an ISO time from the ledger."""
+    ts = epoch(value)
+    if ts is None:
+        return "–"
+    delta = (time.time() if now is None else now) - ts
+    return f"{seconds(delta)} ago" if delta >= 0 else f"in {seconds(-delta)}"
+
+
+def clock(value: str | None) -> str:
+    """An ISO time as ``2026-11-23 18:35:20 UTC``."""
+    return f"{value[:10]} {value[11:19]} UTC" if value else "–"
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def inline(value: Any, limit: int = 80) -> str:
+    """A one-line JSON preview for tables, cut at ``limit`` characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def chart(activity: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bar geometry for jobs finished per minute (succeeded stacked on failed); the page's
+    script draws the same geometry from ``/api/overview`` (static/live.js ``drawChart``)."""
+    n = max(1, len(activity))
+    top = max([a["succeeded"] + a["failed"] for a in activity] + [1])
+    inner = CHART_H - CHART_PAD
+    step = CHART_W / n
+    bars = []
+    for i, a in enumerate(activity):
+        fail_h = inner * a["failed"] / top
+        ok_h = inner * a["succeeded"] / top
+        bars.append({"x": round(i * step + 0.5, 2), "w": round(max(1.0, step - 1.0), 2),
+                     "ok_y": round(inner - ok_h - fail_h, 2), "ok_h": round(ok_h, 2),
+                     "fail_y": round(inner - fail_h, 2), "fail_h": round(fail_h, 2),
+                     "title": f"{clock(a['minute'])[11:16]}  {a['succeeded']} succeeded, {a['failed']} failed"})
+    return {"w": CHART_W, "h": CHART_H, "base": inner, "top": top, "bars": bars,
+            "total_ok": sum(a["succeeded"] for a in activity), "total_failed": sum(a["failed"] for a in activity)}
+
+
+FILTERS = {"ago": ago, "seconds": seconds, "clock": clock, "pretty": pretty, "inline": inline, "epoch": epoch}
