@@ -20,8 +20,8 @@ from huey.exceptions import HueyException
 from huey.registry import Registry
 
 from . import defaults
-from .db import database_target, open_database, state_dir
-from .doorbell import ring
+from .db import database_target, open_database
+from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
 from .ledger.preview import preview
 from .storage import LiteStorage, NewJob
@@ -99,8 +99,8 @@ class LiteQueue(Huey):
             busy_timeout = float(os.environ.get("LITEQUEUE_BUSY_TIMEOUT") or defaults.BUSY_TIMEOUT)
         self.durability = durability
         self.crash_cap = crash_cap
-        self.bell_dir = None if (d := state_dir(self.db_target)) is None else d / "bell"
         database = open_database(self.db_target, durability=durability, busy_timeout=busy_timeout)
+        self.bell_target = bell_target(self.db_target, database)
         super().__init__(name, results=results, store_none=store_none, utc=True,
                          database=database, **kwargs)
         self._registry = LiteRegistry()
@@ -108,6 +108,11 @@ class LiteQueue(Huey):
         self._signal.connect(self._record_signal)
 
     storage: LiteStorage
+
+    @property
+    def bell_dir(self) -> BellTarget:
+        """Where producers ring the consumers' doorbell (alias of ``bell_target``)."""
+        return self.bell_target
 
     def get_task_wrapper_class(self) -> type[TaskWrapper]:
         return LiteTaskWrapper
@@ -201,7 +206,7 @@ class LiteQueue(Huey):
     def _write(self, jobs: list[NewJob]) -> None:
         self.storage.write_jobs(jobs)
         if self.storage.unit is None:
-            ring(self.bell_dir)
+            ring(self.bell_target)
 
     def new_jobs(self, task: Task) -> list[NewJob]:
         """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps)."""
@@ -249,7 +254,7 @@ class LiteQueue(Huey):
             if self.storage.fire_periodic(name, slot, self._job_row(task, None)):
                 fired.append(name)
         if fired:
-            ring(self.bell_dir)
+            ring(self.bell_target)
         return fired
 
     # -- what a running job records ---------------------------------------------------------

@@ -31,7 +31,7 @@ from huey.exceptions import TaskTimeout
 
 from . import defaults
 from .db import state_dir
-from .doorbell import Doorbell
+from .doorbell import Doorbell, make_doorbell
 from .inbox import observers as inbox_observers
 from .liveness import LifeLock, new_consumer_id
 from .pool import Acker, Claimer, DirectEndpoint, Observer
@@ -136,8 +136,7 @@ class LiteConsumer(Consumer):
         return LiteScheduler(self.huey, self.stop_flag, self, self.periodic)
 
     def make_bell(self, name: str) -> Doorbell:
-        folder = self.state / "bell" if self.state else None
-        return Doorbell(folder, f"{self.consumer_id.rsplit(':', 1)[-1]}-{name}-{os.getpid()}")
+        return make_doorbell(self.huey.bell_target, f"{self.consumer_id.rsplit(':', 1)[-1]}-{name}-{os.getpid()}")
 
     def endpoints_for_worker(self) -> tuple[Any, Any]:
         """Where a worker takes claims from and hands outcomes to (called in the worker)."""
@@ -145,7 +144,7 @@ class LiteConsumer(Consumer):
             return self.claimer, self.acker
         holder = f"{self.consumer_id}/{os.getpid()}"
         endpoint = DirectEndpoint(self.storage, holder, self.queues, self.make_bell("w"),
-                                  self._paused_in_child, self.observers, self.huey.bell_dir)
+                                  self._paused_in_child, self.observers, self.huey.bell_target)
         self._child_endpoint = endpoint
         return endpoint, endpoint
 
@@ -174,13 +173,13 @@ class LiteConsumer(Consumer):
             log.warning("recovered %d job(s) from dead consumers", recovered)
         if self.worker_type == "thread":
             self._bell = self.make_bell("claimer")
-            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_dir,
+            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done)
             self.claimer = Claimer(self.storage, self.consumer_id, self.queues, self._bell,
                                    self.supervisor.paused, self.stop_event)
-            self.acker = Acker(self.storage, self.consumer_id, self.observers, self.huey.bell_dir)
+            self.acker = Acker(self.storage, self.consumer_id, self.observers, self.huey.bell_target)
         else:
-            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_dir,
+            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done)
         log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
                  self.consumer_id, self.workers, self.worker_type,

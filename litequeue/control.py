@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from . import defaults
-from .db import open_database, state_dir
-from .doorbell import ring
+from .db import open_database
+from .doorbell import BellTarget, bell_target, ring
 from .errors import DatabaseError, JobNotFoundError, LiteQueueError
 from .ledger.queries import has_schema
 from .status import FINAL_STATUSES, JobStatus
@@ -42,9 +41,8 @@ def record_event(store: LiteStorage, action: str, *, job_id: str | None = None,
               (time.time(), action, job_id, queue, detail, actor))
 
 
-def _bell(store: LiteStorage) -> Any:
-    folder = state_dir(store.database.database) if hasattr(store.database, "database") else None
-    return None if folder is None else folder / "bell"
+def _bell(store: LiteStorage) -> BellTarget:
+    return bell_target(store.database.database, store.database)
 
 
 def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -> dict[str, str]:
@@ -52,6 +50,8 @@ def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -
 
     Each new job links to the original (``retried_from``). Only final jobs (failed,
     cancelled, expired, succeeded) can be retried."""
+    from .inbox import retry as _inbox_retry  # noqa: F401  (registers the inbox's retry hook)
+
     rows = {}
     for job_id in job_ids:
         row = store.sql("SELECT id, app, task, queue, priority, status, args, kwargs, payload, "

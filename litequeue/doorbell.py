@@ -14,6 +14,24 @@ import os
 import select
 import socket
 from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from .db import state_dir
+
+#: A folder of bell sockets (SQLite), a PostgreSQL database (LISTEN/NOTIFY), or None.
+BellTarget = Path | pw.PostgresqlDatabase | None
+CHANNEL = "litequeue"
+
+
+def bell_target(db_target: str, database: pw.Database) -> BellTarget:
+    folder = state_dir(db_target)
+    if folder is not None:
+        return folder / "bell"
+    if isinstance(database, pw.PostgresqlDatabase):
+        return database
+    return None
 
 
 class Doorbell:
@@ -89,11 +107,14 @@ def _address(folder: Path | str, name: str) -> str:
     return f"/proc/self/fd/{fd}/{name}"
 
 
-def ring(folder: Path | None) -> int:
-    """Ring every consumer's bell in ``folder``; returns how many heard it."""
+def ring(folder: BellTarget) -> int:
+    """Ring every consumer's bell (after a commit); returns how many sockets heard it."""
     global _sender
     if folder is None:
         return 0
+    if isinstance(folder, pw.PostgresqlDatabase):
+        folder.execute_sql(f"NOTIFY {CHANNEL}")
+        return 1
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
@@ -115,3 +136,36 @@ def ring(folder: Path | None) -> int:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
     return heard
+
+
+class PgDoorbell(Doorbell):
+    """PostgreSQL's LISTEN/NOTIFY as the doorbell, on a connection of its own."""
+
+    def __init__(self, database: pw.PostgresqlDatabase) -> None:
+        super().__init__(None, "")
+        import psycopg2
+
+        self.conn: Any = psycopg2.connect(database=database.database, **database.connect_params)
+        self.conn.autocommit = True
+        self.conn.cursor().execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self._r, self.conn], [], [], max(0.0, timeout))
+        if not ready:
+            return False
+        self._drain()
+        self.conn.poll()
+        self.conn.notifies.clear()
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        super().close()
+
+
+def make_doorbell(target: BellTarget, name: str) -> Doorbell:
+    """The consumer's end of whichever bell ``target`` is."""
+    if isinstance(target, pw.PostgresqlDatabase):
+        return PgDoorbell(target)
+    return Doorbell(target, name)

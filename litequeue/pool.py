@@ -127,11 +127,11 @@ class Acker:
     while the previous commit was under way (or within ``window`` seconds)."""
 
     def __init__(self, storage: LiteStorage, holder: str, observers: list[Observer],
-                 bell_dir: object, window: float = defaults.ACK_GROUP_WINDOW) -> None:
+                 bell_target: object, window: float = defaults.ACK_GROUP_WINDOW) -> None:
         self.storage = storage
         self.holder = holder
         self.observers = observers
-        self.bell_dir = bell_dir
+        self.bell_target = bell_target
         self.window = window
         self.inbox: queue.SimpleQueue[Finished | None] = queue.SimpleQueue()
         self.pending = 0
@@ -184,7 +184,7 @@ class Acker:
             self.pending -= len(batch)
             self.done += len(acked)
         if any(i.unit and any(not j.waiting for j in i.unit.jobs) for i in acked):
-            ring(self.bell_dir)  # type: ignore[arg-type]
+            ring(self.bell_target)  # type: ignore[arg-type]
         notify(self.observers, acked)
 
 
@@ -193,14 +193,14 @@ class DirectEndpoint:
 
     def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None,
                  bell: Doorbell, paused: Callable[[], set[str]], observers: list[Observer],
-                 bell_dir: object) -> None:
+                 bell_target: object) -> None:
         self.storage = storage
         self.holder = holder
         self.queues = list(queues) if queues else None
         self.bell = bell
         self.paused = paused
         self.observers = observers
-        self.bell_dir = bell_dir
+        self.bell_target = bell_target
         self.empty_polls = 0
 
     def get(self, timeout: float) -> Claim | None:
@@ -215,5 +215,5 @@ class DirectEndpoint:
     def put(self, finished: Finished) -> None:
         acked = retrying("ack", lambda: self.storage.ack(self.holder, [finished]))
         if acked and finished.unit and any(not j.waiting for j in finished.unit.jobs):
-            ring(self.bell_dir)  # type: ignore[arg-type]
+            ring(self.bell_target)  # type: ignore[arg-type]
         notify(self.observers, acked)  # type: ignore[arg-type]

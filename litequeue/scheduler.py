@@ -43,7 +43,7 @@ class LiteScheduler(Scheduler):
             moved = huey.storage.dispatch_due() if due is not None and due <= time.time() else 0
             if moved:
                 log.debug("dispatched %d due jobs", moved)
-                ring(huey.bell_dir)
+                ring(huey.bell_target)
             if self.periodic:
                 self.fire_periodic()
             nxt = huey.storage.next_due()

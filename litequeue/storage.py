@@ -142,7 +142,7 @@ class LiteStorage(SqlStorage):
             priority = pw.IntegerField(default=0)
             job_id = pw.CharField()
             data = BytesBlobField()
-            eta = pw.FloatField()
+            eta = pw.DoubleField()
             crash_cap = pw.IntegerField(default=3)
 
             class Meta:
@@ -159,9 +159,9 @@ class LiteStorage(SqlStorage):
             job_id = pw.CharField()
             data = BytesBlobField()
             crash_cap = pw.IntegerField(default=3)
-            enqueued_at = pw.FloatField()
+            enqueued_at = pw.DoubleField()
             claimed_by = pw.CharField(null=True)
-            claimed_at = pw.FloatField(null=True)
+            claimed_at = pw.DoubleField(null=True)
 
             class Meta:
                 table_name = "lq_ready"
@@ -544,9 +544,13 @@ class LiteStorage(SqlStorage):
         return self.sql("SELECT COUNT(*) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()[0]
 
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
-        rows = self.sql("SELECT data FROM lq_schedule WHERE app = ? ORDER BY eta, id LIMIT ?",
-                        (self.name, -1 if limit is None else limit)).fetchall()
+        rows = self.sql("SELECT data FROM lq_schedule WHERE app = ? ORDER BY eta, id" + self._limit(limit),
+                        (self.name,)).fetchall()
         return [bytes(r[0]) for r in rows]
+
+    @staticmethod
+    def _limit(limit: int | None) -> str:
+        return "" if limit is None else f" LIMIT {int(limit)}"
 
     def flush_schedule(self) -> None:
         self.sql("DELETE FROM lq_schedule WHERE app = ?", (self.name,))
@@ -557,8 +561,7 @@ class LiteStorage(SqlStorage):
 
     def enqueued_items(self, limit: int | None = None) -> list[bytes]:
         rows = self.sql("SELECT data FROM lq_ready WHERE app = ? AND claimed_by IS NULL "
-                        "ORDER BY priority DESC, id LIMIT ?",
-                        (self.name, -1 if limit is None else limit)).fetchall()
+                        "ORDER BY priority DESC, id" + self._limit(limit), (self.name,)).fetchall()
         return [bytes(r[0]) for r in rows]
 
     def flush_queue(self) -> None:

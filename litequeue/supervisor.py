@@ -87,11 +87,11 @@ def release_stalled_claims(storage: LiteStorage, me: str | None = None,
 class Supervisor:
     """The consumer's housekeeping thread: heartbeat, recovery, pause state."""
 
-    def __init__(self, storage: LiteStorage, consumer_id: str, bell_dir: object,
+    def __init__(self, storage: LiteStorage, consumer_id: str, bell_target: object,
                  jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL) -> None:
         self.storage = storage
         self.consumer_id = consumer_id
-        self.bell_dir = bell_dir
+        self.bell_target = bell_target
         self.jobs_done = jobs_done
         self.interval = interval
         self.stop = threading.Event()
@@ -113,14 +113,14 @@ class Supervisor:
         if paused != self._paused:
             log.info("paused queues: %s", ", ".join(sorted(paused)) or "none")
             if self._paused - paused:
-                ring(self.bell_dir)  # type: ignore[arg-type]
+                ring(self.bell_target)  # type: ignore[arg-type]
         self._paused = paused
 
     def tick(self) -> None:
         update_heartbeat(self.storage, self.consumer_id, self.jobs_done())
         self.refresh_paused()
         if release_stalled_claims(self.storage, me=self.consumer_id):
-            ring(self.bell_dir)  # type: ignore[arg-type]
+            ring(self.bell_target)  # type: ignore[arg-type]
 
     def _run(self) -> None:
         while not self.stop.wait(self.interval):

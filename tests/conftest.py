@@ -181,16 +181,24 @@ def running_consumer(app: Any, **options: Any) -> Iterator[Any]:
         assert not thread.is_alive(), "consumer did not stop"
 
 
-@pytest.fixture
-def make_app(tmp_path: Path) -> Callable[..., Any]:
-    """Build a LiteQueue on a fresh SQLite file in the test's temp dir."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_app(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
+    """Build a LiteQueue on a fresh database: a SQLite file in the test's temp dir, or a
+    fresh PostgreSQL database (the same contract, checked on both backends)."""
     from litequeue import LiteQueue
 
-    def make(name: str = "test", **kwargs: Any) -> Any:
-        kwargs.setdefault("db", tmp_path / f"{name}.db")
-        return LiteQueue(name, **kwargs)
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    apps: list[Any] = []
 
-    return make
+    def make(name: str = "test", **kwargs: Any) -> Any:
+        kwargs.setdefault("db", url or tmp_path / f"{name}.db")
+        app = LiteQueue(name, **kwargs)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.storage.close()
 
 
 def job_row(app: Any, job_id: str) -> dict[str, Any]:

@@ -61,11 +61,11 @@ def make_ledger(db: pw.Database) -> Ledger:
         args = pw.TextField(default="[]")  # redacted JSON preview
         kwargs = pw.TextField(default="{}")
         payload = pw.BlobField(null=True)  # original message, so retry needs no unpickling
-        enqueued_at = pw.FloatField()
-        eta = pw.FloatField(null=True)
-        started_at = pw.FloatField(null=True)
-        finished_at = pw.FloatField(null=True)
-        updated_at = pw.FloatField()
+        enqueued_at = pw.DoubleField()
+        eta = pw.DoubleField(null=True)
+        started_at = pw.DoubleField(null=True)
+        finished_at = pw.DoubleField(null=True)
+        updated_at = pw.DoubleField()
         attempts = pw.IntegerField(default=0)
         crash_cap = pw.IntegerField(default=3)
         crashes = pw.IntegerField(default=0)
@@ -75,10 +75,10 @@ def make_ledger(db: pw.Database) -> Ledger:
         result = pw.TextField(null=True)  # JSON preview
         parent_id = pw.CharField(null=True)
         retried_from = pw.CharField(null=True)
-        progress_done = pw.FloatField(null=True)
-        progress_total = pw.FloatField(null=True)
+        progress_done = pw.DoubleField(null=True)
+        progress_total = pw.DoubleField(null=True)
         progress_message = pw.TextField(null=True)
-        progress_at = pw.FloatField(null=True)
+        progress_at = pw.DoubleField(null=True)
 
         class Meta:
             table_name = "lq_job"
@@ -97,8 +97,8 @@ def make_ledger(db: pw.Database) -> Ledger:
         job_id = pw.CharField()
         number = pw.IntegerField()
         consumer_id = pw.CharField(null=True)
-        started_at = pw.FloatField()
-        finished_at = pw.FloatField(null=True)
+        started_at = pw.DoubleField()
+        finished_at = pw.DoubleField(null=True)
         outcome = pw.CharField()
         error = pw.TextField(null=True)
 
@@ -117,9 +117,9 @@ def make_ledger(db: pw.Database) -> Ledger:
         queues = pw.TextField()  # comma-separated, "" = every queue
         concurrency = pw.IntegerField()
         worker_type = pw.CharField()
-        started_at = pw.FloatField()
-        heartbeat_at = pw.FloatField()
-        stopped_at = pw.FloatField(null=True)
+        started_at = pw.DoubleField()
+        heartbeat_at = pw.DoubleField()
+        stopped_at = pw.DoubleField(null=True)
         status = pw.CharField()  # running, stopping, stopped, dead
         jobs_done = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
@@ -133,7 +133,7 @@ def make_ledger(db: pw.Database) -> Ledger:
         task = pw.CharField()
         slot = pw.CharField()
         job_id = pw.CharField()
-        created_at = pw.FloatField()
+        created_at = pw.DoubleField()
 
         class Meta:
             table_name = "lq_periodic_run"
@@ -143,7 +143,7 @@ def make_ledger(db: pw.Database) -> Ledger:
         """Actions people and tools took (retry, cancel, pause, purge, prune)."""
 
         id = pw.AutoField()
-        at = pw.FloatField()
+        at = pw.DoubleField()
         action = pw.CharField()
         job_id = pw.CharField(null=True)
         queue = pw.CharField(null=True)
@@ -156,8 +156,8 @@ def make_ledger(db: pw.Database) -> Ledger:
     class QueueState(Base):
         queue = pw.CharField(primary_key=True)
         paused = pw.BooleanField(default=False)
-        paused_until = pw.FloatField(null=True)  # None with paused = until resumed
-        updated_at = pw.FloatField()
+        paused_until = pw.DoubleField(null=True)  # None with paused = until resumed
+        updated_at = pw.DoubleField()
 
         class Meta:
             table_name = "lq_queue_state"
@@ -169,7 +169,7 @@ def make_ledger(db: pw.Database) -> Ledger:
         task = pw.CharField()
         outcome = pw.CharField()
         count = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
-        duration_sum = pw.FloatField(default=0.0, constraints=[pw.SQL("DEFAULT 0")])
+        duration_sum = pw.DoubleField(default=0.0, constraints=[pw.SQL("DEFAULT 0")])
 
         class Meta:
             table_name = "lq_finished"
@@ -188,8 +188,8 @@ def make_ledger(db: pw.Database) -> Ledger:
         state = pw.CharField()  # processing, done, failed, duplicate, missing
         # the file's own folder under the inbox's processing folder (litequeue.inbox.layout)
         token = pw.CharField(null=True, index=True)
-        taken_at = pw.FloatField()
-        settled_at = pw.FloatField(null=True)
+        taken_at = pw.DoubleField()
+        settled_at = pw.DoubleField(null=True)
 
         class Meta:
             table_name = "lq_inbox_file"
