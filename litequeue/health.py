@@ -1,0 +1,234 @@
+"""``litequeue health``: one word for scripts, cron and container health checks.
+
+The answer is ``healthy`` (exit 0), ``degraded`` (exit 1) or ``unhealthy`` (exit 2), as
+monitoring plugins expect, with one reason per problem:
+
+* unhealthy: the database cannot be opened or written; a queue has jobs (queued, due, or
+  held by a dead consumer) and no live consumer serves it, so they will never run;
+* degraded: the oldest queued job of a queue waited longer than ``max_queued_age``; too
+  many jobs failed in the last hour; a live consumer stopped writing its heartbeat; a job
+  has been running longer than ``max_running_age`` (when set).
+
+It reads and writes nothing but one no-op update (proof that writes work) and never imports
+the user's code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee as pw
+
+from .db import open_database
+from .errors import DatabaseError, LiteQueueError
+from .ledger.queries import has_schema
+from .liveness import consumer_is_dead
+from .storage import LiteStorage
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+EXIT_STATUS = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+_RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+#: Fewer failures than this in the window never make the answer degraded: one failed
+#: job out of two is not an incident.
+MIN_FAILURES = 3
+FAILURE_WINDOW = 3600.0
+
+
+@dataclass
+class Thresholds:
+    """When the answer turns ``degraded``."""
+
+    #: seconds the oldest queued job of a (not paused) queue may wait
+    max_queued_age: float = 300.0
+    #: fraction of the jobs finished in the last hour that may have failed
+    max_failure_rate: float = 0.2
+    #: seconds a live consumer may go without a heartbeat (it writes one every second)
+    max_heartbeat_age: float = 30.0
+    #: seconds a job may run; None: no limit
+    max_running_age: float | None = None
+    #: how long to wait for the database write lock
+    busy_timeout: float = 10.0
+
+
+@dataclass
+class Report:
+    """The answer, its reasons, and what was measured."""
+
+    status: str = HEALTHY
+    reasons: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.status]
+
+    def add(self, level: str, reason: str) -> None:
+        self.reasons.append(f"{level}: {reason}")
+        if _RANK[level] > _RANK[self.status]:
+            self.status = level
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reasons": self.reasons, "checks": self.checks}
+
+
+def check(db: str | None = None, thresholds: Thresholds | None = None, now: float | None = None) -> Report:
+    """Check the queue on database ``db`` (``$LITEQUEUE_DB`` when None); never raises for a
+    broken database: that is an ``unhealthy`` answer."""
+    t = thresholds or Thresholds()
+    report = Report()
+    now = time.time() if now is None else now
+    store = _open(db, t, report)
+    if store is None:
+        return report
+    try:
+        _check_writable(store, report)
+        alive = _check_consumers(store, t, report, now)
+        _check_queues(store, t, report, now, alive)
+        _check_failures(store, t, report, now)
+        if t.max_running_age is not None:
+            _check_running(store, t.max_running_age, report, now)
+    except (pw.DatabaseError, LiteQueueError) as exc:
+        report.add(UNHEALTHY, f"database: reading it failed: {exc}")
+    finally:
+        store.database.close()
+    return report
+
+
+def _open(db: str | None, t: Thresholds, report: Report) -> LiteStorage | None:
+    try:
+        database = open_database(db, create=False, busy_timeout=t.busy_timeout)
+        if not has_schema(database):
+            database.close()
+            raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
+                                "point LITEQUEUE_DB at a litequeue database")
+        store = LiteStorage("litequeue", database=database, create_tables=False)
+    except (LiteQueueError, pw.DatabaseError) as exc:
+        report.checks["database"] = {"reachable": False, "writable": False, "error": str(exc)}
+        report.add(UNHEALTHY, f"database: {exc}")
+        return None
+    report.checks["database"] = {"reachable": True, "target": str(database.database)}
+    return store
+
+
+def _check_writable(store: LiteStorage, report: Report) -> None:
+    """A write transaction that changes nothing: it still takes the write lock and
+    writes a page, so a read-only file, folder or filesystem fails here."""
+    try:
+        with store.write():
+            store.sql("UPDATE lq_meta SET value = value WHERE key = ?", ("schema",))
+    except (pw.DatabaseError, LiteQueueError) as exc:
+        report.checks["database"].update(writable=False, error=str(exc))
+        report.add(UNHEALTHY, f"database: not writable ({exc}); producers cannot enqueue and "
+                              "consumers cannot record outcomes: fix the file's permissions, "
+                              "free the disk, or stop whatever holds the write lock")
+        return
+    report.checks["database"]["writable"] = True
+
+
+def _check_consumers(store: LiteStorage, t: Thresholds, report: Report, now: float) -> list[list[str]]:
+    """The live consumers' queue lists ([] = every queue); flags silent ones."""
+    rows = store.sql("SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues FROM lq_consumer "
+                     "WHERE status IN ('running', 'stopping')").fetchall()
+    alive: list[list[str]] = []
+    live, dead = [], []
+    for cid, host, boot, pid, lock_path, heartbeat, queues in rows:
+        why = consumer_is_dead(host, boot, pid, lock_path, heartbeat, now=now)
+        if why:
+            dead.append({"id": cid, "why": why})
+            continue
+        served = [q for q in (queues or "").split(",") if q]
+        alive.append(served)
+        age = round(now - heartbeat, 1)
+        live.append({"id": cid, "queues": served or "all", "heartbeat_age_s": age})
+        if age > t.max_heartbeat_age:
+            report.add(DEGRADED, f"consumer {cid}: no heartbeat for {age:.0f}s (hung, or the "
+                                 "database stayed locked); see its log")
+    report.checks["consumers"] = {"alive": live, "dead_but_registered": dead}
+    return alive
+
+
+def _served(queue: str, alive: Iterable[list[str]]) -> bool:
+    return any(not served or queue in served for served in alive)
+
+
+def _check_queues(store: LiteStorage, t: Thresholds, report: Report, now: float,
+                  alive: list[list[str]]) -> None:
+    queues: dict[str, dict[str, Any]] = {}
+
+    def entry(q: str) -> dict[str, Any]:
+        return queues.setdefault(q, {"queued": 0, "due": 0, "orphaned": 0, "oldest_queued_age_s": None,
+                                     "paused": False})
+
+    for queue, n, oldest in store.sql("SELECT queue, COUNT(*), MIN(enqueued_at) FROM lq_ready "
+                                      "WHERE claimed_by IS NULL GROUP BY queue").fetchall():
+        entry(queue).update(queued=n, oldest_queued_age_s=round(max(0.0, now - oldest), 1))
+    for queue, n in store.sql("SELECT queue, COUNT(*) FROM lq_schedule WHERE eta <= ? GROUP BY queue",
+                              (now,)).fetchall():
+        entry(queue)["due"] = n
+    for queue, n in _orphaned(store, now):
+        entry(queue)["orphaned"] += n
+    for queue, until in store.sql("SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?",
+                                  (True,)).fetchall():
+        if queue in queues and (until is None or until > now):
+            queues[queue]["paused"] = True
+    for name, q in sorted(queues.items()):
+        waiting = q["queued"] + q["due"] + q["orphaned"]
+        if waiting and not _served(name, alive):
+            parts = [f"{q[k]} {k}" for k in ("queued", "due", "orphaned") if q[k]]
+            report.add(UNHEALTHY, f"queue {name!r}: {', '.join(parts)} job(s) and no live consumer "
+                                  f"serves it; start one: litequeue run-consumer APP -Q {name}")
+        age = q["oldest_queued_age_s"]
+        if age is not None and age > t.max_queued_age and not q["paused"] and _served(name, alive):
+            report.add(DEGRADED, f"queue {name!r}: the oldest queued job has waited {_span(age)} "
+                                 f"(more than {_span(t.max_queued_age)}); add workers or consumers")
+    report.checks["queues"] = queues
+
+
+def _orphaned(store: LiteStorage, now: float) -> list[tuple[str, int]]:
+    """(queue, count) of claims whose holder's consumer is dead or not registered."""
+    rows = store.sql("SELECT claimed_by, queue, COUNT(*) FROM lq_ready WHERE claimed_by IS NOT NULL "
+                     "GROUP BY claimed_by, queue").fetchall()
+    if not rows:
+        return []
+    consumers = {r[0]: r for r in store.sql(
+        "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at FROM lq_consumer "
+        "WHERE status IN ('running', 'stopping')").fetchall()}
+    out = []
+    for holder, queue, n in rows:
+        row = consumers.get(holder.split("/", 1)[0])
+        if row is None or consumer_is_dead(row[1], row[2], row[3], row[4], row[5], now=now):
+            out.append((queue, n))
+    return out
+
+
+def _check_failures(store: LiteStorage, t: Thresholds, report: Report, now: float) -> None:
+    counts = dict(store.sql("SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ? AND status IN "
+                            "('succeeded', 'failed') GROUP BY status", (now - FAILURE_WINDOW,)).fetchall())
+    failed, succeeded = counts.get("failed", 0), counts.get("succeeded", 0)
+    rate = failed / (failed + succeeded) if failed + succeeded else 0.0
+    report.checks["last_hour"] = {"succeeded": succeeded, "failed": failed, "failure_rate": round(rate, 4)}
+    if failed >= MIN_FAILURES and rate > t.max_failure_rate:
+        report.add(DEGRADED, f"{failed} of {failed + succeeded} jobs finished in the last hour failed "
+                             f"({rate:.0%} > {t.max_failure_rate:.0%}); see litequeue jobs list --status failed")
+
+
+def _check_running(store: LiteStorage, limit: float, report: Report, now: float) -> None:
+    rows = store.sql("SELECT id, task, queue, started_at FROM lq_job WHERE status = 'running' AND "
+                     "started_at < ? ORDER BY started_at LIMIT 6", (now - limit,)).fetchall()
+    report.checks["running_too_long"] = [{"id": r[0], "task": r[1], "queue": r[2],
+                                          "running_s": round(now - r[3], 1)} for r in rows]
+    for job_id, task, queue, started in rows[:5]:
+        report.add(DEGRADED, f"job {job_id} ({task}, queue {queue!r}) has been running for "
+                             f"{_span(now - started)} (more than {_span(limit)}); see litequeue jobs "
+                             f"show {job_id}")
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
