@@ -32,6 +32,13 @@ class ConfigError(click.ClickException):
 class Group(click.Group):
     """Turns litequeue's errors into one line (``Error: ...``) and a non-zero exit."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.BadParameter as exc:
+            raise _name_the_variable(exc) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -39,6 +46,20 @@ class Group(click.Group):
             raise ConfigError(str(exc)) from None
         except LiteQueueError as exc:
             raise click.ClickException(str(exc)) from None
+        except click.BadParameter as exc:
+            raise _name_the_variable(exc) from None
+
+
+def _name_the_variable(exc: click.BadParameter) -> click.BadParameter:
+    """A bad value that came from a variable is blamed on the variable, not on a flag
+    the user never typed."""
+    param, ctx = exc.param, exc.ctx
+    if param is not None and ctx is not None and param.name and exc.param_hint is None:
+        if ctx.get_parameter_source(param.name) == ParameterSource.ENVIRONMENT:
+            name = cfg.envvar_of(ctx.auto_envvar_prefix, param)
+            if name:
+                exc.param_hint = f"environment variable {name}"
+    return exc
 
 
 #: Top-level settings the library reads from the environment; the group exports them.
