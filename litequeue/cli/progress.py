@@ -79,7 +79,7 @@ class Reporter:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
-        elif not self.interactive and self.done != self._printed:
+        elif not self.interactive and self.total != 0 and self.done != self._printed:
             self._line(self.done)
 
 
