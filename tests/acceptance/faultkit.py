@@ -57,6 +57,12 @@ def work(i: int, seconds: float = 0.0) -> int:
     return i
 
 
+@app.task()
+def plain(i: int) -> int:
+    record(i)
+    return i
+
+
 @app.task(retries=2, retry_delay=0)
 def flaky(i: int, seconds: float = 0.0) -> int:
     if seconds:
@@ -222,6 +228,7 @@ class Faults:
         self.project = project
         self.rng = random.Random(seed)
         self.seed = seed
+        self.kill_times: list[float] = []
         self.side = SideLog(project.root / "side-effects.log")
         self.ledger = Ledger(project)
         project.write("tasks.py", TASKS.format(side_log=str(self.side.path)))
@@ -268,36 +275,59 @@ class Faults:
         proc.wait(10)
 
     def storm(self, kills: int, *args: str, main_only: bool = False,
-              gap: tuple[float, float] = (0.05, 0.5)) -> int:
-        """Start a consumer, let it run jobs for a random ``gap``, SIGKILL it; ``kills`` times.
+              gap: tuple[float, float] = (0.05, 0.5), after_first_job: bool = True) -> int:
+        """Start a consumer, let it run for a random ``gap``, SIGKILL it; ``kills`` times.
 
-        With ``main_only`` only the consumer's main process is killed (``os.kill``) and its
-        worker processes must then die with it. Returns how many kills hit a consumer that
-        still had jobs to do.
+        The gap starts once the consumer ran its first job (``after_first_job``) or once it
+        registered. With ``main_only`` only the consumer's main process is killed
+        (``os.kill``) and its worker processes must then die with it. Stops early when no
+        job is left; returns how many kills hit a consumer that still had jobs to do.
         """
         hits = 0
         for _ in range(kills):
             if not self.unfinished():
                 break
             proc = self.project.start_consumer("tasks", *args)
-            self.wait_running_jobs(proc)
+            if after_first_job:
+                self.wait_running_jobs(proc)
+            else:
+                self.consumer_id(proc)
             time.sleep(self.rng.uniform(*gap))  # the fault's random moment, not a wait for a state
             if self.unfinished():
                 hits += 1
+            self.kill_times.append(time.time())
             if main_only:
-                workers = children_of(proc.pid)
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-                wait_for(lambda w=workers: not any(alive(p) for p in w), 3.0,
-                         what=f"worker processes {workers} to die with their consumer")
-                wait_for(lambda pgid=proc.pid: not group_members(pgid), 3.0,
-                         what=f"every process of consumer group {proc.pid} to die")
+                self.kill_main_only(proc)
             else:
                 self.kill_group(proc)
         return hits
 
+    def kill_main_only(self, proc: subprocess.Popen[str]) -> None:
+        """SIGKILL only the consumer's main process; its worker processes must die with it."""
+        workers = children_of(proc.pid)
+        assert workers, f"consumer {proc.pid} has no worker process to outlive it"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        wait_for(lambda: not any(alive(p) for p in workers), 3.0,
+                 what=f"worker processes {workers} to die with their consumer")
+        wait_for(lambda: not group_members(proc.pid), 3.0,
+                 what=f"every process of consumer group {proc.pid} to die")
+
+    def wait_ready(self, proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
+        """Wait until the consumer is fully started (its signal handlers are installed).
+
+        Huey installs them last, after starting workers; the supervisor, started after
+        that, writes the first heartbeat (a SIGTERM before then kills it with -15).
+        """
+        cid = self.consumer_id(proc, timeout)
+        wait_for(lambda: self.project.query(
+            "SELECT 1 FROM lq_consumer WHERE id = ? AND heartbeat_at > started_at", (cid,)),
+            timeout, what=f"consumer {cid} to write its first heartbeat")
+        return cid
+
     def stop(self, proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Stop a consumer gracefully; returns its exit code."""
+        self.wait_ready(proc)
         os.killpg(proc.pid, sig)
         return proc.wait(timeout)
 
