@@ -336,3 +336,63 @@ def say(line: str) -> None:
     """One summary line per scenario (visible with ``pytest -s``)."""
     sys.stdout.write(f"\n[faults] {line}\n")
     sys.stdout.flush()
+
+
+# -- another process holding the database ---------------------------------------------------
+
+HOLD_LOCK = """\
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print(time.time(), flush=True)
+time.sleep(float(sys.argv[2]))
+conn.rollback()
+print(time.time(), flush=True)
+"""
+
+
+class LockHolder:
+    """A process holding the database write lock (``BEGIN IMMEDIATE``) for ``seconds``."""
+
+    def __init__(self, project: Project, seconds: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(project.db), str(seconds)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.taken_at = float(self.proc.stdout.readline())  # blocks until the lock is held
+        self.released_at: float | None = None
+
+    def wait(self, timeout: float = 60) -> float:
+        """Wait for the lock to be released; returns when it was."""
+        assert self.proc.stdout is not None
+        self.released_at = float(self.proc.stdout.readline())
+        assert self.proc.wait(timeout) == 0
+        return self.released_at
+
+
+class Producer:
+    """A producer process that imports its app, says ``ready``, and runs its enqueues only
+    when told (so the app is opened before, and the enqueues during, a lock)."""
+
+    def __init__(self, project: Project, body: str, env: dict[str, str] | None = None,
+                 script: str = "producer.py") -> None:
+        code = ("import json, sys, time\nfrom tasks import *\nimport litequeue\n"
+                "print('ready', flush=True)\nsys.stdin.readline()\nstart = time.time()\n"
+                + body + "\n")
+        path = project.write(script, code)
+        self.proc = subprocess.Popen([sys.executable, str(path)], cwd=project.root,
+                                     env=dict(project.env, **(env or {})), text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            _, err = self.proc.communicate(timeout=30)
+            raise AssertionError(f"producer failed to start: {line}{err}")
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def result(self, timeout: float = 60) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
