@@ -105,9 +105,11 @@ def _open(db: str | None, t: Thresholds, report: Report) -> LiteStorage | None:
             raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
                                 "point LITEQUEUE_DB at a litequeue database")
         store = LiteStorage("litequeue", database=database, create_tables=False)
-    except (LiteQueueError, pw.DatabaseError) as exc:
-        report.checks["database"] = {"reachable": False, "writable": False, "error": str(exc)}
-        report.add(UNHEALTHY, f"database: {exc}")
+    except (LiteQueueError, pw.DatabaseError, OSError) as exc:
+        # OSError: the path is a folder or unreadable (db.py lets that through).
+        text = f"cannot open {exc.filename}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+        report.checks["database"] = {"reachable": False, "writable": False, "error": text}
+        report.add(UNHEALTHY, f"database: {text}")
         return None
     report.checks["database"] = {"reachable": True, "target": str(database.database)}
     return store

@@ -103,7 +103,7 @@ def _consumers(target: str) -> list[doctor.Finding]:
 
     try:
         store = open_store(target, readonly=not is_url(target))
-    except LiteQueueError as exc:
+    except (LiteQueueError, OSError) as exc:
         return [doctor.Finding(doctor.FAIL, "consumers", f"cannot read the consumers: {exc}")]
     try:
         return doctor.check_consumers(store.database)
