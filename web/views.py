@@ -59,6 +59,8 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
 
     @app.get("/jobs/retry-failed")
     def confirm_retry_failed() -> Any:
+        if settings.read_only:
+            abort(403, "this status page is read-only (started with --read-only)")
         f = data._filters({**request.args.to_dict(), "status": "failed", "after": ""})
         ids = queries.failed_job_ids(dbs.reader(), queue=f["queue"], task=f["task"], search=f["q"])
         return wants_page("confirm_retry.html", {"filters": f, "count": len(ids)}, page="jobs")
