@@ -210,6 +210,17 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def signal_pending(pid: int, sig: int) -> bool:
+    """True while ``sig`` sent to ``pid`` has not been delivered yet (from /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    masks = [int(line.split()[1], 16) for line in status.splitlines()
+             if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask & (1 << (sig - 1)) for mask in masks)
+
+
 def group_members(pgid: int) -> list[int]:
     """Live processes in process group ``pgid``."""
     found = []
@@ -324,6 +335,9 @@ class Faults:
             "SELECT 1 FROM lq_consumer WHERE id = ? AND heartbeat_at > started_at", (cid,)),
             timeout, what=f"consumer {cid} to write its first heartbeat")
         return cid
+
+    def heartbeat(self, consumer_id: str) -> float:
+        return self.project.query("SELECT heartbeat_at FROM lq_consumer WHERE id = ?", (consumer_id,))[0][0]
 
     def stop(self, proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Stop a consumer gracefully; returns its exit code."""
