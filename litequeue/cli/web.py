@@ -6,11 +6,11 @@ import click
 
 from .. import defaults
 from . import main
-from .helpers import app_argument, setup_logging, user_app
+from .helpers import setup_logging, user_app
 
 
 @main.command("serve-web")
-@app_argument
+@click.argument("app", envvar="LITEQUEUE_APP", required=False, metavar="[APP]")
 @click.option("--host", default=defaults.WEB_HOST, show_envvar=True,
               help="Address to listen on. Anything but loopback needs --password-file.")
 @click.option("--port", type=click.IntRange(0, 65535), default=defaults.WEB_PORT, show_envvar=True,
@@ -19,11 +19,13 @@ from .helpers import app_argument, setup_logging, user_app
               show_envvar=True, default=None,
               help="File whose first line is the password; turns on HTTP Basic auth (any user name).")
 @click.option("--read-only", is_flag=True, show_envvar=True, help="Hide and refuse every action.")
+@click.option("--refresh", type=click.FloatRange(0.2, 3600), default=3.0, show_envvar=True, metavar="SECONDS",
+              help="How often open pages fetch fresh data.")
 @click.option("--threads", type=click.IntRange(1, 64), default=4, show_envvar=True,
               help="Requests served at once.")
 @click.pass_context
 def serve_web(ctx: click.Context, app: str | None, host: str, port: int, password_file: str | None,
-              read_only: bool, threads: int) -> None:
+              read_only: bool, refresh: float, threads: int) -> None:
     """Serve the status page (and /metrics, /livez, /readyz) for the database.
 
     APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP) is optional: with it the periodic
@@ -36,7 +38,7 @@ def serve_web(ctx: click.Context, app: str | None, host: str, port: int, passwor
     password = read_password_file(password_file) if password_file else None
     check_bind(host, password)
     settings = WebSettings(db=ctx.obj.get("db"), password=password, read_only=read_only,
-                           app=user_app(app) if app else None, host=host)
+                           app=user_app(app) if app else None, host=host, refresh_seconds=refresh)
     try:
         server = waitress.create_server(create_app(settings), host=host, port=port, threads=threads,
                                         ident="litequeue", clear_untrusted_proxy_headers=True)

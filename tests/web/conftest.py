@@ -127,3 +127,27 @@ def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def start_web(project: Project, *args: str) -> str:
+    """Start a real ``litequeue serve-web --port 0 ARGS`` (killed with the project's other
+    processes) and return the URL it printed."""
+    import subprocess
+    import sys
+
+    from tests.conftest import wait_for
+
+    log = project.root / f"web-{len(project.procs)}.log"
+    out = open(log, "w")  # noqa: SIM115 - the child writes to it for its whole life
+    proc = subprocess.Popen([sys.executable, "-m", "litequeue", "serve-web", "--port", "0", *args],
+                            cwd=project.root, env=project.env, stdout=out, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    project.procs.append(proc)
+
+    def printed_url() -> str | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve-web exited {proc.returncode}:\n{log.read_text()}")
+        found = re.search(r"litequeue status page: (http://\S+/)", log.read_text())
+        return found.group(1) if found else None
+
+    return str(wait_for(printed_url, 30, what="serve-web to print its URL"))

@@ -181,7 +181,7 @@
       if (!res.ok) throw new Error("HTTP " + res.status);
       renderers[kind](await res.json());
       badgeLive.classList.remove("stale");
-      badgeLive.textContent = "● live";
+      badgeLive.textContent = document.hidden ? "● paused" : "● live";
     } catch (err) {
       badgeLive.classList.add("stale");
       badgeLive.textContent = "● reconnecting";
