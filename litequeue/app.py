@@ -272,6 +272,12 @@ class LiteQueue(Huey):
             unit.value = value
             unit.exception = exception
 
+    def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
+        unit = self.storage.unit
+        if unit is not None and not unit.revocable and isinstance(task, Task) and task.id == unit.job_id:
+            return False  # no revocation existed when the job was claimed
+        return super().is_revoked(task, timestamp, peek)
+
     def record_progress(self, job_id: str, done: float, total: float | None, message: str | None) -> None:
         now = time.time()
         with self.storage.write():

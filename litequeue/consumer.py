@@ -34,7 +34,7 @@ from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .inbox import observers as inbox_observers
 from .liveness import LifeLock, new_consumer_id
-from .pool import Acker, Claimer, DirectEndpoint, Observer
+from .pool import DirectEndpoint, Dispatcher, Observer
 from .scheduler import LiteScheduler
 from .supervisor import Supervisor, deregister_worker, register_worker, release_stalled_claims
 from .worker import LiteWorker
@@ -104,8 +104,7 @@ class LiteConsumer(Consumer):
         self.state = state_dir(huey.db_target)
         self.lock = LifeLock(self.state / "consumers" / f"{self.consumer_id}.lock") if self.state else None
         self.stop_event = threading.Event()
-        self.claimer: Claimer | None = None
-        self.acker: Acker | None = None
+        self.dispatcher: Dispatcher | None = None
         self.supervisor: Supervisor | None = None
         self._bell: Doorbell | None = None
         self.scheduler_bell: Doorbell | None = None
@@ -140,12 +139,12 @@ class LiteConsumer(Consumer):
 
     def endpoints_for_worker(self) -> tuple[Any, Any]:
         """Where a worker takes claims from and hands outcomes to (called in the worker)."""
-        if self.claimer is not None and self.acker is not None:
-            return self.claimer, self.acker
+        if self.dispatcher is not None:
+            return self.dispatcher, self.dispatcher
         holder = f"{self.consumer_id}/{os.getpid()}"
         endpoint = DirectEndpoint(self.storage, holder, self.queues, self.make_bell("w"),
                                   self._paused_in_child, self.observers, self.huey.bell_target)
-        self._child_endpoint = endpoint
+        self.child_endpoint = endpoint
         return endpoint, endpoint
 
     def _paused_in_child(self) -> set[str]:
@@ -172,12 +171,12 @@ class LiteConsumer(Consumer):
         if recovered:
             log.warning("recovered %d job(s) from dead consumers", recovered)
         if self.worker_type == "thread":
-            self._bell = self.make_bell("claimer")
+            self._bell = self.make_bell("dispatcher")
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done)
-            self.claimer = Claimer(self.storage, self.consumer_id, self.queues, self._bell,
-                                   self.supervisor.paused, self.stop_event)
-            self.acker = Acker(self.storage, self.consumer_id, self.observers, self.huey.bell_target)
+            self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
+                                         self.supervisor.paused, self.observers, self.huey.bell_target,
+                                         self.stop_event)
         else:
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done)
@@ -186,12 +185,11 @@ class LiteConsumer(Consumer):
                  ",".join(self.queues) if self.queues else "all", self.huey.db_target)
         super().start()  # forks process workers before any thread of ours exists
         self.supervisor.start()
-        if self.acker is not None and self.claimer is not None:
-            self.acker.start()
-            self.claimer.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
 
     def _jobs_done(self) -> int:
-        return self.acker.done if self.acker else 0
+        return self.dispatcher.done if self.dispatcher else 0
 
     def run(self) -> None:
         """Run until stopped; always hand unfinished claims back before returning."""
@@ -221,14 +219,12 @@ class LiteConsumer(Consumer):
         return super().loop(health_check_ts)
 
     def _drained(self) -> bool:
-        if self.claimer is None or self.acker is None:
+        if self.dispatcher is None:
             endpoint_idle = self.storage.sql(
                 "SELECT COUNT(*) FROM lq_ready WHERE app = ? AND (claimed_by IS NULL OR "
                 "claimed_by LIKE ?)", (self.huey.name, f"{self.consumer_id}/%")).fetchone()[0] == 0
             return endpoint_idle and self._nothing_due()
-        with self.claimer.cond:
-            busy = self.claimer.idle < self.workers or bool(self.claimer.buffer)
-        return (not busy and self.claimer.empty_polls > 0 and self.acker.pending == 0
+        return (not self.dispatcher.busy(self.workers) and self.dispatcher.empty_polls > 0
                 and self._nothing_due())
 
     def _nothing_due(self) -> bool:
@@ -247,14 +243,11 @@ class LiteConsumer(Consumer):
         self.stop_event.set()
         if self.supervisor is not None:
             self.supervisor.stop.set()
-        if self.claimer is not None and self.claimer.thread.ident is not None:
-            self.claimer.thread.join(2)
-            left = self.claimer.drain_unstarted()
+        if self.dispatcher is not None:
+            left = self.dispatcher.close()
             if left:
                 self.storage.release(self.consumer_id, [c.row_id for c in left],
                                      reason="claimed but not started when the consumer stopped")
-        if self.acker is not None and self.acker.thread.ident is not None:
-            self.acker.close()
         released = self.storage.release(self.consumer_id)
         for _, proc in self.worker_threads:
             if self.worker_type == "process" and proc.pid:

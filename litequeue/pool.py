@@ -1,9 +1,13 @@
 """Where jobs are *claimed* and *acknowledged* for a consumer's workers.
 
-Thread mode shares one :class:`Claimer` (claims as many jobs as there are idle workers,
-in one transaction, waking on the doorbell) and one :class:`Acker` (commits the acks of
-jobs that finish close together in one transaction). Process mode gives each worker
-process a :class:`DirectEndpoint` that claims one job and acks it itself.
+Thread mode: one :class:`Dispatcher` thread serves every worker thread. Each round it
+commits, in ONE transaction, the acks of the jobs that finished since the last round and
+claims as many new jobs as there are idle workers; a busy consumer thus pays one commit
+(one fsync) per round, however many jobs the round carries. It sleeps on the doorbell,
+so a job enqueued to an idle consumer starts at once.
+
+Process mode: each worker process has a :class:`DirectEndpoint`, which acks its last job
+and claims its next one in one transaction.
 
 A job counts as done only once its ack is committed; until then its claim stays, so a
 crash gives a duplicate run, never a lost job.
@@ -13,14 +17,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import defaults
-from .doorbell import Doorbell, ring
+from .doorbell import BellTarget, Doorbell, ring
 from .errors import DatabaseBusyError
 from .storage import Claim, Finished
 
@@ -32,18 +35,19 @@ log = logging.getLogger("litequeue.pool")
 Observer = Callable[[Sequence[Finished]], None]
 
 
-def retrying(what: str, fn: Callable[[], object], stop: threading.Event | None = None) -> object:
-    """Run ``fn`` until it does not fail with a busy/locked database (logged, never fatal)."""
+def retrying(what: str, fn: Callable[[], Any], give_up: threading.Event | None = None) -> Any:
+    """Run ``fn`` until it does not fail (a busy or locked database is waited out, logged,
+    never fatal). ``give_up`` set: return None instead of retrying."""
     delay = 0.05
     while True:
         try:
             return fn()
         except DatabaseBusyError:
             log.warning("%s: database busy, retrying", what)
-        except Exception:  # noqa: BLE001 - a claim or ack must survive any database hiccup
+        except Exception:  # noqa: BLE001 - claims and acks must survive any database hiccup
             log.exception("%s failed, retrying", what)
-        if stop is not None and stop.is_set() and what.startswith("claim"):
-            return []
+        if give_up is not None and give_up.is_set():
+            return None
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
 
@@ -56,28 +60,42 @@ def notify(observers: Sequence[Observer], items: Sequence[Finished]) -> None:
             log.exception("observer %r failed", observer)
 
 
-class Claimer:
-    """Claims jobs for idle worker threads; a doorbell ring wakes it at once."""
+def _adds_ready_jobs(items: Sequence[Finished]) -> bool:
+    return any(i.unit and any(not j.waiting for j in i.unit.jobs) for i in items)
 
-    def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None,
-                 bell: Doorbell, paused: Callable[[], set[str]], stop: threading.Event) -> None:
+
+class Dispatcher:
+    """Acks finished jobs and claims new ones for idle worker threads, one transaction a round."""
+
+    def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
+                 paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget,
+                 stop: threading.Event) -> None:
         self.storage = storage
         self.holder = holder
         self.queues = list(queues) if queues else None
         self.bell = bell
         self.paused = paused
+        self.observers = observers
+        self.bell_target = bell_target
         self.stop = stop
         self.cond = threading.Condition()
         self.buffer: collections.deque[Claim] = collections.deque()
+        self.finished: list[Finished] = []
         self.idle = 0
-        self.empty_polls = 0  # claims that found nothing since the last job (for --burst)
-        self.thread = threading.Thread(target=self._run, name="litequeue-claimer", daemon=True)
+        self.pending = 0  # handed to put() but not yet committed
+        self.done = 0
+        self.empty_polls = 0  # rounds that found nothing to claim since the last job (--burst)
+        self.closed = threading.Event()
+        self.sleeping = False  # the dispatcher waits on its bell: put() must wake it
+        self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
+    # -- the workers' side -------------------------------------------------------------------
+
     def get(self, timeout: float) -> Claim | None:
-        """Called by a worker thread: the next claimed job, or None after ``timeout``."""
+        """The next claimed job for a worker thread, or None after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self.cond:
             self.idle += 1
@@ -93,107 +111,96 @@ class Claimer:
             finally:
                 self.idle -= 1
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            with self.cond:
-                want = self.idle - len(self.buffer)
-            if want <= 0:
-                self.bell.wait(defaults.IDLE_POLL)
-                continue
-            claims = retrying("claim", lambda w=want: self.storage.claim(
-                self.holder, self.queues, w, self.paused()), self.stop)
-            if self.stop.is_set():
-                if claims:  # claimed as we were told to stop: hand them straight back
-                    self.storage.release(self.holder, [c.row_id for c in claims])
-                return
-            if claims:
-                self.empty_polls = 0
-                with self.cond:
-                    self.buffer.extend(claims)  # type: ignore[arg-type]
-                    self.cond.notify_all()
-            else:
-                self.empty_polls += 1
-                self.bell.wait(defaults.IDLE_POLL)
+    def put(self, finished: Finished) -> None:
+        """Hand in a finished job; its ack is committed with the next round."""
+        with self.cond:
+            self.finished.append(finished)
+            self.pending += 1
+            sleeping = self.sleeping
+        if sleeping:
+            self.bell.wake()
 
-    def drain_unstarted(self) -> list[Claim]:
+    # -- the dispatcher's loop ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    batch, self.finished = self.finished, []
+                    want = 0 if self.stop.is_set() else self.idle - len(self.buffer)
+                    if not batch and want <= 0:
+                        self.sleeping = True
+                if not batch and want <= 0:
+                    if self.stop.is_set():
+                        return
+                    self._sleep()
+                    continue
+                result = retrying("ack and claim", lambda b=batch, w=want: self.storage.ack_and_claim(
+                    self.holder, b, self.queues, w, self.paused()))
+                acked, claims = result
+                if claims:
+                    self.empty_polls = 0
+                    with self.cond:
+                        self.buffer.extend(claims)
+                        self.cond.notify(len(claims))
+                elif want > 0:
+                    self.empty_polls += 1
+                if batch:
+                    self._settle(batch, acked)
+                if want > 0 and not claims and not batch:
+                    with self.cond:
+                        self.sleeping = True
+                    self._sleep()
+        finally:
+            self.closed.set()
+
+    def _sleep(self) -> None:
+        try:
+            self.bell.wait(defaults.IDLE_POLL)
+        finally:
+            with self.cond:
+                self.sleeping = False
+
+    def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
+        if len(acked) != len(batch):
+            kept = {id(i) for i in acked}
+            for item in batch:
+                if id(item) not in kept:
+                    log.warning("job %s: its claim was taken over (this consumer was presumed dead); "
+                                "this run's outcome is dropped", item.claim.job_id)
+        with self.cond:
+            self.pending -= len(batch)
+            self.done += len(acked)
+        if _adds_ready_jobs(acked):
+            ring(self.bell_target)
+        notify(self.observers, acked)
+
+    def close(self, timeout: float = 10.0) -> list[Claim]:
+        """Commit every ack handed in so far, stop claiming; return claims never started."""
+        self.stop.set()
+        self.bell.wake()
+        if self.thread.ident is not None:
+            self.thread.join(timeout)
         with self.cond:
             left = list(self.buffer)
             self.buffer.clear()
+            batch, self.finished = self.finished, []
+        if batch:  # handed in after the loop's last round
+            acked = retrying("ack", lambda: self.storage.ack(self.holder, batch))
+            self._settle(batch, acked)
         return left
 
-
-class Acker:
-    """Commits acknowledgements in groups: one transaction for the jobs that finished
-    while the previous commit was under way (or within ``window`` seconds)."""
-
-    def __init__(self, storage: LiteStorage, holder: str, observers: list[Observer],
-                 bell_target: object, window: float = defaults.ACK_GROUP_WINDOW) -> None:
-        self.storage = storage
-        self.holder = holder
-        self.observers = observers
-        self.bell_target = bell_target
-        self.window = window
-        self.inbox: queue.SimpleQueue[Finished | None] = queue.SimpleQueue()
-        self.pending = 0
-        self.lock = threading.Lock()
-        self.done = 0
-        self.thread = threading.Thread(target=self._run, name="litequeue-acker", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def put(self, finished: Finished) -> None:
-        with self.lock:
-            self.pending += 1
-        self.inbox.put(finished)
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Commit every ack handed in so far, then stop."""
-        self.inbox.put(None)
-        self.thread.join(timeout)
-
-    def _run(self) -> None:
-        closing = False
-        while not closing:
-            first = self.inbox.get()
-            if first is None:
-                break
-            batch = [first]
-            deadline = time.monotonic() + self.window
-            while True:
-                try:
-                    item = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    closing = True
-                    break
-                batch.append(item)
-            self.commit(batch)
-
-    def commit(self, batch: list[Finished]) -> None:
-        acked = retrying("ack", lambda: self.storage.ack(self.holder, batch))
-        assert isinstance(acked, list)
-        if len(acked) != len(batch):
-            lost = {id(i) for i in batch} - {id(i) for i in acked}
-            for item in batch:
-                if id(item) in lost:
-                    log.warning("job %s: claim was taken over (its consumer was presumed dead); "
-                                "this run's outcome is dropped", item.claim.job_id)
-        with self.lock:
-            self.pending -= len(batch)
-            self.done += len(acked)
-        if any(i.unit and any(not j.waiting for j in i.unit.jobs) for i in acked):
-            ring(self.bell_target)  # type: ignore[arg-type]
-        notify(self.observers, acked)
+    def busy(self, workers: int) -> bool:
+        with self.cond:
+            return self.idle < workers or bool(self.buffer) or self.pending > 0
 
 
 class DirectEndpoint:
-    """A process worker's own claim-one, ack-one endpoint (its own connection and bell)."""
+    """A process worker's own endpoint: acks its last job and claims its next one in one
+    transaction, on its own connection, woken by its own bell."""
 
-    def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None,
-                 bell: Doorbell, paused: Callable[[], set[str]], observers: list[Observer],
-                 bell_target: object) -> None:
+    def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
+                 paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget) -> None:
         self.storage = storage
         self.holder = holder
         self.queues = list(queues) if queues else None
@@ -201,19 +208,32 @@ class DirectEndpoint:
         self.paused = paused
         self.observers = observers
         self.bell_target = bell_target
+        self.held: list[Finished] = []
         self.empty_polls = 0
 
     def get(self, timeout: float) -> Claim | None:
-        claims = retrying("claim", lambda: self.storage.claim(self.holder, self.queues, 1, self.paused()))
+        batch, self.held = self.held, []
+        acked, claims = retrying("ack and claim", lambda: self.storage.ack_and_claim(
+            self.holder, batch, self.queues, 1, self.paused()))
+        self._settle(acked)
         if claims:
             self.empty_polls = 0
-            return claims[0]  # type: ignore[index]
+            return claims[0]
         self.empty_polls += 1
         self.bell.wait(timeout)
         return None
 
     def put(self, finished: Finished) -> None:
-        acked = retrying("ack", lambda: self.storage.ack(self.holder, [finished]))
-        if acked and finished.unit and any(not j.waiting for j in finished.unit.jobs):
-            ring(self.bell_target)  # type: ignore[arg-type]
-        notify(self.observers, acked)  # type: ignore[arg-type]
+        self.held.append(finished)
+
+    def flush(self) -> None:
+        """Commit a held ack (at shutdown, when no further claim will carry it)."""
+        batch, self.held = self.held, []
+        if batch:
+            self._settle(retrying("ack", lambda: self.storage.ack(self.holder, batch)))
+
+    def _settle(self, acked: list[Finished]) -> None:
+        if acked:
+            if _adds_ready_jobs(acked):
+                ring(self.bell_target)
+            notify(self.observers, acked)

@@ -1,7 +1,7 @@
 """Where a claimed job is *run*: Huey's ``execute`` inside a unit of work, then classified.
 
 ``LiteWorker`` is a Huey ``Worker`` whose loop takes claims from a source (the consumer's
-shared claimer in thread mode, its own claims in process mode) instead of
+shared dispatcher in thread mode, its own claims in process mode) instead of
 ``huey.dequeue()``, and hands each outcome to a sink that acknowledges it.
 """
 
@@ -101,6 +101,12 @@ class LiteWorker(Worker):
         super().initialize()
         self.source, self.sink = self.consumer.endpoints_for_worker()
 
+    def shutdown(self) -> None:
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            flush()  # a process worker's last ack rides on no further claim
+        super().shutdown()
+
     def loop(self, now: Any = None) -> None:
         assert self.source is not None and self.sink is not None
         claim = self.source.get(0.5)
@@ -132,7 +138,7 @@ class LiteWorker(Worker):
         log.info("job %s start task=%s queue=%s attempt=%d", claim.job_id, name, claim.queue,
                  claim.attempt, extra={"action": "start", "job_id": claim.job_id, "task": name,
                                        "queue": claim.queue, "attempt": claim.attempt})
-        unit = huey.storage.begin_unit(claim.job_id)
+        unit = huey.storage.begin_unit(claim.job_id, claim.revocable)
         set_current_job(JobContext(claim.job_id, name, claim.queue, claim.attempt, huey))
         try:
             huey.execute(task)

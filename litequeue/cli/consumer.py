@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from .. import defaults
@@ -32,6 +34,9 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
     to the queue and exit 0; a second signal stops at once. SIGHUP restarts.
     """
     setup_logging(ctx.obj["log_level"])
+    if ctx.obj["log_level"] > logging.DEBUG:
+        # Our worker logs one line per job start and end; Huey's own lines would repeat them.
+        logging.getLogger("huey").setLevel(logging.WARNING)
     lq = user_app(app)
     consumer = lq.create_consumer(
         workers=workers, worker_type=worker_type,

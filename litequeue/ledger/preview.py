@@ -54,9 +54,24 @@ def _clean(value: Any, depth: int = 0) -> Any:
     return _cut(f"<{type(value).__name__}: {value!r}>", limit)
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_PLAIN = (int, float, bool, type(None))
+
+
+def _is_plain(value: Any) -> bool:
+    """Numbers and short, harmless strings need no cleaning (the common, fast case)."""
+    if isinstance(value, _PLAIN):
+        return True
+    return isinstance(value, str) and len(value) <= 64 and not SECRET_VALUE.search(value)
+
+
 def preview(value: Any) -> str:
     """A JSON text safe to show anywhere: redacted, cut, and never a pickle."""
     try:
-        return json.dumps(_clean(value), ensure_ascii=False, default=str)
+        if isinstance(value, list) and len(value) <= defaults.PREVIEW_MAX_ITEMS and all(map(_is_plain, value)):
+            return _encode(value)
+        if isinstance(value, dict) and not value:
+            return "{}"
+        return _encode(_clean(value))
     except Exception:  # noqa: BLE001 - a preview must never fail an enqueue
         return json.dumps(f"<unpreviewable {type(value).__name__}>")
