@@ -1,0 +1,218 @@
+"""Every example's README, run as written: each fenced ``sh`` block of ``examples/*/README.md``
+runs in bash (``set -euo pipefail``) from a temp copy of the example, with ``LITEQUEUE_DB``
+in a temp folder and this environment's ``python``, ``litequeue`` and ``flask`` first on
+PATH. Background processes a block starts (``... &``) are killed at the end with the
+block's whole process group."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, wait_for
+
+EXAMPLES = ROOT / "examples"
+BLOCK = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
+
+
+def shell_blocks(readme: Path) -> list[str]:
+    """The fenced ``sh`` blocks of a README (``text`` blocks are sample output)."""
+    return [body for lang, body in BLOCK.findall(readme.read_text()) if lang == "sh"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Example:
+    """A temp copy of one example, its own database, and its README blocks."""
+
+    def __init__(self, name: str, tmp: Path) -> None:
+        self.name = name
+        self.dir = tmp / name
+        shutil.copytree(EXAMPLES / name, self.dir, ignore=shutil.ignore_patterns("__pycache__", "*.db*"))
+        (tmp / "data").mkdir()
+        self.db = tmp / "data" / "litequeue.db"
+        self.env = dict(os.environ)
+        self.env.pop("PYTHONPATH", None)  # the example must work from its own folder alone
+        self.env.update(LITEQUEUE_DB=str(self.db), PYTHONUNBUFFERED="1", FLASK_RUN_PORT=str(free_port()),
+                        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def run_block(self, block: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        # Output goes to files, not pipes: a background job left running must not keep the
+        # block "open" after bash has exited.
+        n = len(self.procs)
+        out_path, err_path = self.dir.parent / f"block{n}.out", self.dir.parent / f"block{n}.err"
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], cwd=self.dir, env=self.env,
+                                    stdout=out, stderr=err, text=True, start_new_session=True)
+        self.procs.append(proc)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name}: block timed out:\n{block}\n{out_path.read_text()}\n"
+                                 f"{err_path.read_text()}") from None
+        finally:
+            self.kill()
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, out_path.read_text(), err_path.read_text())
+        assert proc.returncode == 0, (f"{self.name}: block exited {proc.returncode}:\n{block}\n"
+                                      f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def run_readme(self) -> list[str]:
+        blocks = shell_blocks(self.dir / "README.md")
+        assert blocks, f"{self.name}/README.md has no sh block to run"
+        return [self.run_block(b).stdout for b in blocks]
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the block's background jobs too
+            except ProcessLookupError:
+                pass
+            if proc.returncode is None:
+                proc.wait(10)
+
+
+@pytest.fixture
+def example(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Example]:
+    ex = Example(request.param, tmp_path)
+    yield ex
+    ex.kill()
+
+
+def test_every_example_has_a_readme_test() -> None:
+    names = sorted(p.parent.name for p in EXAMPLES.glob("*/README.md"))
+    tested = {"hello", "pipeline", "periodic", "flask_app", "inbox"}
+    assert set(names) <= tested, f"examples without a README test here: {set(names) - tested}"
+
+
+@pytest.mark.parametrize("example", ["hello"], indirect=True)
+def test_hello_readme(example: Example) -> None:
+    first, cli = example.run_readme()
+    assert "enqueued 3 jobs" in first
+    assert "add(2, 3) = 5 " in first and "add(40, 2) = 42 " in first and "shout('hello') = 'HELLO!'" in first
+    assert cli.count("succeeded") == 3  # two adds from run.py, one from `litequeue enqueue`
+    assert dict(example.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status")) == {"succeeded": 4}
+
+
+@pytest.mark.parametrize("example", ["pipeline"], indirect=True)
+def test_pipeline_readme(example: Example) -> None:
+    first, _, last = example.run_readme()
+    for doc in ("doc1", "doc2", "doc3"):
+        assert f"assembled {doc}: 23 pages, status succeeded" in first
+    assert re.search(r"an OCR batch reported progress (3/3|5/5) \(100.0%\): doc\d page \d+", first), first
+    assert "succeeded" in last
+    tasks = dict(example.query("SELECT task, COUNT(*) FROM lq_job WHERE status = 'succeeded' GROUP BY task"))
+    # 3 documents of 23 pages (5 batches each) and one of 12 pages (3 batches).
+    assert tasks == {"fetch": 4, "ocr_batch": 18, "assemble": 4}
+    assert example.query("SELECT COUNT(*) FROM lq_job WHERE status != 'succeeded'")[0][0] == 0
+    # Fan-out jobs are linked to the fetch that enqueued them; each reported its progress.
+    orphans = example.query("SELECT COUNT(*) FROM lq_job WHERE task = 'ocr_batch' AND parent_id NOT IN "
+                            "(SELECT id FROM lq_job WHERE task = 'fetch')")[0][0]
+    assert orphans == 0
+    assert example.query("SELECT COUNT(*) FROM lq_job WHERE task = 'ocr_batch' AND "
+                         "progress_done = progress_total")[0][0] == 18
+    result = example.query("SELECT result FROM lq_job WHERE task = 'assemble' AND args LIKE '%report.pdf%'")
+    assert '"pages": 12' in result[0][0]
+
+
+@pytest.mark.parametrize("example", ["periodic"], indirect=True)
+def test_periodic_readme(example: Example) -> None:
+    first, background = example.run_readme()
+    lines = first.splitlines()
+    assert lines[:3] == [
+        "2026-01-05 09:00 (Monday): fired heartbeat, quarter_hourly_check, morning_report",
+        "2026-01-05 09:00 (Monday): fired nothing (already fired, or not due)",
+        "2026-01-05 09:01 (Monday): fired heartbeat",
+    ]
+    runs = example.query("SELECT r.slot, j.task, j.status FROM lq_periodic_run r JOIN lq_job j "
+                         "ON j.id = r.job_id WHERE r.slot LIKE '2026-01-05%' ORDER BY r.slot, j.task")
+    assert runs == [("2026-01-05T09:00", "heartbeat", "succeeded"),
+                    ("2026-01-05T09:00", "morning_report", "succeeded"),
+                    ("2026-01-05T09:00", "quarter_hourly_check", "succeeded"),
+                    ("2026-01-05T09:01", "heartbeat", "succeeded")]
+    assert "heartbeat" in background and "succeeded" in background
+
+
+@pytest.mark.parametrize("example", ["periodic"], indirect=True)
+def test_periodic_consumer_fires_on_the_clock(example: Example) -> None:
+    """A real consumer on an empty database fires the every-minute task for the current minute."""
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
+    example.run_block("litequeue run-consumer tasks -w 2 &\npython runs.py --wait 1\n", timeout=90)
+    runs = example.query("SELECT r.slot, j.task, j.status FROM lq_periodic_run r JOIN lq_job j ON j.id = r.job_id")
+    slots = {started.isoformat(timespec="minutes"), (started + dt.timedelta(minutes=1)).isoformat(timespec="minutes")}
+    assert runs and all(task == "heartbeat" and slot in slots for slot, task, _ in runs), runs
+    assert "succeeded" in {status for _, _, status in runs}
+
+
+@pytest.mark.parametrize("example", ["flask_app"], indirect=True)
+def test_flask_app_readme(example: Example) -> None:
+    (out,) = example.run_readme()
+    assert "POST /reports x3: enqueued " in out
+    assert out.count(": succeeded {") == 3, out
+    assert dict(example.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status")) == {"succeeded": 3}
+
+
+@pytest.mark.parametrize("example", ["flask_app"], indirect=True)
+def test_flask_app_with_test_client_and_a_real_consumer(example: Example,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITEQUEUE_DB", str(example.db))
+    monkeypatch.syspath_prepend(str(example.dir))
+    for name in ("app", "tasks"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    web = importlib.import_module("app")
+    try:
+        client = web.app.test_client()
+        posted = client.post("/reports", json={"customer": "acme", "rows": 3000})
+        assert posted.status_code == 202
+        job_id = posted.get_json()["id"]
+        assert posted.get_json()["status_url"] == f"/reports/{job_id}"
+        assert client.get(f"/reports/{job_id}").get_json()["status"] == "queued"
+        form = client.post("/reports", data={"customer": "zeta", "rows": "200"})
+        assert form.status_code == 303 and form.headers["Location"].startswith("/reports/")
+        assert client.post("/reports", data={"rows": "many"}).status_code == 400
+        assert client.get("/reports/no-such-job").status_code == 404
+
+        consumer = subprocess.Popen([sys.executable, "-m", "litequeue", "run-consumer", "tasks", "-w", "2"],
+                                    cwd=example.dir, env=example.env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        example.procs.append(consumer)
+
+        def done() -> dict[str, Any] | None:
+            job = client.get(f"/reports/{job_id}").get_json()
+            return job if job["status"] == "succeeded" else None
+
+        job = wait_for(done, timeout=30, what="the report job to succeed")
+        assert job["result"]["customer"] == "acme" and job["result"]["rows"] == 3000
+        assert job["progress"]["done"] == job["progress"]["total"] == 3000
+        assert job["progress"]["percent"] == 100.0
+        assert job_id[:8] in client.get("/").get_data(as_text=True)
+    finally:
+        web.queue.storage.database.close()
+        sys.modules.pop("app", None)
+        sys.modules.pop("tasks", None)
