@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 from huey.exceptions import TaskTimeout
 
-from . import defaults
+from . import defaults, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .inbox import observers as inbox_observers
 from .liveness import LifeLock, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
+from .retention import AutoPruner
 from .scheduler import LiteScheduler
 from .supervisor import Supervisor, deregister_worker, register_worker, release_stalled_claims
 from .worker import LiteWorker
@@ -96,10 +97,13 @@ class LiteConsumer(Consumer):
     def __init__(self, huey: LiteQueue, workers: int = 1, worker_type: str = defaults.WORKER_TYPE,
                  queues: Sequence[str] | None = None, burst: bool = False,
                  max_tasks: int | None = None, shutdown_timeout: float = defaults.SHUTDOWN_TIMEOUT,
-                 periodic: bool = True, observers: Sequence[Observer] = (), **options: Any) -> None:
+                 periodic: bool = True, observers: Sequence[Observer] = (),
+                 pruner: AutoPruner | bool | None = None, **options: Any) -> None:
         self.consumer_id = new_consumer_id()
         self.queues = [q for q in (queues or ()) if q] or None
         self.burst = burst
+        # None: prune by the default policy; False: never prune from this consumer.
+        self.pruner: AutoPruner | None = AutoPruner() if pruner is None or pruner is True else (pruner or None)
         self.observers: list[Observer] = [*observers, *inbox_observers()]
         self.state = state_dir(huey.db_target)
         self.lock = LifeLock(self.state / "consumers" / f"{self.consumer_id}.lock") if self.state else None
@@ -173,13 +177,13 @@ class LiteConsumer(Consumer):
         if self.worker_type == "thread":
             self._bell = self.make_bell("dispatcher")
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
-                                         self._jobs_done)
+                                         self._jobs_done, pruner=self.pruner)
             self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                          self.supervisor.paused, self.observers, self.huey.bell_target,
                                          self.stop_event)
         else:
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
-                                         self._jobs_done)
+                                         self._jobs_done, pruner=self.pruner)
         log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
                  self.consumer_id, self.workers, self.worker_type,
                  ",".join(self.queues) if self.queues else "all", self.huey.db_target)
@@ -187,6 +191,8 @@ class LiteConsumer(Consumer):
         self.supervisor.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
+        sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
+                       f"{','.join(self.queues) if self.queues else 'all'}")
 
     def _jobs_done(self) -> int:
         return self.dispatcher.done if self.dispatcher else 0
@@ -208,6 +214,7 @@ class LiteConsumer(Consumer):
             self.shutdown()
         if self._restart:
             log.info("consumer restarting (SIGHUP)")
+            sdnotify.reloading()
             os.execv(sys.executable, [sys.executable, *sys.argv])
 
     def loop(self, health_check_ts: float | None = None) -> float | None:
@@ -232,6 +239,7 @@ class LiteConsumer(Consumer):
         return nxt is None or nxt > time.time() + 1.0
 
     def stop(self, graceful: bool = False) -> None:
+        sdnotify.stopping("finishing running jobs" if graceful else "stopping now")
         self.stop_event.set()
         for bell in (self._bell, self.scheduler_bell):
             if bell is not None:

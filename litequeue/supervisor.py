@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from . import defaults
+from . import defaults, sdnotify
 from .doorbell import ring
 from .liveness import boot_id, consumer_is_dead, hostname
 
 if TYPE_CHECKING:
+    from .retention import AutoPruner
     from .storage import LiteStorage
 
 log = logging.getLogger("litequeue.supervisor")
@@ -88,12 +89,14 @@ class Supervisor:
     """The consumer's housekeeping thread: heartbeat, recovery, pause state."""
 
     def __init__(self, storage: LiteStorage, consumer_id: str, bell_target: object,
-                 jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL) -> None:
+                 jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL,
+                 pruner: AutoPruner | None = None) -> None:
         self.storage = storage
         self.consumer_id = consumer_id
         self.bell_target = bell_target
         self.jobs_done = jobs_done
         self.interval = interval
+        self.pruner = pruner
         self.stop = threading.Event()
         self._paused: set[str] = set()
         self.thread = threading.Thread(target=self._run, name="litequeue-supervisor", daemon=True)
@@ -118,9 +121,14 @@ class Supervisor:
 
     def tick(self) -> None:
         update_heartbeat(self.storage, self.consumer_id, self.jobs_done())
+        sdnotify.watchdog()  # only once the heartbeat is written: a stuck database trips it
         self.refresh_paused()
         if release_stalled_claims(self.storage, me=self.consumer_id):
             ring(self.bell_target)  # type: ignore[arg-type]
+        if self.pruner is not None:
+            result = self.pruner.maybe_prune(self.storage)
+            if result is not None and result.as_dict().get("jobs"):
+                log.info("pruned old ledger records: %s", result.as_dict(), extra={"action": "prune"})
 
     def _run(self) -> None:
         while not self.stop.wait(self.interval):

@@ -7,6 +7,7 @@ import logging
 import click
 
 from .. import defaults
+from ..retention import AutoPruner
 from . import main
 from .helpers import app_argument, setup_logging, user_app
 
@@ -25,9 +26,16 @@ from .helpers import app_argument, setup_logging, user_app
 @click.option("--shutdown-timeout", type=click.FloatRange(0), default=defaults.SHUTDOWN_TIMEOUT,
               show_envvar=True, help="Seconds running jobs get to finish on SIGTERM/SIGINT.")
 @click.option("--no-periodic", is_flag=True, help="Do not fire periodic tasks from this consumer.")
+@click.option("--keep-succeeded-days", type=click.FloatRange(0), default=defaults.KEEP_SUCCEEDED_DAYS,
+              help="Prune succeeded jobs from the ledger after this many days.")
+@click.option("--keep-failed-days", type=click.FloatRange(0), default=defaults.KEEP_FAILED_DAYS,
+              help="Prune failed, cancelled and expired jobs after this many days.")
+@click.option("--prune-every", type=click.FloatRange(0), default=600.0,
+              help="Seconds between automatic prunes (shared by all consumers); 0 disables them.")
 @click.pass_context
 def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type: str, queues: str,
-                 burst: bool, max_tasks: int | None, shutdown_timeout: float, no_periodic: bool) -> None:
+                 burst: bool, max_tasks: int | None, shutdown_timeout: float, no_periodic: bool,
+                 keep_succeeded_days: float, keep_failed_days: float, prune_every: float) -> None:
     """Run the jobs of APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP).
 
     SIGTERM or Ctrl-C: stop taking jobs, let running ones finish, hand the rest back
@@ -41,5 +49,6 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
     consumer = lq.create_consumer(
         workers=workers, worker_type=worker_type,
         queues=[q.strip() for q in queues.split(",") if q.strip()], burst=burst,
-        max_tasks=max_tasks, shutdown_timeout=shutdown_timeout, periodic=not no_periodic)
+        max_tasks=max_tasks, shutdown_timeout=shutdown_timeout, periodic=not no_periodic,
+        pruner=AutoPruner(keep_succeeded_days, keep_failed_days, interval=prune_every) if prune_every else False)
     consumer.run()
