@@ -9,8 +9,8 @@ Order, so that a crash at any instant is repaired by the next watcher (``reconci
 1. one transaction claims the files: ``state='processing'`` becomes ``done``/``failed`` with
    the destination path, guarded by ``WHERE state = 'processing'`` so of two settlers racing
    (a consumer and a watcher) exactly one wins;
-2. the winner renames the file there (never over an existing name) and writes
-   ``NAME.error.txt`` beside a failed file.
+2. the winner writes ``NAME.error.txt`` for a failed file, then renames the file there
+   (never over an existing name), so a file in ``failed/`` always has its report beside it.
 
 A crash between 1 and 2 leaves the file in the processing folder with a row that says where
 it belongs; the watcher finishes the move. Succeeded jobs go to ``done/``; failed, cancelled
@@ -110,10 +110,11 @@ def settle_jobs(store: Any, outcomes: dict[str, Outcome], layouts: LayoutCache |
                 won.append(plan)
     moved = 0
     for row_id, job_id, layout, src, token, state, folder, rel in won:
+        if state == "failed":  # the report first: whoever sees the file in failed/ finds its report
+            folder.joinpath(rel).parent.mkdir(parents=True, exist_ok=True)
+            write_error_report(folder / rel, job_id, finals[job_id])
         if finish_move(store, row_id, layout, src, folder, rel, token, ERROR_SUFFIX if state == "failed" else None):
             moved += 1
-            if state == "failed":
-                write_error_report(folder / rel, job_id, finals[job_id])
     return moved
 
 
