@@ -64,9 +64,14 @@ def _check_sqlite_file(path: str, *, create: bool) -> None:
             f"cannot write database {path}: folder {folder} is read-only; "
             "make it writable or set LITEQUEUE_DB to a writable location"
         )
+    if exists and not os.path.isfile(path):
+        raise DatabaseError(f"{path} is a folder, not a database file; point LITEQUEUE_DB at a file")
     if exists:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            raise DatabaseError(f"cannot read database {path}: {exc.strerror}; check its permissions") from None
         if head and head != b"SQLite format 3\x00":
             raise DatabaseError(
                 f"{path} is not a litequeue database (not a SQLite file); "

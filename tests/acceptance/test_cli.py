@@ -202,6 +202,11 @@ def test_file_that_is_not_a_litequeue_database(shop: Project):
     assert_user_error(shop.cli("--db", str(other), "jobs", "list", check=False), "not a litequeue database")
 
 
+def test_database_path_that_is_a_folder(shop: Project):
+    (shop.root / "adir.db").mkdir()
+    assert_user_error(shop.cli("--db", str(shop.root / "adir.db"), "status", check=False), "is a folder")
+
+
 def test_unknown_job_id(shop: Project):
     shop.cli("enqueue", "add", "--args", "[1, 2]", "--app", "tasks")
     assert_user_error(shop.cli("jobs", "show", "nope", check=False), "no job 'nope'")
