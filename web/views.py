@@ -15,6 +15,7 @@ from .settings import WebSettings
 
 def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
     next_runs = NextRuns(settings.app) if settings.app is not None else None
+    histograms = metrics.HistogramCache()
 
     def wants_page(template: str, json_data: dict[str, Any], **extra: Any) -> Any:
         return render_template(template, data=json_data, **extra)
@@ -62,8 +63,9 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
         if settings.read_only:
             abort(403, "this status page is read-only (started with --read-only)")
         f = data._filters({**request.args.to_dict(), "status": "failed", "after": ""})
-        ids = queries.failed_job_ids(dbs.reader(), queue=f["queue"], task=f["task"], search=f["q"])
-        return wants_page("confirm_retry.html", {"filters": f, "count": len(ids)}, page="jobs")
+        count = queries.count_matching(dbs.reader(), status="failed", queue=f["queue"], task=f["task"],
+                                       search=f["q"])
+        return wants_page("confirm_retry.html", {"filters": f, "count": count}, page="jobs")
 
     @app.get("/periodic")
     def periodic() -> Any:
@@ -83,7 +85,7 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        return Response(metrics.render(dbs.reader()), content_type=metrics.CONTENT_TYPE)
+        return Response(metrics.render(dbs.reader(), cache=histograms), content_type=metrics.CONTENT_TYPE)
 
     @app.get("/livez")
     def livez() -> Response:

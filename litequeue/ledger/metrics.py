@@ -7,6 +7,7 @@ read them with ``rate()`` over windows shorter than the retention, or as a snaps
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -17,11 +18,51 @@ from . import queries
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
-# Seconds a job ran (its last attempt) and waited from due (enqueue or ETA) to its first start.
-DURATION = ("finished_at - started_at",
-            "status IN ('succeeded', 'failed') AND started_at IS NOT NULL AND finished_at IS NOT NULL")
-WAIT = ("started_at - CASE WHEN eta IS NOT NULL AND eta > enqueued_at THEN eta ELSE enqueued_at END",
-        "started_at IS NOT NULL AND attempts = 1")
+#: Histograms need a scan of the job table, so they are recomputed at most this often.
+HISTOGRAM_MAX_AGE = 15.0
+
+
+def _bucket(column: str) -> str:
+    return "CASE " + " ".join(f"WHEN {column} <= {b!r} THEN {i}" for i, b in enumerate(BUCKETS)) + \
+        f" ELSE {len(BUCKETS)} END"
+
+
+def _clamp(column: str) -> str:
+    return f"CASE WHEN {column} < 0 THEN 0 ELSE {column} END"
+
+
+# One scan for both histograms: duration is how long a finished job's last attempt ran; wait
+# is how long a job waited from due (enqueue, or its ETA) to its first start. MATERIALIZED
+# keeps SQLite from re-evaluating the expressions once per bucket.
+HISTOGRAM_SQL = f"""WITH t AS MATERIALIZED (SELECT queue,
+  CASE WHEN status IN ('succeeded', 'failed') AND finished_at IS NOT NULL THEN finished_at - started_at END AS dur,
+  CASE WHEN attempts = 1 THEN started_at - CASE WHEN eta IS NOT NULL AND eta > enqueued_at THEN eta
+       ELSE enqueued_at END END AS wait
+  FROM lq_job WHERE started_at IS NOT NULL)
+SELECT 'duration', queue, {_bucket('dur')} AS b, COUNT(*), SUM({_clamp('dur')}) FROM t WHERE dur IS NOT NULL
+  GROUP BY queue, b
+UNION ALL
+SELECT 'wait', queue, {_bucket('wait')} AS b, COUNT(*), SUM({_clamp('wait')}) FROM t WHERE wait IS NOT NULL
+  GROUP BY queue, b"""
+
+Sample = tuple[str, Sequence[tuple[str, object]], float]
+
+
+class HistogramCache:
+    """Histogram samples, recomputed at most every ``max_age`` seconds (thread-safe)."""
+
+    def __init__(self, max_age: float = HISTOGRAM_MAX_AGE) -> None:
+        self.max_age = max_age
+        self._at = float("-inf")
+        self._value: dict[str, list[Sample]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, db: pw.Database, now: float) -> dict[str, list[Sample]]:
+        with self._lock:
+            if now - self._at >= self.max_age or now < self._at:
+                self._value = histograms(db)
+                self._at = now
+            return self._value
 
 
 def label_value(value: object) -> str:
@@ -40,31 +81,36 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _family(name: str, kind: str, text: str, samples: Iterable[tuple[str, Sequence[tuple[str, object]], float]]
-            ) -> list[str]:
+def _family(name: str, kind: str, text: str, samples: Iterable[Sample]) -> list[str]:
     lines = [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
     lines += [f"{name}{suffix}{_labels(labels)} {_number(value)}" for suffix, labels, value in samples]
     return lines
 
 
-def _histogram(db: pw.Database, expression: str, where: str) -> list[tuple[str, Sequence[tuple[str, object]], float]]:
-    buckets = ", ".join(f"SUM(CASE WHEN d <= {b!r} THEN 1 ELSE 0 END)" for b in BUCKETS)
-    rows = queries.sql(db, f"SELECT queue, COUNT(*), SUM(d), {buckets} FROM (SELECT queue, "
-                           f"CASE WHEN {expression} < 0 THEN 0 ELSE {expression} END AS d FROM lq_job "
-                           f"WHERE {where}) t GROUP BY queue ORDER BY queue").fetchall()
-    samples: list[tuple[str, Sequence[tuple[str, object]], float]] = []
-    for queue, count, total, *cumulative in rows:
-        for bound, n in zip(BUCKETS, cumulative, strict=True):
-            samples.append(("_bucket", (("queue", queue), ("le", repr(bound))), n or 0))
-        samples.append(("_bucket", (("queue", queue), ("le", "+Inf")), count))
-        samples.append(("_sum", (("queue", queue),), round(total or 0.0, 6)))
-        samples.append(("_count", (("queue", queue),), count))
-    return samples
+def histograms(db: pw.Database) -> dict[str, list[Sample]]:
+    """Samples of ``duration`` and ``wait`` per queue, from the job rows the ledger keeps."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    sums: dict[tuple[str, str], float] = {}
+    for kind, queue, bucket, n, total in queries.sql(db, HISTOGRAM_SQL).fetchall():
+        key = (kind, queue)
+        counts.setdefault(key, [0] * (len(BUCKETS) + 1))[int(bucket)] += n
+        sums[key] = sums.get(key, 0.0) + (total or 0.0)
+    out: dict[str, list[Sample]] = {"duration": [], "wait": []}
+    for (kind, queue), per_bucket in sorted(counts.items()):
+        running = 0
+        for bound, n in zip((*map(repr, BUCKETS), "+Inf"), per_bucket, strict=True):
+            running += n
+            out[kind].append(("_bucket", (("queue", queue), ("le", bound)), running))
+        out[kind].append(("_sum", (("queue", queue),), round(sums[(kind, queue)], 6)))
+        out[kind].append(("_count", (("queue", queue),), running))
+    return out
 
 
-def render(db: pw.Database, now: float | None = None) -> str:
-    """Every litequeue metric as Prometheus text; reads only (a read-only connection works)."""
+def render(db: pw.Database, now: float | None = None, cache: HistogramCache | None = None) -> str:
+    """Every litequeue metric as Prometheus text; reads only (a read-only connection works).
+    With ``cache`` the histograms may be up to ``cache.max_age`` seconds old."""
     now = time.time() if now is None else now
+    hist = cache.get(db, now) if cache is not None else histograms(db)
     lines: list[str] = []
     finished = queries.finished_counters(db)
     lines += _family(
@@ -90,10 +136,10 @@ def render(db: pw.Database, now: float | None = None) -> str:
         (("", (("queue", q),), int(row["paused"])) for q, row in summary.items()))
     lines += _family("litequeue_job_duration_seconds", "histogram",
                      "Run time of finished jobs the ledger still keeps (last attempt).",
-                     _histogram(db, *DURATION))
+                     hist["duration"])
     lines += _family("litequeue_job_wait_seconds", "histogram",
                      "Time from due (enqueue or ETA) to first start, of jobs the ledger still keeps.",
-                     _histogram(db, *WAIT))
+                     hist["wait"])
     alive = queries.consumers(db, alive_only=True)
     lines += _family("litequeue_consumers", "gauge", "Consumer processes alive (running or stopping).",
                      [("", (), len(alive))])

@@ -279,3 +279,19 @@ def periodic_last_runs(db: pw.Database) -> dict[str, dict[str, Any]]:
 def ping(db: pw.Database) -> None:
     """Raise unless the database answers and holds a litequeue ledger."""
     sql(db, "SELECT COUNT(*) FROM lq_meta").fetchone()
+
+
+def count_matching(db: pw.Database, *, status: str | None = None, queue: str | None = None,
+                   task: str | None = None, search: str | None = None) -> int:
+    """How many jobs :func:`list_jobs` would list with these filters (all pages)."""
+    where, params = [], []
+    for column, value in (("status", status), ("queue", queue), ("task", task)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if search:
+        where.append("(id = ? OR args LIKE ? OR kwargs LIKE ? OR error LIKE ?)")
+        like = f"%{search}%"
+        params += [search, like, like, like]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return int(sql(db, f"SELECT COUNT(*) FROM lq_job{clause}", params).fetchone()[0])

@@ -124,7 +124,8 @@ def token_from(client: FlaskClient, path: str = "/") -> str:
 def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(db)
     try:
-        return conn.execute(sql, params).fetchall()
+        with conn:  # commits a write
+            return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
 

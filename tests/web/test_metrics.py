@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
+from pathlib import Path
 
 from flask.testing import FlaskClient
 
-from litequeue.ledger.metrics import label_value
+from litequeue.db import open_database
+from litequeue.ledger.metrics import HistogramCache, label_value, render
+from tests.web.conftest import query
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
@@ -80,3 +84,21 @@ def test_histograms_are_cumulative_and_consistent(client: FlaskClient) -> None:
 
 def test_label_values_are_escaped() -> None:
     assert label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+
+
+def test_histograms_are_cached_for_max_age(web_db: Path) -> None:
+    db = open_database(str(web_db), readonly=True, create=False)
+    cache = HistogramCache(max_age=60)
+    now = time.time()
+
+    def duration_count() -> float:
+        _, samples = parse(render(db, now=now, cache=cache))
+        return sum(v for n, _, v in samples if n == "litequeue_job_duration_seconds_count")
+
+    before = duration_count()
+    query(web_db, "UPDATE lq_job SET status = 'succeeded', started_at = enqueued_at, finished_at = enqueued_at + 1 "
+                  "WHERE status = 'scheduled'")
+    assert duration_count() == before  # within max_age: the cached snapshot
+    now += 61
+    assert duration_count() == before + 1
+    db.close()
