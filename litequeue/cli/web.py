@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+import urllib.request
+from types import FrameType
+
 import click
 
-from .. import defaults
+from .. import defaults, sdnotify
 from . import main
 from .helpers import setup_logging, user_app
 
@@ -46,11 +51,45 @@ def serve_web(ctx: click.Context, app: str | None, host: str, port: int, passwor
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
                                    "pass another --port (or --port 0 for any free one)") from None
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"litequeue status page: http://{shown}:{server.effective_port}/"
-               f"{'  (read-only)' if read_only else ''}", err=False)
+    url = f"http://{shown}:{server.effective_port}/"
+    click.echo(f"litequeue status page: {url}{'  (read-only)' if read_only else ''}")
+    stop = threading.Event()
+    interval = sdnotify.watchdog_interval()
+    if interval:
+        threading.Thread(target=_feed_watchdog, args=(_self_url(host, server.effective_port), interval, stop),
+                         name="litequeue-web-watchdog", daemon=True).start()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    sdnotify.ready(f"serving {url}")
     try:
         server.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        stop.set()
+        sdnotify.stopping("status page stopping")
         server.close()
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _self_url(host: str, port: int) -> str:
+    # A wildcard address is reached through loopback; the page answers loopback names.
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}/livez" if ":" in host else f"http://{host}:{port}/livez"
+
+
+def _feed_watchdog(url: str, interval: float, stop: threading.Event) -> None:
+    """Feed systemd's watchdog only while the server really answers, so a hung server is restarted."""
+    while not stop.wait(interval):
+        try:
+            with urllib.request.urlopen(url, timeout=max(1.0, interval)) as response:
+                alive = response.status == 200
+        except OSError:
+            alive = False
+        if alive:
+            sdnotify.watchdog()

@@ -7,6 +7,8 @@ import json
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.conftest import Project
 from tests.web.conftest import TASKS, start_web
 
@@ -51,3 +53,37 @@ def test_serve_web_before_the_database_exists(project: Project) -> None:
     status, _, body = fetch(url + "readyz")
     assert status == 503 and "no litequeue database" in body
     assert fetch(url + "livez")[0] == 200
+
+
+def test_serve_web_tells_systemd_it_is_ready_and_feeds_the_watchdog(project: Project,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from tests.conftest import wait_for
+
+    sock_path = project.root / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.2)
+    messages: list[str] = []
+
+    def received(prefix: str) -> bool:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+        return any(m.startswith(prefix) for m in messages)
+
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # a ping every 0.2 s
+    url = start_web(project)
+    try:
+        wait_for(lambda: received("READY=1"), 20, what="READY=1 from serve-web")
+        assert any(f"STATUS=serving {url}" in m for m in messages)
+        wait_for(lambda: received("WATCHDOG=1"), 20, what="a watchdog ping from serve-web")
+        web = project.procs[-1]
+        web.terminate()
+        assert web.wait(20) == 0
+        wait_for(lambda: received("STOPPING=1"), 10, what="STOPPING=1 on SIGTERM")
+    finally:
+        sock.close()
