@@ -242,9 +242,13 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def workdir(base: str | None, name: str) -> Iterator[Path]:
+def workdir(base: str | None, name: str, keep: bool = False) -> Iterator[Path]:
+    """A fresh folder for one measurement's databases, removed afterwards unless ``keep``."""
     path = Path(tempfile.mkdtemp(prefix=f"lqbench-{name}-", dir=base))
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        if keep:
+            print(f"kept: {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)

@@ -155,11 +155,12 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--drain", type=int, default=200_000, help="jobs drained for the RSS figure")
     ap.add_argument("--skip-drain", action="store_true")
-    ap.add_argument("--dir", default=None)
+    ap.add_argument("--dir", default=None, help="where the databases go (default: the temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the databases (to profile them)")
     args = ap.parse_args()
     report: dict[str, Any] = {"uptime_before": uptime(), "config": vars(args)}
     print(f"# {report['uptime_before']}", flush=True)
-    with workdir(args.dir, "scale") as tmp:
+    with workdir(args.dir, "scale", keep=args.keep) as tmp:
         small, big, ledger = tmp / "small.db", tmp / "big.db", tmp / "ledger.db"
         report["fill_jobs_per_s"] = fill(small, args.small + (args.pairs + WARMUP) * 9)
         fill(big, args.big)
