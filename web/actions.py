@@ -57,7 +57,7 @@ def register(app: Flask, dbs: data.Databases) -> None:
 
     @app.post("/jobs/retry-failed")
     def retry_failed() -> Any:
-        f = data._filters({**request.form.to_dict(), "status": "failed", "after": ""})
+        f = data.parse_filters({**request.form.to_dict(), "status": "failed", "after": ""})
         with store() as s:
             ids = queries.failed_job_ids(s.database, queue=f["queue"], task=f["task"], search=f["q"])
             for i in range(0, len(ids), BATCH):

@@ -62,7 +62,8 @@ class Databases:
         return control.open_store(self.settings.db)
 
 
-def _filters(args: dict[str, str]) -> dict[str, Any]:
+def parse_filters(args: dict[str, str]) -> dict[str, Any]:
+    """The job list's filters from query or form fields; BadRequest names a wrong one."""
     status = args.get("status") or None
     if status is not None and status not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
@@ -94,7 +95,7 @@ def overview(db: pw.Database, now: float | None = None) -> dict[str, Any]:
 
 def job_list(db: pw.Database, args: dict[str, str], page_size: int) -> dict[str, Any]:
     """One page of jobs, newest first; ``next_after`` is the ``after`` of the next page."""
-    f = _filters(args)
+    f = parse_filters(args)
     jobs = queries.list_jobs(db, status=f["status"], queue=f["queue"], task=f["task"], search=f["q"],
                              before=f["after"], limit=page_size + 1)
     more = len(jobs) > page_size

@@ -62,7 +62,7 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
     def confirm_retry_failed() -> Any:
         if settings.read_only:
             abort(403, "this status page is read-only (started with --read-only)")
-        f = data._filters({**request.args.to_dict(), "status": "failed", "after": ""})
+        f = data.parse_filters({**request.args.to_dict(), "status": "failed", "after": ""})
         count = queries.count_matching(dbs.reader(), status="failed", queue=f["queue"], task=f["task"],
                                        search=f["q"])
         return wants_page("confirm_retry.html", {"filters": f, "count": count}, page="jobs")

@@ -65,6 +65,11 @@ def test_failure_appears_live_then_retry_succeeds(project: Project, page: Any) -
 
     page.click("#t-failed")
     expect(page.locator("#jobs")).to_contain_text(job_id[:8])
+    # The job list's first page refreshes too: a second failure appears in place.
+    page.evaluate("window.__sameDocument = true")
+    second = enqueue(project, "charge", "[1043]")
+    expect(page.locator("#jobs")).to_contain_text(second[:8])
+    assert page.evaluate("window.__sameDocument") is True
     page.click(f'#jobs a[title="{job_id}"]')
     expect(page.locator("h1 .badge")).to_have_text("failed")
     expect(page.locator("#traceback")).to_contain_text("Traceback (most recent call last)")
@@ -81,6 +86,7 @@ def test_failure_appears_live_then_retry_succeeds(project: Project, page: Any) -
     assert new_id != job_id
     assert project.query("SELECT status, retried_from FROM lq_job WHERE id = ?", (new_id,)) == [("succeeded", job_id)]
     assert project.query("SELECT action, actor FROM lq_event WHERE job_id = ?", (job_id,)) == [("retry", "web")]
+    assert project.query("SELECT status FROM lq_job WHERE id = ?", (second,)) == [("failed",)]  # not retried
     page.screenshot(path=str(artifact("job-retried.png")), full_page=True)
     assert page.errors == []
 

@@ -147,7 +147,15 @@
 
   const inline = (v, limit) => { const s = JSON.stringify(v); return s.length <= limit ? s : s.slice(0, limit - 1) + "…"; };
 
+  let lastJobs = null;
   function renderJobs(data) {
+    // Rows are rebuilt only when a job changed, so a link under the pointer stays put.
+    const key = JSON.stringify(data.jobs);
+    if (key === lastJobs) {
+      document.querySelectorAll("#jobs time[datetime]").forEach((t) => t.replaceWith(when(t.getAttribute("datetime"))));
+      return;
+    }
+    lastJobs = key;
     fill("jobs", data.jobs.map((j) => el("tr", { class: "row-" + j.status },
       cell({}, jobLink(j.id)), cell({ text: j.task }), cell({ text: j.queue }), cell({}, badge(j.status)),
       cell({ class: "mono args" }, inline(j.args, 60) + (j.kwargs && Object.keys(j.kwargs).length ? " " + inline(j.kwargs, 40) : "")),
