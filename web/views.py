@@ -17,12 +17,12 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
     next_runs = NextRuns(settings.app) if settings.app is not None else None
     histograms = metrics.HistogramCache()
 
-    def wants_page(template: str, json_data: dict[str, Any], **extra: Any) -> Any:
+    def render_page(template: str, json_data: dict[str, Any], **extra: Any) -> Any:
         return render_template(template, data=json_data, **extra)
 
     @app.get("/")
     def overview() -> Any:
-        return wants_page("overview.html", data.overview(dbs.reader()), page="overview")
+        return render_page("overview.html", data.overview(dbs.reader()), page="overview")
 
     @app.get("/api/overview")
     def api_overview() -> Any:
@@ -32,7 +32,7 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
     def jobs() -> Any:
         db = dbs.reader()
         listing = data.job_list(db, request.args.to_dict(), settings.page_size)
-        return wants_page("jobs.html", listing, facets=queries.job_facets(db), statuses=data.STATUSES,
+        return render_page("jobs.html", listing, facets=queries.job_facets(db), statuses=data.STATUSES,
                           page="jobs")
 
     @app.get("/api/jobs")
@@ -52,7 +52,7 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
 
     @app.get("/jobs/<job_id>")
     def job(job_id: str) -> Any:
-        return wants_page("job.html", one_job(job_id), page="jobs")
+        return render_page("job.html", one_job(job_id), page="jobs")
 
     @app.get("/api/jobs/<job_id>")
     def api_job(job_id: str) -> Any:
@@ -65,11 +65,11 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
         f = data.parse_filters({**request.args.to_dict(), "status": "failed", "after": ""})
         count = queries.count_matching(dbs.reader(), status="failed", queue=f["queue"], task=f["task"],
                                        search=f["q"])
-        return wants_page("confirm_retry.html", {"filters": f, "count": count}, page="jobs")
+        return render_page("confirm_retry.html", {"filters": f, "count": count}, page="jobs")
 
     @app.get("/periodic")
     def periodic() -> Any:
-        return wants_page("periodic.html", data.periodic(dbs.reader(), next_runs), page="periodic")
+        return render_page("periodic.html", data.periodic(dbs.reader(), next_runs), page="periodic")
 
     @app.get("/api/periodic")
     def api_periodic() -> Any:
@@ -77,7 +77,7 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
 
     @app.get("/consumers")
     def consumers() -> Any:
-        return wants_page("consumers.html", {"consumers": queries.consumers(dbs.reader())}, page="consumers")
+        return render_page("consumers.html", {"consumers": queries.consumers(dbs.reader())}, page="consumers")
 
     @app.get("/api/consumers")
     def api_consumers() -> Any:
