@@ -104,7 +104,7 @@ class LiteConsumer(Consumer):
         self.burst = burst
         # None: prune by the default policy; False: never prune from this consumer.
         self.pruner: AutoPruner | None = AutoPruner() if pruner is None or pruner is True else (pruner or None)
-        self.observers: list[Observer] = [*observers, *inbox_observers()]
+        self.observers: list[Observer] = [*observers, *inbox_observers(huey)]
         self.state = state_dir(huey.db_target)
         self.lock = LifeLock(self.state / "consumers" / f"{self.consumer_id}.lock") if self.state else None
         self.stop_event = threading.Event()

@@ -27,15 +27,29 @@ class JobContext:
     attempt: int
     app: LiteQueue
     _last_progress: float = field(default=0.0, repr=False)
+    _pending: tuple[float, float | None, str | None] | None = field(default=None, repr=False)
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
-        """Record progress (``done`` of ``total``) in the ledger; cheap to call often."""
+        """Record progress (``done`` of ``total``) in the ledger; cheap to call often.
+
+        Reports closer together than half a second are held back, and the latest one is
+        written with the next report or when the job ends, so the ledger never lags behind
+        for long and never misses the last report."""
         now = time.monotonic()
         final = total is not None and done >= total
         if not final and now - self._last_progress < PROGRESS_INTERVAL:
+            self._pending = (done, total, message)
             return
+        self._pending = None
         self._last_progress = now
         self.app.record_progress(self.id, done, total, message)
+
+    def flush(self) -> None:
+        """Write a held-back progress report (called when the job ends)."""
+        if self._pending is not None:
+            done, total, message = self._pending
+            self._pending = None
+            self.app.record_progress(self.id, done, total, message)
 
     @property
     def cancelled(self) -> bool:

@@ -80,9 +80,10 @@ def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -
             for job in jobs:
                 record_event(app_store, "retry", job_id=job.retried_from, queue=job.queue,
                              detail=f"retried as {job.id}", actor=actor)
-    for old, new in mapping.items():
-        for hook in retry_hooks:
-            hook(store, old, new)
+                # Inside the transaction: a consumer must not claim the new job before the
+                # hooks ran (the inbox moves the file back first).
+                for hook in retry_hooks:
+                    hook(store, job.retried_from or "", job.id)
     ring(_bell(store))
     return mapping
 
@@ -152,21 +153,30 @@ def resume_queues(store: LiteStorage, queues: Sequence[str], actor: str = "cli")
 
 
 def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = False,
-                 actor: str = "cli") -> dict[str, int]:
+                 actor: str = "cli", batch: int = 1000,
+                 progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Drop the *queued* (not running, not scheduled) jobs of ``queues``; they end
     ``cancelled`` in the ledger. Returns the count per queue."""
     counts: dict[str, int] = {}
-    now = time.time()
-    with store.write():
-        for queue in queues:
-            if dry_run:
-                counts[queue] = store.sql("SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND "
-                                          "claimed_by IS NULL", (queue,)).fetchone()[0]
-                continue
-            ids = [r[0] for r in store.sql("DELETE FROM lq_ready WHERE queue = ? AND claimed_by IS "
-                                           "NULL RETURNING job_id", (queue,)).fetchall()]
-            store.many("UPDATE lq_job SET status = 'cancelled', finished_at = ?, updated_at = ?, "
-                       "error = 'purged' WHERE id = ?", [(now, now, i) for i in ids])
-            counts[queue] = len(ids)
-            record_event(store, "purge", queue=queue, detail=f"{len(ids)} job(s)", actor=actor)
+    for queue in queues:
+        if dry_run:
+            counts[queue] = store.sql("SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL",
+                                      (queue,)).fetchone()[0]
+            continue
+        counts[queue] = 0
+        while True:  # batches, each its own short transaction: consumers never wait long
+            now = time.time()
+            with store.write():
+                ids = [r[0] for r in store.sql(
+                    "DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE queue = ? AND "
+                    "claimed_by IS NULL LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
+                store.many("UPDATE lq_job SET status = 'cancelled', finished_at = ?, updated_at = ?, "
+                           "error = 'purged' WHERE id = ?", [(now, now, i) for i in ids])
+            counts[queue] += len(ids)
+            if progress is not None:
+                progress(counts[queue])
+            if len(ids) < batch:
+                break
+        with store.write():
+            record_event(store, "purge", queue=queue, detail=f"{counts[queue]} job(s)", actor=actor)
     return counts

@@ -139,7 +139,8 @@ class LiteWorker(Worker):
                  claim.attempt, extra={"action": "start", "job_id": claim.job_id, "task": name,
                                        "queue": claim.queue, "attempt": claim.attempt})
         unit = huey.storage.begin_unit(claim.job_id, claim.revocable)
-        set_current_job(JobContext(claim.job_id, name, claim.queue, claim.attempt, huey))
+        context = JobContext(claim.job_id, name, claim.queue, claim.attempt, huey)
+        set_current_job(context)
         try:
             huey.execute(task)
         except Exception as exc:  # noqa: BLE001 - Huey itself failed (say, the database); keep going
@@ -148,6 +149,10 @@ class LiteWorker(Worker):
         finally:
             huey.storage.end_unit()
             set_current_job(None)
+        try:
+            context.flush()
+        except Exception:  # noqa: BLE001 - a lost progress report must not lose the job's outcome
+            log.exception("job %s: could not write its last progress report", claim.job_id)
         finished = classify(claim, task, unit, started)
         if finished is not None:
             log.info("job %s end task=%s queue=%s duration=%.3fs outcome=%s", claim.job_id, name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import click
@@ -11,6 +12,7 @@ from ..errors import JobNotFoundError
 from ..ledger import queries
 from . import main
 from .helpers import app_argument, echo_json, json_option, parse_json, store, user_app
+from .progress import progress
 
 
 @main.command()
@@ -175,11 +177,16 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, q
         raise click.UsageError("give job ids or --all-failed")
     done = 0
     started = time.monotonic()
-    for i in range(0, len(ids), 500):
-        mapping = control.retry_jobs(s, ids[i:i + 500])
-        for old, new in mapping.items():
-            click.echo(f"{old} -> {new}")
-        done += len(mapping)
+    batches = [ids[i:i + 500] for i in range(0, len(ids), 500)]
+    # A single batch is checked whole before anything is written: no bar for it.
+    with progress("retry", len(ids)) if len(batches) > 1 else contextlib.nullcontext(None) as report:
+        for chunk in batches:
+            mapping = control.retry_jobs(s, chunk)
+            for old, new in mapping.items():
+                click.echo(f"{old} -> {new}")
+            done += len(mapping)
+            if report is not None:
+                report(done)
     click.echo(f"retried {done} job(s) in {time.monotonic() - started:.1f}s", err=True)
 
 

@@ -9,23 +9,17 @@ consumer, so it stays light: the rest loads when first used.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 
-def observers() -> list[Callable[[Sequence[Any]], None]]:
+def observers(app: Any = None) -> list[Callable[[Sequence[Any]], None]]:
     """Observers every consumer runs after an ack commits (the inbox moves files here).
 
-    The settler needs the consumer's storage; the consumer calls this from its constructor
-    (whose ``huey`` argument is the app), so the app is taken from the caller's frame. A
-    caller without one gets a settler on the default database (``$LITEQUEUE_DB``).
-    """
+    ``app`` is the consumer's LiteQueue; without one the settler uses the default
+    database (``$LITEQUEUE_DB``)."""
     from .settle import FileSettler
 
-    frame = sys._getframe(1)
-    app = frame.f_locals.get("huey")
-    del frame
     if app is None or not hasattr(app, "storage"):
         return [FileSettler(_default_storage)]
     return [FileSettler(lambda: app.storage)]
