@@ -85,8 +85,10 @@ def make_ledger(db: pw.Database) -> Ledger:
             indexes = (
                 (("status", "seq"), False),
                 (("queue", "status"), False),
+                (("queue", "seq"), False),
                 (("task", "seq"), False),
                 (("parent_id",), False),
+                (("retried_from",), False),
                 (("finished_at",), False),
             )
 
