@@ -74,6 +74,7 @@ def build(db: str, n: int) -> None:
 
 def serve(db: str) -> tuple[str, Any]:
     import waitress
+
     from litequeue_web import WebSettings, create_app
 
     server = waitress.create_server(create_app(WebSettings(db=db)), host="127.0.0.1", port=0, threads=4)

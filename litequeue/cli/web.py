@@ -37,6 +37,7 @@ def serve_web(ctx: click.Context, app: str | None, host: str, port: int, passwor
     page shows each task's next run. The page never runs or unpickles job payloads.
     """
     import waitress
+
     from litequeue_web import WebSettings, check_bind, create_app, read_password_file
 
     setup_logging(ctx.obj["log_level"])

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from litequeue_web import WebSettings, create_app
 
+from litequeue_web import WebSettings, create_app
 from tests.conftest import Project
 
 TASKS = """

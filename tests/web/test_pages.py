@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from huey import crontab
-from litequeue_web.periodic import next_run
 
 from litequeue.loader import load_app
+from litequeue_web.periodic import next_run
 from tests.web.conftest import MakeApp, Seeded
 
 

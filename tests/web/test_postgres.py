@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from litequeue_web import WebSettings, create_app
-
 from tests.conftest import Project
 from tests.web.conftest import ORIGIN, SEED, TASKS, token_from
 from tests.web.test_metrics import parse
