@@ -37,7 +37,13 @@ from .liveness import LifeLock, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
 from .retention import AutoPruner
 from .scheduler import LiteScheduler
-from .supervisor import Supervisor, deregister_worker, register_worker, release_stalled_claims
+from .supervisor import (
+    Supervisor,
+    deregister_worker,
+    mark_stopping,
+    register_worker,
+    release_stalled_claims,
+)
 from .worker import LiteWorker
 
 if TYPE_CHECKING:
@@ -79,6 +85,9 @@ class ChildProcessEnvironment(ProcessEnvironment):
 
     def init_child(self, process: Any) -> None:
         super().init_child(process)
+        # A SQLite connection must never cross a fork: forget (never close, never use) the
+        # one the forking thread may have had; this process opens its own.
+        process.huey.storage.database._state.reset()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(Exception):
@@ -180,7 +189,7 @@ class LiteConsumer(Consumer):
                                          self._jobs_done, pruner=self.pruner)
             self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                          self.supervisor.paused, self.observers, self.huey.bell_target,
-                                         self.stop_event)
+                                         self.stop_event, workers=self.workers)
         else:
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done, pruner=self.pruner)
@@ -199,6 +208,7 @@ class LiteConsumer(Consumer):
 
     def run(self) -> None:
         """Run until stopped; always hand unfinished claims back before returning."""
+        self._set_signal_handlers()  # before start(): a SIGTERM while starting is a graceful stop
         self.start()
         health_check_ts = time.monotonic()
         try:
@@ -241,6 +251,8 @@ class LiteConsumer(Consumer):
     def stop(self, graceful: bool = False) -> None:
         sdnotify.stopping("finishing running jobs" if graceful else "stopping now")
         self.stop_event.set()
+        with contextlib.suppress(Exception):  # visible to health and the status page
+            mark_stopping(self.storage, self.consumer_id)
         for bell in (self._bell, self.scheduler_bell):
             if bell is not None:
                 bell.wake()
@@ -279,6 +291,7 @@ class LiteConsumer(Consumer):
                     if back or failed:
                         log.warning("worker process %s died: %d job(s) back to the queue, "
                                     "%d failed at the crash cap", proc.pid, back, failed)
+            self.storage.close()  # the main thread's connection must not be inherited by new workers
         return super().check_worker_health()
 
     def _set_signal_handlers(self) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from .app import LiteQueue
-from .errors import AppImportError
+from .errors import AppImportError, LiteQueueError
 
 
 def load_app(spec: str | None) -> LiteQueue:
@@ -31,6 +31,8 @@ def load_app(spec: str | None) -> LiteQueue:
         raise AppImportError(
             f"importing APP {spec!r} failed: it imports {exc.name!r}, which is not installed; "
             "install it in this environment") from None
+    except LiteQueueError:
+        raise  # already says what to do (a database error while the app opens it, say)
     except Exception as exc:  # noqa: BLE001 - report whatever the user's module raised
         raise AppImportError(
             f"importing APP {spec!r} raised {type(exc).__name__}: {exc}; fix the module") from None

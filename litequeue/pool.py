@@ -69,7 +69,7 @@ class Dispatcher:
 
     def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
                  paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, workers: int = 1) -> None:
         self.storage = storage
         self.holder = holder
         self.queues = list(queues) if queues else None
@@ -87,6 +87,8 @@ class Dispatcher:
         self.empty_polls = 0  # rounds that found nothing to claim since the last job (--burst)
         self.closed = threading.Event()
         self.sleeping = False  # the dispatcher waits on its bell: put() must wake it
+        self.suspect: Claim | None = None  # a job a worker died on, running alone
+        self.workers = workers
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -128,16 +130,25 @@ class Dispatcher:
                 with self.cond:
                     batch, self.finished = self.finished, []
                     want = 0 if self.stop.is_set() else self.idle - len(self.buffer)
+                    if self.suspect is not None and not any(f.claim is self.suspect for f in batch):
+                        want = 0  # a job a worker died on runs alone until it is acked
                     if not batch and want <= 0:
                         self.sleeping = True
+                    in_flight = self.pending - len(batch) + len(self.buffer)
+                    alone = in_flight == 0 and self.idle >= self.workers
                 if not batch and want <= 0:
                     if self.stop.is_set():
                         return
                     self._sleep()
                     continue
-                result = retrying("ack and claim", lambda b=batch, w=want: self.storage.ack_and_claim(
-                    self.holder, b, self.queues, w, self.paused()))
-                acked, claims = result
+                if self.suspect is not None and any(f.claim is self.suspect for f in batch):
+                    self.suspect = None
+                # Nothing else running: a job some worker died on gets its turn first, alone.
+                isolate = "suspect-first" if alone and self.suspect is None else "others"
+                acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self.storage.ack_and_claim(
+                    self.holder, b, self.queues, w, self.paused(), isolate=i))
+                if claims and claims[0].suspect:
+                    self.suspect = claims[0]
                 if claims:
                     self.empty_polls = 0
                     with self.cond:

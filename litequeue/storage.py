@@ -70,6 +70,8 @@ class Claim:
     claimed_at: float = 0.0
     #: False when no revocation existed at claim time: Huey's per-job revoke reads are skipped
     revocable: bool = True
+    #: a worker died holding this job before: a thread consumer runs it alone
+    suspect: bool = False
 
 
 @dataclass
@@ -162,6 +164,8 @@ class LiteStorage(SqlStorage):
             job_id = pw.CharField()
             data = BytesBlobField()
             crash_cap = pw.IntegerField(default=3)
+            #: how often a worker died holding this job: such a job runs alone (see _claim)
+            crashes = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
             enqueued_at = pw.DoubleField()
             claimed_by = pw.CharField(null=True)
             claimed_at = pw.DoubleField(null=True)
@@ -195,9 +199,12 @@ class LiteStorage(SqlStorage):
     )
 
     def create_tables(self) -> None:
-        """Create queue and ledger tables (idempotent) and stamp the schema version."""
+        """Create queue and ledger tables and stamp the schema version. Opening an existing
+        database takes no write lock (so it works while another process holds it)."""
         with self.database.connection_context() if self.database.is_closed() else _null():
-            with self.atomic():
+            if self.has_schema():
+                return
+            with self.write():
                 self.database.create_tables(
                     [self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models],
                     safe=True,
@@ -205,6 +212,15 @@ class LiteStorage(SqlStorage):
                 for ddl in self.INDEXES:
                     self.database.execute_sql(ddl)
                 self.ledger.Meta.insert(key="schema", value=SCHEMA_VERSION).on_conflict_ignore().execute()
+
+    def has_schema(self) -> bool:
+        try:
+            row = self.sql("SELECT value FROM lq_meta WHERE key = 'schema'").fetchone()
+        except pw.DatabaseError:
+            if not self.is_sqlite:
+                self.database.rollback()  # PostgreSQL: a failed statement aborts the transaction
+            return False
+        return row is not None and row[0] == SCHEMA_VERSION
 
     def drop_tables(self) -> None:
         self.database.drop_tables([self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models])
@@ -324,21 +340,34 @@ class LiteStorage(SqlStorage):
             return self._claim(consumer_id, queues, limit, paused, worker)
 
     def ack_and_claim(self, consumer_id: str, finished: Sequence[Finished], queues: Sequence[str] | None,
-                      limit: int, paused: Iterable[str] = ()) -> tuple[list[Finished], list[Claim]]:
+                      limit: int, paused: Iterable[str] = (), isolate: str | None = None,
+                      ) -> tuple[list[Finished], list[Claim]]:
         """:meth:`ack` then :meth:`claim` in ONE transaction: one commit (one fsync) per
-        round for a busy consumer instead of two."""
+        round for a busy consumer instead of two.
+
+        ``isolate`` is for consumers whose workers share one process (threads), where a job
+        that kills its worker kills the jobs beside it: ``"others"`` claims only jobs no
+        worker died on; ``"suspect-first"`` claims one job a worker died on, alone (its
+        ``suspect`` flag set), or else as ``"others"``; so a death is blamed on that job
+        only. None claims any job (process workers hold one job each)."""
         if not finished and limit <= 0:
             return [], []
         with self.write():
             acked = self._ack(consumer_id, finished) if finished else []
-            claims = self._claim(consumer_id, queues, limit, paused, None) if limit > 0 else []
+            claims = self._claim(consumer_id, queues, limit, paused, None, isolate) if limit > 0 else []
         return acked, claims
 
     def _claim(self, consumer_id: str, queues: Sequence[str] | None, limit: int,
-               paused: Iterable[str], worker: str | None) -> list[Claim]:
+               paused: Iterable[str], worker: str | None, isolate: str | None = None) -> list[Claim]:
         paused = set(paused)
         now = time.time()
         lock = " FOR UPDATE SKIP LOCKED" if not self.is_sqlite else ""
+        if isolate == "suspect-first":
+            suspects = self._claim(consumer_id, queues, 1, paused, worker, "suspect")
+            if suspects:
+                return suspects
+            isolate = "others"
+        crashed = {None: "", "others": " AND crashes = 0", "suspect": " AND crashes > 0"}[isolate]
         claims: list[Claim] = []
         if queues:
             for queue in queues:
@@ -346,9 +375,9 @@ class LiteStorage(SqlStorage):
                     continue
                 claims.extend(self._claim_rows(
                     "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
-                    "SELECT id FROM lq_ready WHERE app = ? AND queue = ? AND claimed_by IS NULL "
+                    f"SELECT id FROM lq_ready WHERE app = ? AND queue = ? AND claimed_by IS NULL{crashed} "
                     f"ORDER BY priority DESC, id LIMIT ?{lock}) "
-                    "RETURNING id, job_id, queue, priority, data, crash_cap",
+                        "RETURNING id, job_id, queue, priority, data, crash_cap, crashes",
                     (consumer_id, now, self.name, queue, limit - len(claims)), now))
                 if len(claims) >= limit:
                     break
@@ -358,9 +387,9 @@ class LiteStorage(SqlStorage):
                 skip = f" AND queue NOT IN ({', '.join('?' * len(paused))})"
             claims.extend(self._claim_rows(
                 "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
-                f"SELECT id FROM lq_ready WHERE app = ? AND claimed_by IS NULL{skip} "
+                f"SELECT id FROM lq_ready WHERE app = ? AND claimed_by IS NULL{skip}{crashed} "
                 f"ORDER BY priority DESC, id LIMIT ?{lock}) "
-                "RETURNING id, job_id, queue, priority, data, crash_cap",
+                "RETURNING id, job_id, queue, priority, data, crash_cap, crashes",
                 (consumer_id, now, self.name, *sorted(paused), limit), now))
         if claims:
             self._mark_running(claims, consumer_id if worker is None else worker, now)
@@ -378,8 +407,9 @@ class LiteStorage(SqlStorage):
             "(key >= 'rt:' AND key < 'rt;')) LIMIT 1", (self.name,)).fetchone() is not None
 
     def _claim_rows(self, query: str, params: Sequence[Any], now: float) -> list[Claim]:
-        return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now)
-                for row_id, job_id, queue, priority, data, crash_cap
+        return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now,
+                      suspect=crashes > 0)
+                for row_id, job_id, queue, priority, data, crash_cap, crashes
                 in self.sql(query, params).fetchall()]
 
     def _mark_running(self, claims: list[Claim], worker: str, now: float) -> None:
@@ -512,8 +542,8 @@ class LiteStorage(SqlStorage):
                     failed.append((row_id, job_id, crashes + 1))
                 else:
                     requeued.append(job_id)
-            self.sql("UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?",
-                     (consumer_id,))
+            self.sql("UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL, crashes = crashes + 1 "
+                     "WHERE claimed_by = ?", (consumer_id,))
             self._requeue_ledger(requeued, reason, now, crashed=True)
             self.many("DELETE FROM lq_ready WHERE id = ?", [(r,) for r, _, _ in failed])
             for _, job_id, n in failed:

@@ -42,6 +42,12 @@ def update_heartbeat(storage: LiteStorage, consumer_id: str, jobs_done: int) -> 
                     (time.time(), jobs_done, consumer_id))
 
 
+def mark_stopping(storage: LiteStorage, consumer_id: str) -> None:
+    with storage.write():
+        storage.sql("UPDATE lq_consumer SET status = 'stopping' WHERE id = ? AND status = 'running'",
+                    (consumer_id,))
+
+
 def deregister_worker(storage: LiteStorage, consumer_id: str, jobs_done: int) -> None:
     now = time.time()
     with storage.write():

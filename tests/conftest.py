@@ -118,8 +118,10 @@ class Project:
         return dict(self.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status"))
 
     def wait_status(self, status: str, count: int, timeout: float = 30.0) -> None:
-        wait_for(lambda: self.statuses().get(status, 0) >= count, timeout,
-                 what=f"{count} job(s) {status} (now {self.statuses()})")
+        try:
+            wait_for(lambda: self.statuses().get(status, 0) >= count, timeout, what=f"{count} job(s) {status}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (statuses now: {self.statuses()})") from None
 
     def kill_all(self) -> None:
         for proc in self.procs:
