@@ -186,7 +186,7 @@ def test_missing_or_wrong_database_is_unhealthy(project, tmp_path):
     project.db = tmp_path / "a-folder.db"
     project.db.mkdir()
     code, report = health(project)
-    assert code == 2 and "Is a directory" in reasons(report)
+    assert code == 2 and "is a folder, not a database file" in reasons(report)
     project.db = tmp_path / "text.db"
     project.db.write_text("not sqlite at all, just some text in a file")
     code, report = health(project)
