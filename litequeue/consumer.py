@@ -165,10 +165,7 @@ class LiteConsumer(Consumer):
         now = time.monotonic()
         cache = getattr(self, "_pause_cache", (0.0, set()))
         if now - cache[0] > 1.0:
-            rows = self.storage.sql("SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?",
-                                    (True,)).fetchall()
-            wall = time.time()
-            cache = (now, {q for q, u in rows if u is None or u > wall})
+            cache = (now, self.storage.paused_queues())
             self._pause_cache = cache
         return cache[1]
 

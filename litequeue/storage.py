@@ -556,6 +556,12 @@ class LiteStorage(SqlStorage):
                      "WHERE id = ? AND status != 'stopped'", (now, consumer_id))
         return len(requeued), len(failed)
 
+    def paused_queues(self, now: float | None = None) -> set[str]:
+        """Queues paused now (a pause with an end time ends by itself)."""
+        now = time.time() if now is None else now
+        rows = self.sql("SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?", (True,)).fetchall()
+        return {q for q, until in rows if until is None or until > now}
+
     def claim_holders(self) -> list[str]:
         """Ids of consumers that hold claims now."""
         return [r[0] for r in self.sql(

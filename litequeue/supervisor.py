@@ -115,10 +115,7 @@ class Supervisor:
         return self._paused
 
     def refresh_paused(self) -> None:
-        now = time.time()
-        rows = self.storage.sql("SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?",
-                                (True,)).fetchall()
-        paused = {q for q, until in rows if until is None or until > now}
+        paused = self.storage.paused_queues()
         if paused != self._paused:
             log.info("paused queues: %s", ", ".join(sorted(paused)) or "none")
             if self._paused - paused:

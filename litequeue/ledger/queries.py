@@ -135,11 +135,11 @@ def consumers(db: pw.Database, alive_only: bool = False) -> list[dict[str, Any]]
     return rows
 
 
-def list_jobs(db: pw.Database, *, status: str | None = None, queue: str | None = None,
-              task: str | None = None, search: str | None = None, before: int | None = None,
-              limit: int = 50) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated: pass the last row's ``seq`` as ``before``."""
-    where, params = [], []
+def _job_filter(status: str | None, queue: str | None, task: str | None,
+                search: str | None) -> tuple[list[str], list[Any]]:
+    """WHERE terms and parameters shared by the job list and its counts."""
+    where: list[str] = []
+    params: list[Any] = []
     for column, value in (("status", status), ("queue", queue), ("task", task)):
         if value:
             where.append(f"{column} = ?")
@@ -148,6 +148,14 @@ def list_jobs(db: pw.Database, *, status: str | None = None, queue: str | None =
         where.append("(id = ? OR args LIKE ? OR kwargs LIKE ? OR error LIKE ?)")
         like = f"%{search}%"
         params += [search, like, like, like]
+    return where, params
+
+
+def list_jobs(db: pw.Database, *, status: str | None = None, queue: str | None = None,
+              task: str | None = None, search: str | None = None, before: int | None = None,
+              limit: int = 50) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated: pass the last row's ``seq`` as ``before``."""
+    where, params = _job_filter(status, queue, task, search)
     if before is not None:
         where.append("seq < ?")
         params.append(before)
@@ -155,17 +163,6 @@ def list_jobs(db: pw.Database, *, status: str | None = None, queue: str | None =
     rows = _rows(sql(db, f"SELECT {', '.join(LIST_FIELDS)} FROM lq_job{clause} "
                          "ORDER BY seq DESC LIMIT ?", [*params, limit]))
     return [job_dict(r) for r in rows]
-
-
-def count_jobs(db: pw.Database, *, status: str | None = None, queue: str | None = None,
-               task: str | None = None) -> int:
-    where, params = [], []
-    for column, value in (("status", status), ("queue", queue), ("task", task)):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    return sql(db, f"SELECT COUNT(*) FROM lq_job{clause}", params).fetchone()[0]
 
 
 def get_job(db: pw.Database, job_id: str) -> dict[str, Any] | None:
@@ -290,14 +287,6 @@ def ping(db: pw.Database) -> None:
 def count_matching(db: pw.Database, *, status: str | None = None, queue: str | None = None,
                    task: str | None = None, search: str | None = None) -> int:
     """How many jobs :func:`list_jobs` would list with these filters (all pages)."""
-    where, params = [], []
-    for column, value in (("status", status), ("queue", queue), ("task", task)):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if search:
-        where.append("(id = ? OR args LIKE ? OR kwargs LIKE ? OR error LIKE ?)")
-        like = f"%{search}%"
-        params += [search, like, like, like]
+    where, params = _job_filter(status, queue, task, search)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     return int(sql(db, f"SELECT COUNT(*) FROM lq_job{clause}", params).fetchone()[0])
