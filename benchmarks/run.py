@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -54,6 +55,18 @@ class Config:
     long_rounds: int
     repeats: int
     dir: str | None
+
+
+def git_head() -> str:
+    """The commit measured (with ``+dirty`` when litequeue/ has uncommitted changes)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "litequeue"], cwd=HERE.parent,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def environment(system: System, tmp: Path, redis_url: str | None) -> dict[str, str]:
@@ -274,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "uptime_before": uptime(),
+        "git": git_head(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "sqlite": sqlite3.sqlite_version, "platform": platform.platform()},
         "config": vars(cfg), "systems": {},
     }
-    print(f"# {report['uptime_before']}", flush=True)
+    print(f"# {report['uptime_before']}  (git {report['git']})", flush=True)
     systems = [SYSTEMS[n] for n in names]
     runnable = []
     for s in systems:
@@ -327,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = round(time.time() - started, 1)
     table = render(report)
     report["table"] = table
-    print(f"\n{table}\n\n{report['uptime_after']}  ({report['seconds']} s)")
+    print(f"\n{table}\n\n{report['uptime_after']}  ({report['seconds']} s, git {report['git']})")
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     path = results / f"run-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if q else ''}.json"

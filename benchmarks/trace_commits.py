@@ -50,17 +50,25 @@ def main() -> int:
         logging.basicConfig(level=logging.WARNING)
         bench_tasks.enqueue_bulk(args.jobs)
 
-        def timed(kind: str, fn: Any) -> Any:
+        def timed(kind: str, fn: Any, jobs: Any) -> Any:
             def wrapper(self: Any, *a: Any, **kw: Any) -> Any:
                 t0 = time.perf_counter()
                 out = fn(self, *a, **kw)
                 record(kind + "_s", time.perf_counter() - t0)
-                record(kind + "_jobs", len(out) if kind != "ack" else len(a[1]))
+                for name, n in jobs(a, out):
+                    record(f"{kind}_{name}", n)
                 return out
             return wrapper
 
-        LiteStorage.claim = timed("claim", LiteStorage.claim)  # type: ignore[method-assign]
-        LiteStorage.ack = timed("ack", LiteStorage.ack)  # type: ignore[method-assign]
+        # Whichever the consumer uses: one ack-and-claim transaction a round, or separate ones.
+        LiteStorage.claim = timed("claim", LiteStorage.claim,  # type: ignore[method-assign]
+                                  lambda a, out: [("jobs", len(out))])
+        LiteStorage.ack = timed("ack", LiteStorage.ack,  # type: ignore[method-assign]
+                                lambda a, out: [("jobs", len(a[1]))])
+        if hasattr(LiteStorage, "ack_and_claim"):
+            LiteStorage.ack_and_claim = timed(  # type: ignore[method-assign]
+                "round", LiteStorage.ack_and_claim,
+                lambda a, out: [("jobs", len(a[1]) + len(out[1])), ("acked", len(a[1])), ("claimed", len(out[1]))])
         begin = peewee.SqliteDatabase.begin
 
         def timed_begin(self: Any, *a: Any, **kw: Any) -> Any:
@@ -87,10 +95,14 @@ def main() -> int:
     drain = stats["drain_s"][0]
     print(f"{args.jobs} jobs drained in {drain:.2f} s = {args.jobs / drain:,.0f} jobs/s "
           f"(durability {args.durability}, -w {args.workers}, load {os.getloadavg()[0]:.2f})")
-    for kind in ("claim", "ack"):
+    for kind in ("round", "claim", "ack"):
         n, secs, jobs = len(stats[kind + "_s"]), sum(stats[kind + "_s"]), stats[kind + "_jobs"]
         if n:
-            print(f"{kind:>6}: {n:6d} txns, {sum(jobs) / n:5.2f} jobs/txn (max {max(jobs)}), "
+            extra = ""
+            if kind == "round":
+                extra = (f" ({sum(stats['round_acked']) / n:.2f} acked + "
+                         f"{sum(stats['round_claimed']) / n:.2f} claimed)")
+            print(f"{kind:>6}: {n:6d} txns, {sum(jobs) / n:5.2f} jobs/txn{extra} (max {max(jobs)}), "
                   f"{secs:6.2f} s inside, {1000 * secs / n:5.2f} ms/txn")
     for key in sorted(k for k in stats if k.startswith("begin_")):
         v = stats[key]
