@@ -7,12 +7,14 @@ such field becomes a key of the line's object, so a log shipper needs no parsing
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
 import logging.handlers
 import os
 import sys
+import threading
 from typing import Any
 
 FORMATS = ("text", "json")
@@ -47,6 +49,62 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes in batches, at most ``interval`` seconds late.
+
+    A consumer logs two lines per job from many worker threads: writing (and flushing)
+    each line is a system call that hands the GIL around between the workers, which cost
+    more than the jobs themselves. Lines are formatted at once and written together by a
+    background thread; warnings and errors are written at once. A forked process (a
+    process worker) writes each line itself: no thread survives a fork."""
+
+    def __init__(self, stream: Any, interval: float = 0.05) -> None:
+        super().__init__(stream)
+        self.interval = interval
+        self.lines: list[str] = []
+        self.wake = threading.Event()
+        self.direct = False
+        self.closed = False
+        self.writer = threading.Thread(target=self._write_loop, name="litequeue-log", daemon=True)
+        self.writer.start()
+        atexit.register(self.flush)
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self.direct = True
+        self.lines = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.direct or record.levelno >= logging.WARNING:
+            self.flush()
+            super().emit(record)
+            return
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # noqa: BLE001 - logging must never break a job
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]
+            self.lines.append(line)
+
+    def _write_loop(self) -> None:
+        while not self.closed:
+            self.wake.wait(self.interval)
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self.lines = self.lines, []
+            if lines and self.stream is not None:
+                self.stream.write("".join(lines))
+            super().flush()
+
+    def close(self) -> None:
+        self.closed = True
+        self.flush()
+        super().close()
+
+
 def level_for(verbose: int = 0, quiet: bool = False) -> int:
     """``-q``: warnings and errors; default: info (one line per job); ``-v``: the same
     with litequeue's debug lines; ``-vv``: debug from every library too."""
@@ -68,7 +126,7 @@ def setup(level: int = logging.INFO, fmt: str = "text", logfile: str | os.PathLi
     if logfile:
         handler = logging.handlers.WatchedFileHandler(os.fspath(logfile), encoding="utf-8")
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = BatchedStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     setattr(handler, _MARK, True)
     root = logging.getLogger()

@@ -69,8 +69,10 @@ class Dispatcher:
 
     def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
                  paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget,
-                 stop: threading.Event, workers: int = 1) -> None:
+                 stop: threading.Event, workers: int = 1,
+                 window: float = defaults.ACK_GROUP_WINDOW) -> None:
         self.storage = storage
+        self.window = window
         self.holder = holder
         self.queues = list(queues) if queues else None
         self.bell = bell
@@ -79,6 +81,10 @@ class Dispatcher:
         self.bell_target = bell_target
         self.stop = stop
         self.cond = threading.Condition()
+        # Woken when the last running job is handed in: a round waits (a moment) for the
+        # jobs still running, so one commit carries them all (group commit).
+        self.settled = threading.Condition(self.cond)
+        self.running = 0
         self.buffer: collections.deque[Claim] = collections.deque()
         self.finished: list[Finished] = []
         self.idle = 0
@@ -109,6 +115,7 @@ class Dispatcher:
                     if left <= 0 or self.stop.is_set():
                         return None
                     self.cond.wait(left)
+                self.running += 1
                 return self.buffer.popleft()
             finally:
                 self.idle -= 1
@@ -118,9 +125,19 @@ class Dispatcher:
         with self.cond:
             self.finished.append(finished)
             self.pending += 1
+            self.running -= 1
+            if self.running == 0:
+                self.settled.notify()
             sleeping = self.sleeping
         if sleeping:
             self.bell.wake()
+
+    def skip(self) -> None:
+        """A claimed job ended with nothing to ack (failed unrunnable, or interrupted)."""
+        with self.cond:
+            self.running -= 1
+            if self.running == 0:
+                self.settled.notify()
 
     # -- the dispatcher's loop ---------------------------------------------------------------
 
@@ -128,6 +145,8 @@ class Dispatcher:
         try:
             while True:
                 with self.cond:
+                    if self.finished and self.running:
+                        self._gather()
                     batch, self.finished = self.finished, []
                     want = 0 if self.stop.is_set() else self.idle - len(self.buffer)
                     if self.suspect is not None and not any(f.claim is self.suspect for f in batch):
@@ -164,6 +183,15 @@ class Dispatcher:
                     self._sleep()
         finally:
             self.closed.set()
+
+    def _gather(self) -> None:
+        """Wait up to the group-commit window for the jobs still running (lock held)."""
+        deadline = time.monotonic() + self.window
+        while self.running and not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.settled.wait(left)
 
     def _sleep(self) -> None:
         try:
@@ -236,6 +264,9 @@ class DirectEndpoint:
 
     def put(self, finished: Finished) -> None:
         self.held.append(finished)
+
+    def skip(self) -> None:
+        """Nothing to ack for the last job."""
 
     def flush(self) -> None:
         """Commit a held ack (at shutdown, when no further claim will carry it)."""

@@ -37,6 +37,8 @@ class JobSource(Protocol):
 class JobSink(Protocol):
     def put(self, finished: Finished) -> None: ...
 
+    def skip(self) -> None: ...
+
 
 def describe_unrunnable(exc: BaseException, claim: Claim) -> str:
     """One line saying why a claimed payload cannot run and what to do."""
@@ -115,6 +117,8 @@ class LiteWorker(Worker):
         finished = self.run(claim, self.source.holder)
         if finished is not None:
             self.sink.put(finished)
+        else:
+            self.sink.skip()
         self.task_count += 1
         if self.max_tasks and self.task_count >= self.max_tasks:
             raise WorkerRecycle()
