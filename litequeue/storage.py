@@ -196,6 +196,9 @@ class LiteStorage(SqlStorage):
         "CREATE INDEX IF NOT EXISTS lq_ready_oldest ON lq_ready (queue, enqueued_at) "
         "WHERE claimed_by IS NULL",
         "CREATE INDEX IF NOT EXISTS lq_schedule_job ON lq_schedule (job_id)",
+        "CREATE INDEX IF NOT EXISTS lq_job_parent ON lq_job (parent_id) WHERE parent_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS lq_job_retried_from ON lq_job (retried_from) WHERE retried_from IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS lq_job_finished ON lq_job (finished_at) WHERE finished_at IS NOT NULL",
     )
 
     def create_tables(self) -> None:

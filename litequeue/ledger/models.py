@@ -87,9 +87,8 @@ def make_ledger(db: pw.Database) -> Ledger:
                 (("queue", "status"), False),
                 (("queue", "seq"), False),
                 (("task", "seq"), False),
-                (("parent_id",), False),
-                (("retried_from",), False),
-                (("finished_at",), False),
+                # parent_id, retried_from, finished_at: partial indexes (storage.INDEXES), so
+                # enqueueing a job does not write a page to each for its NULLs.
             )
 
     class Attempt(Base):
