@@ -67,11 +67,11 @@ def test_failure_appears_live_then_retry_succeeds(project: Project, page: Any) -
         shutil.copyfile(artifact("overview.png"), readme_shot)
 
     page.click("#t-failed")
-    expect(page.locator("#jobs")).to_contain_text(job_id[:8])
+    expect(page.locator("#jobs")).to_contain_text(job_id[-8:])
     # The job list's first page refreshes too: a second failure appears in place.
     page.evaluate("window.__sameDocument = true")
     second = enqueue(project, "charge", "[1043]")
-    expect(page.locator("#jobs")).to_contain_text(second[:8])
+    expect(page.locator("#jobs")).to_contain_text(second[-8:])
     assert page.evaluate("window.__sameDocument") is True
     page.click(f'#jobs a[title="{job_id}"]')
     expect(page.locator("h1 .badge")).to_have_text("failed")

@@ -57,7 +57,7 @@
     return el("time", { datetime: iso, title: iso.slice(0, 10) + " " + iso.slice(11, 19) + " UTC", text });
   }
   const badge = (status) => el("span", { class: "badge s-" + status, text: status });
-  const jobLink = (id) => el("a", { class: "mono", href: url("/jobs/" + encodeURIComponent(id)), title: id, text: id.slice(0, 8) });
+  const jobLink = (id) => el("a", { class: "mono", href: url("/jobs/" + encodeURIComponent(id)), title: id, text: id.slice(-8) });
   const cell = (attrs, ...kids) => el("td", attrs, ...kids);
   function postForm(path, label, fields) {
     const form = el("form", { method: "post", action: url(path), class: "inline" },
