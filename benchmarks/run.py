@@ -193,9 +193,11 @@ def summarize(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def cell(s: dict[str, float] | None, fmt: str = "{:,.0f}") -> str:
+def cell(s: dict[str, float] | float | None, fmt: str = "{:,.0f}") -> str:
     if not s:
         return "–"
+    if isinstance(s, (int, float)):  # a single figure (earlier JSON)
+        return fmt.format(s)
     if s["n"] == 1:
         return fmt.format(s["median"])
     return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
@@ -223,11 +225,12 @@ def render(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     ratios = report.get("ratios") or {}
     if ratios:
-        lines += ["", "litequeue (full) against each peer: rates as litequeue ÷ peer (above 1: litequeue "
-                  "faster); pickup p50 as peer ÷ litequeue (above 1: litequeue picks up sooner).", "",
+        lines += ["", "litequeue (full) against each peer, paired repeat by repeat, median (min–max): rates "
+                  "as litequeue ÷ peer (above 1: litequeue faster); pickup p50 as peer ÷ litequeue (above 1: "
+                  "litequeue picks up sooner).", "",
                   "| peer | enqueue × | drain × | pickup p50 × |", "|---|---|---|---|"]
         for peer, r in ratios.items():
-            lines.append(f"| {peer} | " + " | ".join("–" if r.get(k) is None else f"{r[k]:.2f}"
+            lines.append(f"| {peer} | " + " | ".join(cell(r.get(k), "{:.2f}")
                                                        for k in ("enqueue", "drain", "pickup_p50")) + " |")
     c = report.get("ceiling")
     if c:
@@ -238,24 +241,31 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def ratios(systems: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    base = systems.get("litequeue", {}).get("summary")
+def ratios(systems: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """litequeue (full) against each peer, paired repeat by repeat (the two ran minutes apart,
+    so a slow spell of the shared disk hits both): median (min–max) of the per-repeat ratios.
+    Rates: litequeue ÷ peer; pickup p50: peer ÷ litequeue (above 1: litequeue is better)."""
+    base = systems.get("litequeue", {}).get("repeats")
     if not base:
         return {}
-    out: dict[str, dict[str, float | None]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, r in systems.items():
-        if name == "litequeue" or "summary" not in r:
+        if name == "litequeue" or not r.get("repeats"):
             continue
-        s = r["summary"]
+        pairs = list(zip(base, r["repeats"], strict=False))
 
-        def rate(key: str, s: dict[str, Any] = s) -> float | None:
-            if base.get(key) and s.get(key):
-                return base[key]["median"] / s[key]["median"]
-            return None
-        pick = None
-        if base.get("pickup_ms") and s.get("pickup_ms"):
-            pick = s["pickup_ms"]["p50"] / base["pickup_ms"]["p50"]
-        out[name] = {"enqueue": rate("enqueue_per_s"), "drain": rate("drain_per_s"), "pickup_p50": pick}
+        def paired(key: str, invert: bool = False, pairs: list[Any] = pairs) -> dict[str, float] | None:
+            vals = []
+            for mine, theirs in pairs:
+                a, b = mine.get(key), theirs.get(key)
+                if key == "pickup_ms":
+                    a = percentile(a, 50) if a else None
+                    b = percentile(b, 50) if b else None
+                if a and b:
+                    vals.append(b / a if invert else a / b)
+            return summary(vals)
+        out[name] = {"enqueue": paired("enqueue_per_s"), "drain": paired("drain_per_s"),
+                     "pickup_p50": paired("pickup_ms", invert=True)}
     return out
 
 
@@ -272,7 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-rounds", type=int, default=3, help="samples after the long idle")
     ap.add_argument("--dir", default=None, help="where the databases go (default: the temp dir)")
     ap.add_argument("--no-ceiling", action="store_true")
+    ap.add_argument("--render", metavar="JSON", help="print the table of an earlier run's JSON, run nothing")
     args = ap.parse_args(argv)
+    if args.render:
+        old = json.loads(Path(args.render).read_text())
+        old["ratios"] = ratios(old["systems"])
+        print(f"# {old['uptime_before']}  (git {old.get('git', 'unknown')})\n\n{render(old)}\n\n"
+              f"{old['uptime_after']}")
+        return 0
     q = args.quick
     cfg = Config(jobs=args.jobs or (2000 if q else 10_000), bulk=args.bulk or (20_000 if q else 100_000),
                  samples=args.samples or (6 if q else 15), idle=args.idle,
