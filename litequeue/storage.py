@@ -184,6 +184,25 @@ class LiteStorage(SqlStorage):
 
         return KV, Schedule, Ready, Counter
 
+    #: SQLite: jobs per (queue, status), kept by triggers in the very transaction that
+    #: changes a job's status, whichever code path does it, so ``status`` reads a handful
+    #: of rows instead of counting a million. (PostgreSQL counts instead: counter rows
+    #: updated by every transaction would serialise its concurrent consumers.)
+    SQLITE_COUNTS = (
+        "CREATE TABLE IF NOT EXISTS lq_job_count (queue TEXT NOT NULL, status TEXT NOT NULL, "
+        "n INTEGER NOT NULL, PRIMARY KEY (queue, status)) WITHOUT ROWID",
+        "CREATE TRIGGER IF NOT EXISTS lq_job_count_insert AFTER INSERT ON lq_job BEGIN "
+        "INSERT INTO lq_job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1) "
+        "ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END",
+        "CREATE TRIGGER IF NOT EXISTS lq_job_count_update AFTER UPDATE OF status ON lq_job "
+        "WHEN OLD.status IS NOT NEW.status BEGIN "
+        "UPDATE lq_job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status; "
+        "INSERT INTO lq_job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1) "
+        "ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END",
+        "CREATE TRIGGER IF NOT EXISTS lq_job_count_delete AFTER DELETE ON lq_job BEGIN "
+        "UPDATE lq_job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status; END",
+    )
+
     #: Partial indexes: claim queries only ever look at unclaimed rows.
     INDEXES = (
         "CREATE INDEX IF NOT EXISTS lq_ready_claim_q ON lq_ready "
@@ -212,7 +231,7 @@ class LiteStorage(SqlStorage):
                     [self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models],
                     safe=True,
                 )
-                for ddl in self.INDEXES:
+                for ddl in self.INDEXES + (self.SQLITE_COUNTS if self.is_sqlite else ()):
                     self.database.execute_sql(ddl)
                 self.ledger.Meta.insert(key="schema", value=SCHEMA_VERSION).on_conflict_ignore().execute()
 

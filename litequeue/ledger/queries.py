@@ -105,13 +105,21 @@ def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[s
             out[queue].update(oldest_queued_age_s=None, paused=False, paused_until=None)
         return out[queue]
 
-    for queue, status, n in sql(db, f"SELECT queue, status, COUNT(*) FROM lq_job WHERE status IN "
-                                    f"({marks}) GROUP BY queue, status",
-                                [s.value for s in COUNTED]).fetchall():
+    counted = [s.value for s in COUNTED]
+    if "lq_job_count" in db.get_tables():  # SQLite: counts kept by triggers
+        query = f"SELECT queue, status, n FROM lq_job_count WHERE status IN ({marks}) AND n != 0"
+    else:
+        query = f"SELECT queue, status, COUNT(*) FROM lq_job WHERE status IN ({marks}) GROUP BY queue, status"
+    for queue, status, n in sql(db, query, counted).fetchall():
         entry(queue)[status] = n
-    for queue, oldest in sql(db, "SELECT queue, MIN(enqueued_at) FROM lq_ready WHERE claimed_by IS "
-                                 "NULL GROUP BY queue").fetchall():
-        entry(queue)["oldest_queued_age_s"] = round(max(0.0, now - oldest), 3)
+    ready = [r[0] for r in sql(db, "SELECT DISTINCT queue FROM lq_job_count WHERE status IN "
+                                   "('queued', 'retrying') AND n > 0").fetchall()] \
+        if "lq_job_count" in db.get_tables() else list(out)
+    for queue in ready:  # one index seek per queue (the partial index on unclaimed rows)
+        oldest = sql(db, "SELECT MIN(enqueued_at) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL",
+                     [queue]).fetchone()[0]
+        if oldest is not None:
+            entry(queue)["oldest_queued_age_s"] = round(max(0.0, now - oldest), 3)
     for queue, paused, until in sql(db, "SELECT queue, paused, paused_until FROM lq_queue_state"):
         if paused and (until is None or until > now):
             e = entry(queue)
