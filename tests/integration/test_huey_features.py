@@ -101,7 +101,6 @@ def test_priorities_within_a_queue(make_app):
         order.append(n)
 
     for n, prio in [(1, 0), (2, 5), (3, 0), (4, 10), (5, 5)]:
-        record.s(n, priority=prio)
         app.enqueue(record.s(n, priority=prio))
     with running_consumer(app, workers=1):
         wait_for(lambda: len(order) == 5, what="5 jobs")
@@ -129,9 +128,8 @@ def test_strict_queue_order(make_app):
     for i in range(3):
         high(i)
     other(0)
-    with running_consumer(app, workers=1, queues=["high", "ocr"], burst=True) as consumer:
+    with running_consumer(app, workers=1, queues=["high", "ocr"]):
         wait_for(lambda: len(order) == 6, what="6 jobs")
-        consumer  # noqa: B018
     assert order == ["high0", "high1", "high2", "ocr0", "ocr1", "ocr2"]
     assert job_row(app, app.storage.sql(
         "SELECT id FROM lq_job WHERE task = 'other'").fetchone()[0])["status"] == "queued"
