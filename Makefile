@@ -19,4 +19,5 @@ lint: install
 
 bench: install
 	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q --no-deps arq
 	$(PY) benchmarks/run.py
