@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from huey import signals as S
-from huey.api import Huey, PeriodicTask, Result, ResultGroup, Task, TaskWrapper, chord, group
+from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper, chord, group
 from huey.exceptions import HueyException
 from huey.registry import Registry
 
@@ -313,14 +313,6 @@ class LiteQueue(Huey):
         from .consumer import LiteConsumer
 
         return LiteConsumer(self, **options)
-
-
-def new_job_id() -> str:
-    return str(uuid.uuid4())
-
-
-def is_periodic(task_class: type[Task]) -> bool:
-    return issubclass(task_class, PeriodicTask)
 
 
 _default_app: LiteQueue | None = None

@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
@@ -157,7 +156,6 @@ class LiteConsumer(Consumer):
         holder = f"{self.consumer_id}/{os.getpid()}"
         endpoint = DirectEndpoint(self.storage, holder, self.queues, self.make_bell("w"),
                                   self._paused_in_child, self.observers, self.huey.bell_target)
-        self.child_endpoint = endpoint
         return endpoint, endpoint
 
     def _paused_in_child(self) -> set[str]:
@@ -302,6 +300,3 @@ class LiteConsumer(Consumer):
         self._signum = signum
         self._restart, self._graceful = self._signal_actions[signum]
 
-
-def consumer_state_path(db_target: str) -> Path | None:
-    return state_dir(db_target)

@@ -96,7 +96,6 @@ class Dispatcher:
         self.pending = 0  # handed to put() but not yet committed
         self.done = 0
         self.empty_polls = 0  # rounds that found nothing to claim since the last job (--burst)
-        self.closed = threading.Event()
         self.sleeping = False  # the dispatcher waits on its bell: put() must wake it
         self.suspect: Claim | None = None  # a job a worker died on, running alone
         self.workers = workers
@@ -147,48 +146,45 @@ class Dispatcher:
     # -- the dispatcher's loop ---------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            while True:
-                with self.cond:
-                    if self.finished and self.running:
-                        self._gather()
-                    batch, self.finished = self.finished, []
-                    self._measure(batch)
-                    want = 0 if self.stop.is_set() else self.idle + self._ahead() - len(self.buffer)
-                    if self.suspect is not None and not any(f.claim is self.suspect for f in batch):
-                        want = 0  # a job a worker died on runs alone until it is acked
-                    if not batch and want <= 0:
-                        self.sleeping = True
-                    in_flight = self.pending - len(batch) + len(self.buffer)
-                    alone = in_flight == 0 and self.idle >= self.workers
+        while True:
+            with self.cond:
+                if self.finished and self.running:
+                    self._gather()
+                batch, self.finished = self.finished, []
+                self._measure(batch)
+                want = 0 if self.stop.is_set() else self.idle + self._ahead() - len(self.buffer)
+                if self.suspect is not None and not any(f.claim is self.suspect for f in batch):
+                    want = 0  # a job a worker died on runs alone until it is acked
                 if not batch and want <= 0:
-                    if self.stop.is_set():
-                        return
-                    self._sleep()
-                    continue
-                if self.suspect is not None and any(f.claim is self.suspect for f in batch):
-                    self.suspect = None
-                # Nothing else running: a job some worker died on gets its turn first, alone.
-                isolate = "suspect-first" if alone and self.suspect is None else "others"
-                acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self.storage.ack_and_claim(
-                    self.holder, b, self.queues, w, self.paused(), isolate=i))
-                if claims and claims[0].suspect:
-                    self.suspect = claims[0]
-                if claims:
-                    self.empty_polls = 0
-                    with self.cond:
-                        self.buffer.extend(claims)
-                        self.cond.notify(len(claims))
-                elif want > 0:
-                    self.empty_polls += 1
-                if batch:
-                    self._settle(batch, acked)
-                if want > 0 and not claims and not batch:
-                    with self.cond:
-                        self.sleeping = True
-                    self._sleep()
-        finally:
-            self.closed.set()
+                    self.sleeping = True
+                in_flight = self.pending - len(batch) + len(self.buffer)
+                alone = in_flight == 0 and self.idle >= self.workers
+            if not batch and want <= 0:
+                if self.stop.is_set():
+                    return
+                self._sleep()
+                continue
+            if self.suspect is not None and any(f.claim is self.suspect for f in batch):
+                self.suspect = None
+            # Nothing else running: a job some worker died on gets its turn first, alone.
+            isolate = "suspect-first" if alone and self.suspect is None else "others"
+            acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self.storage.ack_and_claim(
+                self.holder, b, self.queues, w, self.paused(), isolate=i))
+            if claims and claims[0].suspect:
+                self.suspect = claims[0]
+            if claims:
+                self.empty_polls = 0
+                with self.cond:
+                    self.buffer.extend(claims)
+                    self.cond.notify(len(claims))
+            elif want > 0:
+                self.empty_polls += 1
+            if batch:
+                self._settle(batch, acked)
+            if want > 0 and not claims and not batch:
+                with self.cond:
+                    self.sleeping = True
+                self._sleep()
 
     def _ahead(self) -> int:
         """How many jobs to claim beyond the idle workers (lock held).
@@ -270,7 +266,6 @@ class DirectEndpoint:
         self.observers = observers
         self.bell_target = bell_target
         self.held: list[Finished] = []
-        self.empty_polls = 0
 
     def get(self, timeout: float) -> Claim | None:
         batch, self.held = self.held, []
@@ -278,9 +273,7 @@ class DirectEndpoint:
             self.holder, batch, self.queues, 1, self.paused()))
         self._settle(acked)
         if claims:
-            self.empty_polls = 0
             return claims[0]
-        self.empty_polls += 1
         self.bell.wait(timeout)
         return None
 

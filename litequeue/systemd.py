@@ -142,7 +142,6 @@ def _unit(description: str, after: str = "network-online.target") -> list[str]:
     return [
         "[Unit]",
         f"Description={description}",
-        "Documentation=https://pypi.org/project/litequeue/",
         "PartOf=litequeue.target",
         f"After={after}",
         f"Wants={after}",
@@ -230,7 +229,6 @@ def target_unit(s: Settings) -> str:
         "# systemctl enable --now litequeue.target litequeue-consumer@default litequeue-inbox litequeue-web",
         "[Unit]",
         "Description=litequeue: consumers, inbox watcher and status page",
-        "Documentation=https://pypi.org/project/litequeue/",
         "",
         "[Install]",
         "WantedBy=multi-user.target",
