@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import peewee
@@ -122,11 +123,20 @@ def open_database(
         db = peewee.SqliteDatabase(
             path, pragmas=pragmas, timeout=busy_timeout, check_same_thread=False
         )
-    try:
-        db.connect(reuse_if_open=True)
-    except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
-        raise DatabaseError(f"cannot open database {path}: {exc}; check the path and its permissions") from exc
-    return db
+    # Switching a new file to WAL upgrades a read lock to a write lock, and SQLite answers
+    # "locked" at once (no busy wait) when two processes race to do it: wait it out here.
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            db.connect(reuse_if_open=True)
+            return db
+        except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
+            if not is_busy_error(exc) or time.monotonic() >= deadline:
+                raise DatabaseError(f"cannot open database {path}: {exc}; "
+                                    "check the path and its permissions") from exc
+            if not db.is_closed():
+                db.close()
+            time.sleep(0.01)
 
 
 def is_busy_error(exc: BaseException) -> bool:
