@@ -36,6 +36,7 @@ from .liveness import LifeLock, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
 from .retention import AutoPruner
 from .scheduler import LiteScheduler
+from .storage import FORK_GUARD
 from .supervisor import (
     Supervisor,
     deregister_worker,
@@ -287,6 +288,8 @@ class LiteConsumer(Consumer):
                         log.warning("worker process %s died: %d job(s) back to the queue, "
                                     "%d failed at the crash cap", proc.pid, back, failed)
             self.storage.close()  # the main thread's connection must not be inherited by new workers
+            with FORK_GUARD:  # no thread of ours is inside a write transaction while we fork
+                return super().check_worker_health()
         return super().check_worker_health()
 
     def _set_signal_handlers(self) -> None:

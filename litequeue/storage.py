@@ -694,6 +694,12 @@ class LiteStorage(SqlStorage):
         return super().delete_data(key)
 
 
+#: Held by every write transaction of this process. A process forked while one of its
+#: threads holds a SQLite write lock inherits SQLite's in-process lock bookkeeping with it
+#: and can never write: forks (process workers) take this guard first.
+FORK_GUARD = threading.RLock()
+
+
 class _BusyGuard:
     """Turn SQLite's "database is locked" after the busy timeout into a clear error."""
 
@@ -701,16 +707,23 @@ class _BusyGuard:
         self.txn = txn
 
     def __enter__(self) -> Any:
+        FORK_GUARD.acquire()
         try:
             return self.txn.__enter__()
         except pw.OperationalError as exc:
+            FORK_GUARD.release()
             raise _busy(exc) from exc
+        except BaseException:
+            FORK_GUARD.release()
+            raise
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> Any:
         try:
             handled = self.txn.__exit__(et, ev, tb)
         except pw.OperationalError as err:
             raise _busy(err) from err
+        finally:
+            FORK_GUARD.release()
         if isinstance(ev, pw.OperationalError):
             clear = _busy(ev)
             if clear is not ev:
