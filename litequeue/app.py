@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from . import defaults
 from .db import database_target, open_database
 from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
+from .ids import new_job_id
 from .ledger.preview import preview
 from .storage import LiteStorage, NewJob
 
@@ -68,25 +68,13 @@ class LiteRegistry(Registry):
         raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}")
 
 
-def time_ordered_id() -> str:
-    """A UUID version 7: 48 bits of milliseconds, then random bits.
-
-    Job ids are keys of several indexes; ids that grow with time are appended at the end
-    of those indexes instead of landing on random pages, so each commit writes (and
-    fsyncs) far fewer pages than with Huey's random uuid4 ids."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
-
-
 class LiteTaskWrapper(TaskWrapper):
     """Huey's task wrapper: time-ordered job ids, and ``map`` writes every job in one
     transaction."""
 
     def create_task(self, func: Callable[..., Any], context: bool = False, name: str | None = None,
                     **settings: Any) -> type[Task]:
-        settings.setdefault("create_id", lambda _task: time_ordered_id())
+        settings.setdefault("create_id", lambda _task: new_job_id())
         return super().create_task(func, context, name, **settings)
 
     def map(self, it: Iterable[Any]) -> ResultGroup | None:

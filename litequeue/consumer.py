@@ -32,7 +32,7 @@ from . import defaults, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .inbox import observers as inbox_observers
-from .liveness import LifeLock, new_consumer_id
+from .liveness import LifeLock, holder_of, holder_pattern, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
 from .retention import AutoPruner
 from .scheduler import LiteScheduler
@@ -154,7 +154,7 @@ class LiteConsumer(Consumer):
         """Where a worker takes claims from and hands outcomes to (called in the worker)."""
         if self.dispatcher is not None:
             return self.dispatcher, self.dispatcher
-        holder = f"{self.consumer_id}/{os.getpid()}"
+        holder = holder_of(self.consumer_id, os.getpid())
         endpoint = DirectEndpoint(self.storage, holder, self.queues, self.make_bell("w"),
                                   self._paused_in_child, self.observers, self.huey.bell_target)
         return endpoint, endpoint
@@ -235,7 +235,7 @@ class LiteConsumer(Consumer):
         if self.dispatcher is None:
             endpoint_idle = self.storage.sql(
                 "SELECT COUNT(*) FROM lq_ready WHERE app = ? AND (claimed_by IS NULL OR "
-                "claimed_by LIKE ?)", (self.huey.name, f"{self.consumer_id}/%")).fetchone()[0] == 0
+                "claimed_by LIKE ?)", (self.huey.name, holder_pattern(self.consumer_id))).fetchone()[0] == 0
             return endpoint_idle and self._nothing_due()
         return (not self.dispatcher.busy(self.workers) and self.dispatcher.empty_polls > 0
                 and self._nothing_due())
@@ -267,7 +267,7 @@ class LiteConsumer(Consumer):
         released = self.storage.release(self.consumer_id)
         for _, proc in self.worker_threads:
             if self.worker_type == "process" and proc.pid:
-                released += self.storage.release(f"{self.consumer_id}/{proc.pid}")
+                released += self.storage.release(holder_of(self.consumer_id, proc.pid))
         if released:
             log.warning("handed %d unfinished job(s) back to the queue", released)
         with contextlib.suppress(Exception):
@@ -282,7 +282,7 @@ class LiteConsumer(Consumer):
         if self.worker_type == "process":
             for _, proc in self.worker_threads:
                 if proc.pid and not proc.is_alive():
-                    back, failed = self.storage.recover(f"{self.consumer_id}/{proc.pid}",
+                    back, failed = self.storage.recover(holder_of(self.consumer_id, proc.pid),
                                                         reason="interrupted: its worker process died")
                     if back or failed:
                         log.warning("worker process %s died: %d job(s) back to the queue, "

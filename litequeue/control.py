@@ -7,13 +7,13 @@ payload under a new id (the worker gives a claimed payload its row's id).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 
 from . import defaults
 from .db import open_database
 from .doorbell import BellTarget, bell_target, ring
 from .errors import DatabaseError, JobNotFoundError, LiteQueueError
+from .ids import new_job_id
 from .ledger.queries import has_schema
 from .status import FINAL_STATUSES, JobStatus
 from .storage import LiteStorage, NewJob
@@ -68,7 +68,7 @@ def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -
     now = time.time()
     by_app: dict[str, list[NewJob]] = {}
     for job_id, (_, app, task, queue, priority, _, args, kwargs, payload, cap) in rows.items():
-        new_id = str(uuid.uuid4())
+        new_id = new_job_id()
         mapping[job_id] = new_id
         by_app.setdefault(app, []).append(NewJob(new_id, task, queue, priority, bytes(payload),
                                                  crash_cap=cap, args=args, kwargs=kwargs,

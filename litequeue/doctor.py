@@ -22,7 +22,7 @@ from . import health
 from .config import ConfigFile, redact
 from .db import database_target, sqlite_path
 from .errors import LiteQueueError
-from .liveness import consumer_is_dead
+from .liveness import consumer_is_dead, consumer_of
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 #: Filesystems where SQLite's locks cannot be trusted (or are not shared between hosts).
@@ -284,14 +284,14 @@ def check_consumers(db: pw.Database, now: float | None = None) -> list[Finding]:
                       "GROUP BY claimed_by").fetchall()
     known = {r[0] for r in rows}
     for holder, n in holders:
-        base = holder.split("/", 1)[0]
+        base = consumer_of(holder)
         if base in dead or base not in known:
             why = dead.get(base, "its consumer is not registered as running")
             level = WARN if live else FAIL
             out.append(Finding(level, "claims", f"{n} job(s) claimed by {holder}, which is dead ({why}): "
                                                 + ("a live consumer recovers them within a second" if live
                                                    else "they run again as soon as a consumer starts")))
-    if not holders or all(h.split("/", 1)[0] in known and h.split("/", 1)[0] not in dead for h, _ in holders):
+    if not holders or all(consumer_of(h) in known and consumer_of(h) not in dead for h, _ in holders):
         out.append(Finding(OK, "claims", "no orphaned claims"))
     return out
 

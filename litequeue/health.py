@@ -25,7 +25,7 @@ import peewee as pw
 from .db import open_database
 from .errors import DatabaseError, LiteQueueError
 from .ledger.queries import has_schema
-from .liveness import consumer_is_dead
+from .liveness import consumer_is_dead, consumer_of
 from .storage import LiteStorage
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -200,7 +200,7 @@ def _orphaned(store: LiteStorage, now: float) -> list[tuple[str, int]]:
         "WHERE status IN ('running', 'stopping')").fetchall()}
     out = []
     for holder, queue, n in rows:
-        row = consumers.get(holder.split("/", 1)[0])
+        row = consumers.get(consumer_of(holder))
         if row is None or consumer_is_dead(row[1], row[2], row[3], row[4], row[5], now=now):
             out.append((queue, n))
     return out

@@ -38,6 +38,27 @@ def new_consumer_id() -> str:
     return f"{hostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+#: A claim's holder is ``CONSUMER`` (thread workers share the consumer's claims) or
+#: ``CONSUMER/PID`` (a process worker holds its own). These three functions are the only
+#: places that know the format.
+_HOLDER_SEP = "/"
+
+
+def holder_of(consumer_id: str, pid: int | None = None) -> str:
+    """The holder name claims of ``consumer_id`` (or of its worker process ``pid``) carry."""
+    return consumer_id if pid is None else f"{consumer_id}{_HOLDER_SEP}{pid}"
+
+
+def consumer_of(holder: str) -> str:
+    """The consumer a holder belongs to."""
+    return holder.split(_HOLDER_SEP, 1)[0]
+
+
+def holder_pattern(consumer_id: str) -> str:
+    """A SQL ``LIKE`` pattern matching the holders of ``consumer_id``'s worker processes."""
+    return f"{consumer_id}{_HOLDER_SEP}%"
+
+
 @dataclass
 class LifeLock:
     """An exclusive lock on ``path`` held by this process until it exits."""

@@ -30,6 +30,7 @@ import peewee as pw
 from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
+from . import dialect
 from .errors import DatabaseBusyError
 from .ledger.models import SCHEMA_VERSION, Ledger, make_ledger
 from .status import AttemptOutcome, JobStatus
@@ -113,7 +114,6 @@ class LiteStorage(SqlStorage):
     def __init__(self, name: str = "litequeue", database: pw.Database | None = None,
                  create_tables: bool = True, **kwargs: Any) -> None:
         self._local = threading.local()
-        self._sql_cache: dict[str, str] = {}
         super().__init__(name, database=database, create_tables=False, **kwargs)
         self.ledger: Ledger = make_ledger(self.database)
         self.is_sqlite = isinstance(self.database, pw.SqliteDatabase)
@@ -251,20 +251,13 @@ class LiteStorage(SqlStorage):
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement (written with ``?`` placeholders) and return the cursor."""
-        return self.database.execute_sql(self._param(query), params)
+        return dialect.sql(self.database, query, params)
 
     def _param(self, query: str) -> str:
-        if self.is_sqlite:
-            return query
-        cached = self._sql_cache.get(query)
-        if cached is None:
-            cached = self._sql_cache[query] = query.replace("%", "%%").replace("?", "%s")
-        return cached
+        return dialect.param(self.database, query)
 
     def many(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
-        rows = list(rows)
-        if rows:
-            self.database.cursor().executemany(self._param(query), rows)
+        dialect.many(self.database, query, rows)
 
     def write(self) -> Any:
         """A write transaction; SQLite's busy timeout waits out other writers."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import defaults, sdnotify
 from .doorbell import ring
-from .liveness import boot_id, consumer_is_dead, hostname
+from .liveness import boot_id, consumer_is_dead, consumer_of, hostname
 
 if TYPE_CHECKING:
     from .retention import AutoPruner
@@ -75,7 +75,7 @@ def release_stalled_claims(storage: LiteStorage, me: str | None = None,
             dead[cid] = why
     recovered = 0
     for holder in storage.claim_holders():
-        base = holder.split("/", 1)[0]
+        base = consumer_of(holder)
         if base == me:
             continue
         if base in dead or base not in consumers:

@@ -23,12 +23,12 @@ import logging
 import os
 import stat
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..doorbell import ring
+from ..ids import new_job_id
 from .layout import Layout, token_for
 from .moves import free_name, move_noreplace, move_to_free_name, remove_empty_dirs
 from .settle import finish_move
@@ -92,7 +92,7 @@ class Taker:
             rule = self.layout.rule_for(rel)
             if rule is None:
                 continue
-            item = Staged(rel, str(uuid.uuid4()), rule.task, Path())
+            item = Staged(rel, new_job_id(), rule.task, Path())
             item.work = self.layout.work_path(item.token, rel)
             item.work.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import peewee as pw
 
+from ..dialect import sql, unindexed
 from ..status import JobStatus
 
 JOB_FIELDS = (
@@ -25,16 +25,8 @@ COUNTED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.R
            JobStatus.FAILED)
 
 
-def sql(db: pw.Database, query: str, params: Sequence[Any] = ()) -> Any:
-    if not isinstance(db, pw.SqliteDatabase):
-        query = query.replace("%", "%%").replace("?", "%s")
-    return db.execute_sql(query, params)
-
-
-def _unindexed(db: pw.Database, column: str) -> str:
-    """``+column`` on SQLite: keeps the planner off that column's index (here: use the
-    ``finished_at`` index rather than read every finished row through ``status``)."""
-    return f"+{column}" if isinstance(db, pw.SqliteDatabase) else column
+# ``unindexed``: read finished rows through the ``finished_at`` index, not ``status``.
+_unindexed = unindexed
 
 
 def iso(ts: float | None) -> str | None:

@@ -1,0 +1,67 @@
+"""The one place SQL is adapted to the database it runs on (SQLite or PostgreSQL).
+
+Every statement in litequeue is written once, with ``?`` placeholders; :func:`param`
+turns it into PostgreSQL's ``%s`` form when needed. Everything else that differs between
+the two (row locks, the planner hint, how a failed statement leaves a transaction) is
+answered here too, so no other module tests which database it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import peewee as pw
+
+_cache: dict[str, str] = {}
+
+
+def is_sqlite(db: pw.Database) -> bool:
+    return isinstance(db, pw.SqliteDatabase)
+
+
+def param(db: pw.Database, query: str) -> str:
+    """``query`` (written with ``?``) in the placeholder style of ``db``."""
+    if is_sqlite(db):
+        return query
+    out = _cache.get(query)
+    if out is None:
+        out = _cache[query] = query.replace("%", "%%").replace("?", "%s")
+    return out
+
+
+def sql(db: pw.Database, query: str, params: Sequence[Any] = ()) -> Any:
+    """Run one statement written with ``?`` placeholders; return the cursor."""
+    return db.execute_sql(param(db, query), params)
+
+
+def many(db: pw.Database, query: str, rows: Iterable[Sequence[Any]]) -> int:
+    """Run ``query`` once per row (``executemany``); returns the rows it changed."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    cur = db.cursor()
+    cur.executemany(param(db, query), rows)
+    return cur.rowcount
+
+
+def skip_locked(db: pw.Database) -> str:
+    """The row-lock clause of a claim query: SQLite has one writer, so none is needed."""
+    return "" if is_sqlite(db) else " FOR UPDATE SKIP LOCKED"
+
+
+def unindexed(db: pw.Database, column: str) -> str:
+    """``+column`` on SQLite keeps the planner off that column's index."""
+    return f"+{column}" if is_sqlite(db) else column
+
+
+def marks(n: int) -> str:
+    """``?, ?, ?`` for an ``IN (...)`` list of ``n`` values."""
+    return ", ".join("?" * n)
+
+
+def recover_after_error(db: pw.Database) -> None:
+    """After a failed statement outside a transaction block: PostgreSQL aborts the
+    implicit transaction, which must be rolled back before the connection is used again."""
+    if not is_sqlite(db) and not db.in_transaction():
+        db.rollback()
