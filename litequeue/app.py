@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper, chord, group
 from huey.exceptions import HueyException
 from huey.registry import Registry
 
-from . import defaults
+from . import defaults, transitions
 from .db import database_target, open_database
 from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
@@ -110,6 +109,8 @@ class LiteQueue(Huey):
         super().__init__(name, results=results, store_none=store_none, utc=True,
                          database=database, **kwargs)
         self._registry = LiteRegistry()
+        #: called with each batch of acked jobs, after the commit (see ``add_observer``)
+        self.observers: list[Callable[[Sequence[Any]], None]] = []
         self._post_execute["litequeue.unit"] = self._record_outcome
         self._signal.connect(self._record_signal)
 
@@ -156,6 +157,13 @@ class LiteQueue(Huey):
             raise ConfigurationError(f"queue must be a non-empty name without commas, not {queue!r}")
         cap = 1 if on_worker_death == "fail" else (crash_cap or self.crash_cap)
         return dict(kwargs, queue=queue, priority=priority, crash_cap=cap)
+
+    def add_observer(self, observer: Callable[[Sequence[Any]], None]) -> None:
+        """Run ``observer(finished_jobs)`` in every consumer of this app after each ack
+        commits (plugins such as the inbox settle their files here). An observer that
+        raises is logged and never stops a worker."""
+        if observer not in self.observers:
+            self.observers.append(observer)
 
     def find_task(self, name: str) -> type[Task]:
         return self._registry.find(name)
@@ -221,6 +229,8 @@ class LiteQueue(Huey):
         parent = None if unit is None or retry else unit.job_id
         job = self._job_row(task, parent)
         job.retry = retry
+        if retry and unit is not None:
+            job.has_file = unit.has_file
         jobs = [job]
         step, prev = task.on_complete, task.id
         while step is not None and not retry:
@@ -285,12 +295,8 @@ class LiteQueue(Huey):
         return super().is_revoked(task, timestamp, peek)
 
     def record_progress(self, job_id: str, done: float, total: float | None, message: str | None) -> None:
-        now = time.time()
         with self.storage.write():
-            self.storage.sql(
-                "UPDATE lq_job SET progress_done = ?, progress_total = ?, progress_message = ?, "
-                "progress_at = ?, updated_at = ? WHERE id = ?",
-                (done, total, message, now, now, job_id))
+            transitions.record_progress(self.storage, job_id, done, total, message)
 
     def is_cancel_requested(self, job_id: str) -> bool:
         return self.storage.has_data_for_key(f"cancel:{job_id}")

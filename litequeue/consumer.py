@@ -31,7 +31,7 @@ from huey.exceptions import TaskTimeout
 from . import defaults, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
-from .inbox import observers as inbox_observers
+from .ledger import queries
 from .liveness import LifeLock, holder_of, holder_pattern, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
 from .retention import AutoPruner
@@ -113,7 +113,7 @@ class LiteConsumer(Consumer):
         self.burst = burst
         # None: prune by the default policy; False: never prune from this consumer.
         self.pruner: AutoPruner | None = AutoPruner() if pruner is None or pruner is True else (pruner or None)
-        self.observers: list[Observer] = [*observers, *inbox_observers(huey)]
+        self.observers: list[Observer] = [*observers, *huey.observers]
         self.state = state_dir(huey.db_target)
         self.lock = LifeLock(self.state / "consumers" / f"{self.consumer_id}.lock") if self.state else None
         self.stop_event = threading.Event()
@@ -233,9 +233,8 @@ class LiteConsumer(Consumer):
 
     def _drained(self) -> bool:
         if self.dispatcher is None:
-            endpoint_idle = self.storage.sql(
-                "SELECT COUNT(*) FROM lq_ready WHERE app = ? AND (claimed_by IS NULL OR "
-                "claimed_by LIKE ?)", (self.huey.name, holder_pattern(self.consumer_id))).fetchone()[0] == 0
+            endpoint_idle = queries.unfinished_for(
+                self.storage.database, self.huey.name, holder_pattern(self.consumer_id)) == 0
             return endpoint_idle and self._nothing_due()
         return (not self.dispatcher.busy(self.workers) and self.dispatcher.empty_polls > 0
                 and self._nothing_due())

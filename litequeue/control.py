@@ -9,20 +9,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from . import defaults
+from . import defaults, transitions
 from .db import open_database
 from .doorbell import BellTarget, bell_target, ring
-from .errors import DatabaseError, JobNotFoundError, LiteQueueError
-from .ids import new_job_id
+from .errors import DatabaseError
+from .ledger import queries
 from .ledger.queries import has_schema
-from .status import FINAL_STATUSES, JobStatus
-from .storage import LiteStorage, NewJob
+from .status import FINAL_STATUSES
+from .storage import LiteStorage
+from .transitions import RetryHook, record_event
+
+__all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues",
+           "record_event", "resume_queues", "retry_jobs"]
 
 RETRYABLE = {s.value for s in FINAL_STATUSES}
-Hook = Callable[["LiteStorage", str, str], None]
-#: Called as hook(storage, old_job_id, new_job_id) after a retry commits (the inbox moves
-#: a failed file back here).
-retry_hooks: list[Hook] = []
 
 
 def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,
@@ -35,119 +35,44 @@ def open_store(db: str | None = None, *, create: bool = False, app: str = defaul
     return LiteStorage(app, database=database, create_tables=create)
 
 
-def record_event(store: LiteStorage, action: str, *, job_id: str | None = None,
-                 queue: str | None = None, detail: str | None = None, actor: str = "cli") -> None:
-    store.sql("INSERT INTO lq_event (at, action, job_id, queue, detail, actor) VALUES (?, ?, ?, ?, ?, ?)",
-              (time.time(), action, job_id, queue, detail, actor))
-
-
 def _bell(store: LiteStorage) -> BellTarget:
     return bell_target(store.database.database, store.database)
 
 
-def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -> dict[str, str]:
-    """Re-enqueue finished jobs with their original arguments; returns {old id: new id}.
-
-    Each new job links to the original (``retried_from``). Only final jobs (failed,
-    cancelled, expired, succeeded) can be retried."""
-    from .inbox import retry as _inbox_retry  # noqa: F401  (registers the inbox's retry hook)
-
-    rows = {}
-    for job_id in job_ids:
-        row = store.sql("SELECT id, app, task, queue, priority, status, args, kwargs, payload, "
-                        "crash_cap FROM lq_job WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFoundError(f"no job {job_id!r} in the ledger; see `litequeue jobs list`")
-        if row[5] not in RETRYABLE:
-            raise LiteQueueError(f"job {job_id} is {row[5]}; only finished jobs "
-                                 f"({', '.join(sorted(RETRYABLE))}) can be retried")
-        if not row[8]:
-            raise LiteQueueError(f"job {job_id} has no stored payload to retry")
-        rows[job_id] = row
-    mapping: dict[str, str] = {}
-    now = time.time()
-    by_app: dict[str, list[NewJob]] = {}
-    for job_id, (_, app, task, queue, priority, _, args, kwargs, payload, cap) in rows.items():
-        new_id = new_job_id()
-        mapping[job_id] = new_id
-        by_app.setdefault(app, []).append(NewJob(new_id, task, queue, priority, bytes(payload),
-                                                 crash_cap=cap, args=args, kwargs=kwargs,
-                                                 retried_from=job_id))
-    for app, jobs in by_app.items():
-        app_store = LiteStorage(app, database=store.database, create_tables=False)
-        with app_store.write():
-            app_store.insert_jobs(jobs, now)
-            for job in jobs:
-                record_event(app_store, "retry", job_id=job.retried_from, queue=job.queue,
-                             detail=f"retried as {job.id}", actor=actor)
-                # Inside the transaction: a consumer must not claim the new job before the
-                # hooks ran (the inbox moves the file back first).
-                for hook in retry_hooks:
-                    hook(store, job.retried_from or "", job.id)
+def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli",
+               hooks: Sequence[RetryHook] = ()) -> dict[str, str]:
+    """Re-enqueue finished jobs with their original arguments, in one transaction; returns
+    {old id: new id}. A job already retried maps to the job it was retried as (retrying
+    twice, or from two terminals at once, makes one job). ``hooks`` run for jobs that have
+    a file (the inbox's ``move_back``), inside the transaction."""
+    with store.write():
+        mapping = transitions.retry(store, job_ids, actor, hooks)
     ring(_bell(store))
     return mapping
 
 
 def cancel_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -> dict[str, str]:
-    """Cancel jobs; returns {id: what happened}.
-
-    A queued, scheduled, retrying or waiting job is removed from the queue and ends
-    ``cancelled``. A running job is asked to stop (``current_job().cancelled``) and is
-    revoked, so it will not run again if its worker dies."""
-    out: dict[str, str] = {}
-    now = time.time()
+    """Cancel jobs; returns {id: what happened} (see :func:`transitions.cancel`)."""
     with store.write():
-        for job_id in job_ids:
-            row = store.sql("SELECT status, queue, app FROM lq_job WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFoundError(f"no job {job_id!r} in the ledger; see `litequeue jobs list`")
-            status, queue, app = row
-            if status in RETRYABLE:
-                out[job_id] = f"already {status}"
-                continue
-            if status == JobStatus.RUNNING.value:
-                flags = [(app, f"cancel:{job_id}", b"1"), (app, f"r:{job_id}", _revoke_once())]
-                store.many("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) ON CONFLICT "
-                           "(queue, key) DO UPDATE SET value = excluded.value", flags)
-                out[job_id] = "cancel requested (running)"
-            else:
-                store.sql("DELETE FROM lq_ready WHERE job_id = ? AND claimed_by IS NULL", (job_id,))
-                store.sql("DELETE FROM lq_schedule WHERE job_id = ?", (job_id,))
-                store.sql("UPDATE lq_job SET status = 'cancelled', finished_at = ?, updated_at = ?, "
-                          "error = ? WHERE id = ?", (now, now, f"cancelled by {actor}", job_id))
-                out[job_id] = "cancelled"
-            record_event(store, "cancel", job_id=job_id, queue=queue, detail=out[job_id], actor=actor)
-    return out
-
-
-def _revoke_once() -> bytes:
-    import pickle
-
-    return pickle.dumps((None, True), pickle.HIGHEST_PROTOCOL)  # Huey's (revoke_until, once)
+        return {job_id: transitions.cancel(store, job_id, actor) for job_id in job_ids}
 
 
 def pause_queues(store: LiteStorage, queues: Sequence[str], seconds: float | None = None,
                  actor: str = "cli") -> None:
     """Stop consumers taking new jobs from ``queues`` (running jobs finish); with
     ``seconds`` the pause ends by itself."""
-    now = time.time()
-    until = None if seconds is None else now + seconds
+    until = None if seconds is None else time.time() + seconds
     with store.write():
         for queue in queues:
-            store.sql("INSERT INTO lq_queue_state (queue, paused, paused_until, updated_at) "
-                      "VALUES (?, ?, ?, ?) ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused, "
-                      "paused_until = excluded.paused_until, updated_at = excluded.updated_at",
-                      (queue, True, until, now))
+            transitions.pause_queue(store, queue, until)
             record_event(store, "pause", queue=queue,
                          detail=f"for {seconds:g}s" if seconds else "until resumed", actor=actor)
 
 
 def resume_queues(store: LiteStorage, queues: Sequence[str], actor: str = "cli") -> None:
-    now = time.time()
     with store.write():
         for queue in queues:
-            store.sql("UPDATE lq_queue_state SET paused = ?, paused_until = NULL, updated_at = ? "
-                      "WHERE queue = ?", (False, now, queue))
+            transitions.resume_queue(store, queue)
             record_event(store, "resume", queue=queue, actor=actor)
     ring(_bell(store))
 
@@ -160,22 +85,16 @@ def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = Fals
     counts: dict[str, int] = {}
     for queue in queues:
         if dry_run:
-            counts[queue] = store.sql("SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL",
-                                      (queue,)).fetchone()[0]
+            counts[queue] = queries.queued_count(store.database, queue)
             continue
         counts[queue] = 0
         while True:  # batches, each its own short transaction: consumers never wait long
-            now = time.time()
             with store.write():
-                ids = [r[0] for r in store.sql(
-                    "DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE queue = ? AND "
-                    "claimed_by IS NULL LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
-                store.many("UPDATE lq_job SET status = 'cancelled', finished_at = ?, updated_at = ?, "
-                           "error = 'purged' WHERE id = ?", [(now, now, i) for i in ids])
-            counts[queue] += len(ids)
+                n = transitions.purge(store, queue, batch)
+            counts[queue] += n
             if progress is not None:
                 progress(counts[queue])
-            if len(ids) < batch:
+            if n < batch:
                 break
         with store.write():
             record_event(store, "purge", queue=queue, detail=f"{counts[queue]} job(s)", actor=actor)

@@ -22,7 +22,7 @@ from . import health
 from .config import ConfigFile, redact
 from .db import database_target, sqlite_path
 from .errors import LiteQueueError
-from .liveness import consumer_is_dead, consumer_of
+from .liveness import judge
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 #: Filesystems where SQLite's locks cannot be trusted (or are not shared between hosts).
@@ -262,36 +262,29 @@ def check_inbox(folder: str | None) -> list[Finding]:
 def check_consumers(db: pw.Database, now: float | None = None) -> list[Finding]:
     """Live consumers, consumers registered as running that are dead, and claims held by
     dead or unknown consumers (they go back to the queue when any consumer runs)."""
-    from .ledger.queries import sql
+    from .ledger.queries import claims_by_holder
 
-    rows = sql(db, "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues FROM lq_consumer "
-                   "WHERE status IN ('running', 'stopping')").fetchall()
-    dead: dict[str, str] = {}
-    live = []
-    for cid, host, boot, pid, lock, heartbeat, queues in rows:
-        why = consumer_is_dead(host, boot, pid, lock, heartbeat, now=now)
-        if why:
-            dead[cid] = why
-        else:
-            live.append(f"{cid} (queues: {queues or 'all'})")
+    verdict = judge(db, now=now)
+    dead = verdict.dead
+    live = [f"{row[0]} (queues: {row[6] or 'all'})" for row in verdict.alive.values()]
     out = [Finding(OK if live else WARN, "consumers",
                    f"{len(live)} live consumer(s)" + (f": {'; '.join(live)}" if live else
                                                       ": nothing runs jobs; start litequeue run-consumer APP"))]
     for cid, why in dead.items():
         out.append(Finding(WARN, "consumers", f"stale consumer {cid}: registered as running but dead ({why}); "
                                               "the next live consumer marks it dead and recovers its jobs"))
-    holders = sql(db, "SELECT claimed_by, COUNT(*) FROM lq_ready WHERE claimed_by IS NOT NULL "
-                      "GROUP BY claimed_by").fetchall()
-    known = {r[0] for r in rows}
+    counts: dict[str, int] = {}
+    for holder, _, n in claims_by_holder(db):
+        counts[holder] = counts.get(holder, 0) + n
+    holders = list(counts.items())
     for holder, n in holders:
-        base = consumer_of(holder)
-        if base in dead or base not in known:
-            why = dead.get(base, "its consumer is not registered as running")
+        if verdict.holder_is_orphaned(holder):
+            why = verdict.why(holder)
             level = WARN if live else FAIL
             out.append(Finding(level, "claims", f"{n} job(s) claimed by {holder}, which is dead ({why}): "
                                                 + ("a live consumer recovers them within a second" if live
                                                    else "they run again as soon as a consumer starts")))
-    if not holders or all(consumer_of(h) in known and consumer_of(h) not in dead for h, _ in holders):
+    if not any(verdict.holder_is_orphaned(h) for h, _ in holders):
         out.append(Finding(OK, "claims", "no orphaned claims"))
     return out
 

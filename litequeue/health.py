@@ -24,8 +24,9 @@ import peewee as pw
 
 from .db import open_database
 from .errors import DatabaseError, LiteQueueError
+from .ledger import queries
 from .ledger.queries import has_schema
-from .liveness import consumer_is_dead, consumer_of
+from .liveness import judge
 from .storage import LiteStorage
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -120,7 +121,7 @@ def _check_writable(store: LiteStorage, report: Report) -> None:
     writes a page, so a read-only file, folder or filesystem fails here."""
     try:
         with store.write():
-            store.sql("UPDATE lq_meta SET value = value WHERE key = ?", ("schema",))
+            store.touch()
     except (pw.DatabaseError, LiteQueueError) as exc:
         report.checks["database"].update(writable=False, error=str(exc))
         report.add(UNHEALTHY, f"database: not writable ({exc}); producers cannot enqueue and "
@@ -132,15 +133,11 @@ def _check_writable(store: LiteStorage, report: Report) -> None:
 
 def _check_consumers(store: LiteStorage, t: Thresholds, report: Report, now: float) -> list[list[str]]:
     """The live consumers' queue lists ([] = every queue); flags silent ones."""
-    rows = store.sql("SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues FROM lq_consumer "
-                     "WHERE status IN ('running', 'stopping')").fetchall()
+    verdict = judge(store.database, now=now)
     alive: list[list[str]] = []
-    live, dead = [], []
-    for cid, host, boot, pid, lock_path, heartbeat, queues in rows:
-        why = consumer_is_dead(host, boot, pid, lock_path, heartbeat, now=now)
-        if why:
-            dead.append({"id": cid, "why": why})
-            continue
+    live = []
+    dead = [{"id": cid, "why": why} for cid, why in verdict.dead.items()]
+    for cid, _, _, _, _, heartbeat, queues in verdict.alive.values():
         served = [q for q in (queues or "").split(",") if q]
         alive.append(served)
         age = round(now - heartbeat, 1)
@@ -164,16 +161,14 @@ def _check_queues(store: LiteStorage, t: Thresholds, report: Report, now: float,
         return queues.setdefault(q, {"queued": 0, "due": 0, "orphaned": 0, "oldest_queued_age_s": None,
                                      "paused": False})
 
-    for queue, n, oldest in store.sql("SELECT queue, COUNT(*), MIN(enqueued_at) FROM lq_ready "
-                                      "WHERE claimed_by IS NULL GROUP BY queue").fetchall():
+    db = store.database
+    for queue, n, oldest in queries.ready_by_queue(db):
         entry(queue).update(queued=n, oldest_queued_age_s=round(max(0.0, now - oldest), 1))
-    for queue, n in store.sql("SELECT queue, COUNT(*) FROM lq_schedule WHERE eta <= ? GROUP BY queue",
-                              (now,)).fetchall():
+    for queue, n in queries.due_by_queue(db, now):
         entry(queue)["due"] = n
     for queue, n in _orphaned(store, now):
         entry(queue)["orphaned"] += n
-    for queue, until in store.sql("SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?",
-                                  (True,)).fetchall():
+    for queue, until in queries.paused_rows(db):
         if queue in queues and (until is None or until > now):
             queues[queue]["paused"] = True
     for name, q in sorted(queues.items()):
@@ -191,24 +186,15 @@ def _check_queues(store: LiteStorage, t: Thresholds, report: Report, now: float,
 
 def _orphaned(store: LiteStorage, now: float) -> list[tuple[str, int]]:
     """(queue, count) of claims whose holder's consumer is dead or not registered."""
-    rows = store.sql("SELECT claimed_by, queue, COUNT(*) FROM lq_ready WHERE claimed_by IS NOT NULL "
-                     "GROUP BY claimed_by, queue").fetchall()
+    rows = queries.claims_by_holder(store.database)
     if not rows:
         return []
-    consumers = {r[0]: r for r in store.sql(
-        "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at FROM lq_consumer "
-        "WHERE status IN ('running', 'stopping')").fetchall()}
-    out = []
-    for holder, queue, n in rows:
-        row = consumers.get(consumer_of(holder))
-        if row is None or consumer_is_dead(row[1], row[2], row[3], row[4], row[5], now=now):
-            out.append((queue, n))
-    return out
+    verdict = judge(store.database, now=now)
+    return [(queue, n) for holder, queue, n in rows if verdict.holder_is_orphaned(holder)]
 
 
 def _check_failures(store: LiteStorage, t: Thresholds, report: Report, now: float) -> None:
-    counts = dict(store.sql("SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ? AND status IN "
-                            "('succeeded', 'failed') GROUP BY status", (now - FAILURE_WINDOW,)).fetchall())
+    counts = queries.finished_since(store.database, now - FAILURE_WINDOW)
     failed, succeeded = counts.get("failed", 0), counts.get("succeeded", 0)
     rate = failed / (failed + succeeded) if failed + succeeded else 0.0
     report.checks["last_hour"] = {"succeeded": succeeded, "failed": failed, "failure_rate": round(rate, 4)}
@@ -218,8 +204,7 @@ def _check_failures(store: LiteStorage, t: Thresholds, report: Report, now: floa
 
 
 def _check_running(store: LiteStorage, limit: float, report: Report, now: float) -> None:
-    rows = store.sql("SELECT id, task, queue, started_at FROM lq_job WHERE status = 'running' AND "
-                     "started_at < ? ORDER BY started_at LIMIT 6", (now - limit,)).fetchall()
+    rows = queries.running_since(store.database, now - limit, 6)
     report.checks["running_too_long"] = [{"id": r[0], "task": r[1], "queue": r[2],
                                           "running_s": round(now - r[3], 1)} for r in rows]
     for job_id, task, queue, started in rows[:5]:

@@ -16,6 +16,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import defaults
 
@@ -117,3 +118,38 @@ def consumer_is_dead(host: str, boot: str, pid: int, lock_path: str | None, hear
     if now - heartbeat_at > lease:
         return f"no heartbeat for {now - heartbeat_at:.0f}s"
     return None
+
+
+@dataclass
+class Verdict:
+    """Which registered consumers are alive and which are dead (and why)."""
+
+    #: id -> its registry row (id, hostname, boot_id, pid, lock_path, heartbeat_at, queues)
+    alive: dict[str, tuple[Any, ...]]
+    #: id -> why it is dead
+    dead: dict[str, str]
+
+    def holder_is_orphaned(self, holder: str) -> bool:
+        """True when the holder's consumer is dead or not registered as running at all."""
+        base = consumer_of(holder)
+        return base in self.dead or base not in self.alive
+
+    def why(self, holder: str) -> str:
+        return self.dead.get(consumer_of(holder), "its consumer is not registered")
+
+
+def judge(db: Any, now: float | None = None, lease: float = defaults.HEARTBEAT_LEASE,
+          skip: str | None = None) -> Verdict:
+    """The one dead-consumer test, used by the supervisor, ``health`` and ``doctor``."""
+    from .ledger.queries import registered_consumers
+
+    alive: dict[str, tuple[Any, ...]] = {}
+    dead: dict[str, str] = {}
+    for row in registered_consumers(db):
+        cid, host, boot, pid, lock_path, heartbeat = row[:6]
+        why = None if cid == skip else consumer_is_dead(host, boot, pid, lock_path, heartbeat, lease, now)
+        if why:
+            dead[cid] = why
+        else:
+            alive[cid] = row
+    return Verdict(alive, dead)

@@ -19,13 +19,15 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import defaults
+from .dberrors import is_transient
 from .doorbell import BellTarget, Doorbell, ring
 from .errors import DatabaseBusyError
-from .storage import Claim, Finished
+from .records import Claim, Finished
+from .status import AttemptOutcome, JobStatus
 
 if TYPE_CHECKING:
     from .storage import LiteStorage
@@ -55,12 +57,93 @@ def retrying(what: str, fn: Callable[[], Any], give_up: threading.Event | None =
         delay = min(delay * 2, 1.0)
 
 
+def commit_round(storage: LiteStorage, holder: str, batch: Sequence[Finished], queues: Sequence[str] | None,
+                 limit: int, paused: Iterable[str], isolate: str | None = None,
+                 ) -> tuple[list[Finished], list[Claim]]:
+    """Ack ``batch`` and claim up to ``limit`` jobs in one transaction.
+
+    A transient error (busy, locked, connection lost) propagates, for :func:`retrying` to
+    wait out. A deterministic one (an outcome the database refuses: a NUL byte in an error
+    text on PostgreSQL, text that cannot be encoded) would fail again on every retry and
+    wedge the consumer: then each job is acked alone and the one that cannot be recorded
+    ends ``failed`` with the reason (:func:`ack_each`)."""
+    try:
+        return storage.ack_and_claim(holder, batch, queues, limit, paused, isolate=isolate)
+    except Exception as exc:
+        if not batch or is_transient(exc):
+            raise
+        log.error("recording %d outcome(s) failed (%s); recording them one by one",
+                  len(batch), one_line(exc))
+    acked = ack_each(storage, holder, batch)
+    _, claims = storage.ack_and_claim(holder, [], queues, limit, paused, isolate=isolate)
+    return acked, claims
+
+
+def ack_resilient(storage: LiteStorage, holder: str, batch: Sequence[Finished]) -> list[Finished]:
+    """:meth:`LiteStorage.ack`, falling back to :func:`ack_each` on a deterministic error."""
+    try:
+        return storage.ack(holder, batch)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.error("recording %d outcome(s) failed (%s); recording them one by one", len(batch), one_line(exc))
+    return ack_each(storage, holder, batch)
+
+
+def ack_each(storage: LiteStorage, holder: str, batch: Sequence[Finished]) -> list[Finished]:
+    """Ack each job in its own transaction; a job whose outcome the database refuses ends
+    ``failed`` with the reason instead (never retried as is: it would fail the same way)."""
+    acked: list[Finished] = []
+    for item in batch:
+        def one(item: Finished = item) -> list[Finished]:
+            try:
+                return storage.ack(holder, [item])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.error("job %s: its outcome cannot be recorded (%s); it ends failed with that reason",
+                          item.claim.job_id, one_line(exc))
+                return storage.ack(holder, [unrecordable(item, exc)])
+        acked.extend(retrying(f"ack of job {item.claim.job_id}", one) or [])
+    return acked
+
+
+def unrecordable(item: Finished, exc: BaseException) -> Finished:
+    """``item`` as a failure whose error says why its own outcome could not be written."""
+    error = f"its outcome could not be recorded ({type(exc).__name__}: {exc})"
+    if item.error:
+        error += f"; the job's own error: {item.error}"
+    return Finished(item.claim, item.task, JobStatus.FAILED, AttemptOutcome.FAILED, item.started_at,
+                    item.finished_at, error=safe_text(error))
+
+
+def safe_text(text: str) -> str:
+    """``text`` that every database stores: no NUL bytes, no lone surrogates."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def one_line(exc: BaseException) -> str:
+    return safe_text(f"{type(exc).__name__}: {exc}").splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def notify(observers: Sequence[Observer], items: Sequence[Finished]) -> None:
     for observer in observers:
         try:
             observer(items)
         except Exception:  # noqa: BLE001 - observers can never kill a worker
             log.exception("observer %r failed", observer)
+
+
+def log_dropped(batch: Sequence[Finished], acked: Sequence[Finished]) -> None:
+    """Say which outcomes the fenced ack dropped: their claims were no longer ours."""
+    if len(acked) == len(batch):
+        return
+    kept = {id(i.claim) for i in acked}
+    for item in batch:
+        if id(item.claim) not in kept:
+            log.warning("job %s: its claim was taken over (this consumer was presumed dead); this run's "
+                        "outcome (%s) is dropped", item.claim.job_id, item.status.value,
+                        extra={"action": "fenced", "job_id": item.claim.job_id})
 
 
 def _adds_ready_jobs(items: Sequence[Finished]) -> bool:
@@ -168,8 +251,8 @@ class Dispatcher:
                 self.suspect = None
             # Nothing else running: a job some worker died on gets its turn first, alone.
             isolate = "suspect-first" if alone and self.suspect is None else "others"
-            acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self.storage.ack_and_claim(
-                self.holder, b, self.queues, w, self.paused(), isolate=i))
+            acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: commit_round(
+                self.storage, self.holder, b, self.queues, w, self.paused(), i))
             if claims and claims[0].suspect:
                 self.suspect = claims[0]
             if claims:
@@ -219,12 +302,7 @@ class Dispatcher:
                 self.sleeping = False
 
     def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
-        if len(acked) != len(batch):
-            kept = {id(i) for i in acked}
-            for item in batch:
-                if id(item) not in kept:
-                    log.warning("job %s: its claim was taken over (this consumer was presumed dead); "
-                                "this run's outcome is dropped", item.claim.job_id)
+        log_dropped(batch, acked)
         with self.cond:
             self.pending -= len(batch)
             self.done += len(acked)
@@ -243,7 +321,7 @@ class Dispatcher:
             self.buffer.clear()
             batch, self.finished = self.finished, []
         if batch:  # handed in after the loop's last round
-            acked = retrying("ack", lambda: self.storage.ack(self.holder, batch))
+            acked = retrying("ack", lambda: ack_resilient(self.storage, self.holder, batch))
             self._settle(batch, acked)
         return left
 
@@ -269,9 +347,9 @@ class DirectEndpoint:
 
     def get(self, timeout: float) -> Claim | None:
         batch, self.held = self.held, []
-        acked, claims = retrying("ack and claim", lambda: self.storage.ack_and_claim(
-            self.holder, batch, self.queues, 1, self.paused()))
-        self._settle(acked)
+        acked, claims = retrying("ack and claim", lambda: commit_round(
+            self.storage, self.holder, batch, self.queues, 1, self.paused()))
+        self._settle(batch, acked)
         if claims:
             return claims[0]
         self.bell.wait(timeout)
@@ -287,9 +365,10 @@ class DirectEndpoint:
         """Commit a held ack (at shutdown, when no further claim will carry it)."""
         batch, self.held = self.held, []
         if batch:
-            self._settle(retrying("ack", lambda: self.storage.ack(self.holder, batch)))
+            self._settle(batch, retrying("ack", lambda: ack_resilient(self.storage, self.holder, batch)))
 
-    def _settle(self, acked: list[Finished]) -> None:
+    def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
+        log_dropped(batch, acked)
         if acked:
             if _adds_ready_jobs(acked):
                 ring(self.bell_target)

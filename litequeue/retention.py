@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import defaults
+from . import defaults, transitions
 from .db import sqlite_path
 from .errors import ConfigurationError
 from .status import FINAL_STATUSES, JobStatus
@@ -142,13 +142,10 @@ def prune(store: LiteStorage, older_than_seconds: float, statuses: Sequence[str]
                              (*params, min(batch, total - done))).fetchall()
             if not rows:
                 break
-            ids = [(r[0],) for r in rows]
-            result.attempts += _count_many(store, "DELETE FROM lq_attempt WHERE job_id = ?", ids)
-            kv = "DELETE FROM lq_kv WHERE queue = ? AND key = ?"
-            result.results += _count_many(store, kv, [(app, job_id) for job_id, app in rows])
-            # Cancel and revoke flags of a finished job are dead weight.
-            _count_many(store, kv, [(app, f"{flag}:{job_id}") for job_id, app in rows for flag in ("cancel", "r")])
-            result.jobs += _count_many(store, "DELETE FROM lq_job WHERE id = ?", ids)
+            jobs, attempts, results = transitions.prune_jobs(store, [(r[0], r[1]) for r in rows])
+            result.jobs += jobs
+            result.attempts += attempts
+            result.results += results
         done += len(rows)
         if progress:
             progress(done, total)
@@ -172,14 +169,6 @@ def count_prunable(store: LiteStorage, statuses: Sequence[str], cutoff: float) -
     return store.sql(f"SELECT COUNT(*) FROM lq_job WHERE {where}", params).fetchone()[0]
 
 
-def _count_many(store: LiteStorage, query: str, rows: Sequence[Sequence[Any]]) -> int:
-    if not rows:
-        return 0
-    cursor = store.database.cursor()
-    cursor.executemany(store._param(query), rows)
-    return max(0, cursor.rowcount)
-
-
 _EXTRAS = (
     # (field, table, the condition on rows older than the cutoff)
     ("events", "lq_event", "at < ?"),
@@ -187,7 +176,7 @@ _EXTRAS = (
     # A stopped consumer's row is only history; one holding claims is never removed.
     ("consumers", "lq_consumer", "status IN ('stopped', 'dead') AND stopped_at < ? AND NOT EXISTS "
                                  "(SELECT 1 FROM lq_ready r WHERE r.claimed_by = lq_consumer.id "
-                                 "OR r.claimed_by LIKE lq_consumer.id || '/%')"),
+                                 "OR r.claimed_by LIKE lq_consumer.id || '/%')"),  # liveness.holder_pattern, in SQL
 )
 
 
@@ -201,9 +190,8 @@ def _prune_extras(store: LiteStorage, now: float, cutoff: float, batch: int, res
             continue
         while True:
             with store.write():
-                n = store.sql(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
-                              f"WHERE {condition} LIMIT ?)", (edge, batch)).rowcount
-            setattr(result, name, getattr(result, name) + max(0, n))
+                n = transitions.prune_rows(store, table, condition, edge, batch)
+            setattr(result, name, getattr(result, name) + n)
             if n < batch:
                 break
 
@@ -332,11 +320,8 @@ class AutoPruner:
 
     def _claim_turn(self, store: LiteStorage, now: float) -> bool:
         with store.write():
-            taken = store.sql(
-                "INSERT INTO lq_meta (key, value) VALUES ('auto_prune_at', ?) ON CONFLICT (key) DO "
-                "UPDATE SET value = excluded.value WHERE CAST(lq_meta.value AS REAL) <= ?",
-                (repr(now), now - self.interval)).rowcount
-        if taken != 1:
+            taken = transitions.take_prune_turn(store, now, self.interval)
+        if not taken:
             row = store.sql("SELECT value FROM lq_meta WHERE key = 'auto_prune_at'").fetchone()
             self.next_at = (float(row[0]) if row else now) + self.interval
             return False

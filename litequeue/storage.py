@@ -21,91 +21,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import peewee as pw
 from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
-from . import dialect
+from . import dialect, transitions
 from .errors import DatabaseBusyError
 from .ledger.models import SCHEMA_VERSION, Ledger, make_ledger
-from .status import AttemptOutcome, JobStatus
+from .records import Claim, Finished, NewJob, Unit
 
-
-@dataclass
-class NewJob:
-    """A row to write to the queue (or schedule) and the ledger."""
-
-    id: str
-    task: str
-    queue: str
-    priority: int
-    data: bytes
-    eta: float | None = None
-    crash_cap: int = 3
-    args: str = "[]"
-    kwargs: str = "{}"
-    parent_id: str | None = None
-    retried_from: str | None = None
-    #: a further attempt of a job the ledger already has (a retry): no new ledger row
-    retry: bool = False
-    #: a pipeline step not enqueued yet: a ledger row only
-    waiting: bool = False
-
-
-@dataclass
-class Claim:
-    """A job a consumer has claimed: its queue row stays until the ack."""
-
-    row_id: int
-    job_id: str
-    queue: str
-    priority: int
-    data: bytes
-    crash_cap: int
-    attempt: int = 1
-    claimed_at: float = 0.0
-    #: False when no revocation existed at claim time: Huey's per-job revoke reads are skipped
-    revocable: bool = True
-    #: a worker died holding this job before: a thread consumer runs it alone
-    suspect: bool = False
-
-
-@dataclass
-class Unit:
-    """Writes collected while one job runs; ``ack`` commits them with its outcome."""
-
-    job_id: str
-    revocable: bool = True
-    jobs: list[NewJob] = field(default_factory=list)
-    results: list[tuple[str, bytes]] = field(default_factory=list)
-    signals: set[str] = field(default_factory=set)
-    value: Any = None
-    exception: BaseException | None = None
-
-
-@dataclass
-class Finished:
-    """How one claimed job ended, ready to be acknowledged."""
-
-    claim: Claim
-    task: str
-    status: JobStatus
-    outcome: AttemptOutcome
-    started_at: float
-    finished_at: float
-    error: str | None = None
-    traceback: str | None = None
-    result: str | None = None
-    unit: Unit | None = None
-
-    @property
-    def duration(self) -> float:
-        return max(0.0, self.finished_at - self.started_at)
+__all__ = ["Claim", "Finished", "LiteStorage", "NewJob", "Unit", "FORK_GUARD"]
 
 
 class LiteStorage(SqlStorage):
@@ -149,6 +77,7 @@ class LiteStorage(SqlStorage):
             data = BytesBlobField()
             eta = pw.DoubleField()
             crash_cap = pw.IntegerField(default=3)
+            has_file = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
             class Meta:
                 table_name = "lq_schedule"
@@ -164,11 +93,13 @@ class LiteStorage(SqlStorage):
             job_id = pw.CharField()
             data = BytesBlobField()
             crash_cap = pw.IntegerField(default=3)
-            #: how often a worker died holding this job: such a job runs alone (see _claim)
+            #: how often a worker died holding this job: such a job runs alone (see transitions.claim)
             crashes = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
             enqueued_at = pw.DoubleField()
             claimed_by = pw.CharField(null=True)
             claimed_at = pw.DoubleField(null=True)
+            #: the job works on a plugin's file (the inbox): its observers look when it ends
+            has_file = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
             class Meta:
                 table_name = "lq_ready"
@@ -256,8 +187,14 @@ class LiteStorage(SqlStorage):
     def _param(self, query: str) -> str:
         return dialect.param(self.database, query)
 
-    def many(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
-        dialect.many(self.database, query, rows)
+    def many(self, query: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run ``query`` once per row; returns the rows changed."""
+        return dialect.many(self.database, query, rows)
+
+    def touch(self) -> None:
+        """A write that changes nothing but still takes the write lock and writes a page (so
+        a read-only file, folder or filesystem fails here); call inside :meth:`write`."""
+        self.sql("UPDATE lq_meta SET value = value WHERE key IN (SELECT key FROM lq_meta LIMIT 1)")
 
     def write(self) -> Any:
         """A write transaction; SQLite's busy timeout waits out other writers."""
@@ -295,44 +232,7 @@ class LiteStorage(SqlStorage):
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
         """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
-        ready, scheduled, ledger_new, ledger_retry = [], [], [], []
-        for job in jobs:
-            if not job.waiting:
-                if job.eta is not None and job.eta > now:
-                    scheduled.append((self.name, job.queue, job.priority, job.id, job.data,
-                                      job.eta, job.crash_cap))
-                else:
-                    ready.append((self.name, job.queue, job.priority, job.id, job.data,
-                                  job.crash_cap, now))
-            if job.retry:
-                status = JobStatus.RETRYING
-                ledger_retry.append((status.value, job.eta, now, job.id))
-            else:
-                if job.waiting:
-                    status = JobStatus.WAITING
-                elif job.eta is not None and job.eta > now:
-                    status = JobStatus.SCHEDULED
-                else:
-                    status = JobStatus.QUEUED
-                ledger_new.append((job.id, self.name, job.task, job.queue, job.priority,
-                                   status.value, job.args, job.kwargs, job.data, now, job.eta,
-                                   now, job.parent_id, job.retried_from, job.crash_cap))
-        self.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, "
-                  "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)", ready)
-        self.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)", scheduled)
-        # A waiting pipeline step already has its row: enqueueing it updates the status.
-        self.many(
-            "INSERT INTO lq_job (id, app, task, queue, priority, status, args, kwargs, payload, "
-            "enqueued_at, eta, updated_at, parent_id, retried_from, crash_cap, attempts, crashes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0) "
-            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, eta = excluded.eta, "
-            "enqueued_at = excluded.enqueued_at, updated_at = excluded.updated_at, "
-            "payload = excluded.payload, parent_id = COALESCE(lq_job.parent_id, excluded.parent_id) "
-            "WHERE lq_job.status = 'waiting'",
-            ledger_new,
-        )
-        self.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
+        transitions.enqueue(self, jobs, now)
 
     def enqueue(self, data: bytes, priority: float | None = None) -> None:
         raise NotImplementedError("LiteStorage writes jobs through LiteQueue.enqueue (write_jobs)")
@@ -344,232 +244,47 @@ class LiteStorage(SqlStorage):
 
     def claim(self, consumer_id: str, queues: Sequence[str] | None, limit: int,
               paused: Iterable[str] = (), worker: str | None = None) -> list[Claim]:
-        """Claim up to ``limit`` ready jobs for ``consumer_id`` and mark them running.
-
-        ``queues`` are served in strict order; ``None`` means every queue, highest
-        priority first, then oldest. Paused queues are skipped.
-        """
+        """Claim up to ``limit`` ready jobs for ``consumer_id`` (one transaction); see
+        :func:`transitions.claim`."""
         if limit <= 0:
             return []
         with self.write():
-            return self._claim(consumer_id, queues, limit, paused, worker)
+            return transitions.claim(self, consumer_id, queues, limit, paused, worker)
 
     def ack_and_claim(self, consumer_id: str, finished: Sequence[Finished], queues: Sequence[str] | None,
                       limit: int, paused: Iterable[str] = (), isolate: str | None = None,
                       ) -> tuple[list[Finished], list[Claim]]:
-        """:meth:`ack` then :meth:`claim` in ONE transaction: one commit (one fsync) per
-        round for a busy consumer instead of two.
-
-        ``isolate`` is for consumers whose workers share one process (threads), where a job
-        that kills its worker kills the jobs beside it: ``"others"`` claims only jobs no
-        worker died on; ``"suspect-first"`` claims one job a worker died on, alone (its
-        ``suspect`` flag set), or else as ``"others"``; so a death is blamed on that job
-        only. None claims any job (process workers hold one job each)."""
+        """:func:`transitions.ack` then :func:`transitions.claim` in ONE transaction: one
+        commit (one fsync) per round for a busy consumer instead of two."""
         if not finished and limit <= 0:
             return [], []
         with self.write():
-            acked = self._ack(consumer_id, finished) if finished else []
-            claims = self._claim(consumer_id, queues, limit, paused, None, isolate) if limit > 0 else []
+            acked = transitions.ack(self, consumer_id, finished)
+            claims = transitions.claim(self, consumer_id, queues, limit, paused, None, isolate)
         return acked, claims
 
-    def _claim(self, consumer_id: str, queues: Sequence[str] | None, limit: int,
-               paused: Iterable[str], worker: str | None, isolate: str | None = None) -> list[Claim]:
-        paused = set(paused)
-        now = time.time()
-        lock = " FOR UPDATE SKIP LOCKED" if not self.is_sqlite else ""
-        if isolate == "suspect-first":
-            suspects = self._claim(consumer_id, queues, 1, paused, worker, "suspect")
-            if suspects:
-                return suspects
-            isolate = "others"
-        crashed = {None: "", "others": " AND crashes = 0", "suspect": " AND crashes > 0"}[isolate]
-        claims: list[Claim] = []
-        if queues:
-            for queue in queues:
-                if queue in paused:
-                    continue
-                claims.extend(self._claim_rows(
-                    "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
-                    f"SELECT id FROM lq_ready WHERE app = ? AND queue = ? AND claimed_by IS NULL{crashed} "
-                    f"ORDER BY priority DESC, id LIMIT ?{lock}) "
-                        "RETURNING id, job_id, queue, priority, data, crash_cap, crashes",
-                    (consumer_id, now, self.name, queue, limit - len(claims)), now))
-                if len(claims) >= limit:
-                    break
-        else:
-            skip = ""
-            if paused:
-                skip = f" AND queue NOT IN ({', '.join('?' * len(paused))})"
-            claims.extend(self._claim_rows(
-                "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
-                f"SELECT id FROM lq_ready WHERE app = ? AND claimed_by IS NULL{skip}{crashed} "
-                f"ORDER BY priority DESC, id LIMIT ?{lock}) "
-                "RETURNING id, job_id, queue, priority, data, crash_cap, crashes",
-                (consumer_id, now, self.name, *sorted(paused), limit), now))
-        if claims:
-            self._mark_running(claims, consumer_id if worker is None else worker, now)
-            if not self._revocations_exist():
-                for c in claims:
-                    c.revocable = False
-        order = {q: i for i, q in enumerate(queues or ())}
-        claims.sort(key=lambda c: (order.get(c.queue, 0), -c.priority, c.row_id))
-        return claims
-
-    def _revocations_exist(self) -> bool:
-        """Any Huey revoke key (``r:<id>`` or ``rt:<task>``) at all? Two index probes."""
-        return self.sql(
-            "SELECT 1 FROM lq_kv WHERE queue = ? AND ((key >= 'r:' AND key < 'r;') OR "
-            "(key >= 'rt:' AND key < 'rt;')) LIMIT 1", (self.name,)).fetchone() is not None
-
-    def _claim_rows(self, query: str, params: Sequence[Any], now: float) -> list[Claim]:
-        return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now,
-                      suspect=crashes > 0)
-                for row_id, job_id, queue, priority, data, crash_cap, crashes
-                in self.sql(query, params).fetchall()]
-
-    def _mark_running(self, claims: list[Claim], worker: str, now: float) -> None:
-        by_id = {c.job_id: c for c in claims}
-        marks = ", ".join("?" * len(by_id))
-        rows = self.sql(
-            "UPDATE lq_job SET status = 'running', started_at = ?, attempts = attempts + 1, "
-            f"worker = ?, updated_at = ? WHERE id IN ({marks}) RETURNING id, attempts",
-            (now, worker, now, *by_id)).fetchall()
-        for job_id, attempts in rows:
-            by_id[job_id].attempt = attempts
-        self.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
-                  "VALUES (?, ?, ?, ?, 'running') ON CONFLICT (job_id, number) DO NOTHING",
-                  [(c.job_id, c.attempt, worker, now) for c in claims])
-
-    # -- ack -------------------------------------------------------------------------------
-
     def ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:
-        """Acknowledge finished jobs in one transaction; return those that were acked.
-
-        For each job: its claim is deleted (fenced by ``consumer_id``: a claim taken over
-        by recovery is not ours to ack), and its unit's writes, ledger row, attempt and
-        counters are written. The retry and follow-up rows are written in the same
-        transaction that deletes the claim, so a crash leaves a duplicate, never a loss.
-        """
+        """Acknowledge finished jobs in one transaction (fenced: see :func:`transitions.ack`)."""
         if not finished:
             return []
         with self.write():
-            return self._ack(consumer_id, finished)
+            return transitions.ack(self, consumer_id, finished)
 
-    def _ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:
-        now = time.time()
-        fence = "DELETE FROM lq_ready WHERE id = ? AND claimed_by = ?"
-        cur = self.database.cursor()
-        cur.executemany(self._param(fence), [(i.claim.row_id, consumer_id) for i in finished])
-        if cur.rowcount == len(finished):
-            acked = list(finished)
-        else:  # some claim was taken over (its consumer presumed dead): find which
-            gone = {r[0] for r in self.sql(
-                f"SELECT id FROM lq_ready WHERE id IN ({', '.join('?' * len(finished))})",
-                [i.claim.row_id for i in finished]).fetchall()}
-            acked = [i for i in finished if i.claim.row_id not in gone]
-            # rows still present belong to someone else now: they were not deleted
-        jobs = [job for item in acked if item.unit for job in item.unit.jobs]
-        if jobs:
-            self.insert_jobs(jobs, now)
-        results = [(self.name, key, value) for item in acked if item.unit
-                   for key, value in item.unit.results]
-        self._put_many(results)
-        self.many(
-            "UPDATE lq_job SET status = ?, finished_at = ?, error = ?, traceback = ?, "
-            "result = ?, updated_at = ? WHERE id = ?",
-            [(i.status.value, i.finished_at if i.status.is_final else None, i.error,
-              i.traceback, i.result, now, i.claim.job_id) for i in acked])
-        self.many(
-            "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ? "
-            "WHERE job_id = ? AND number = ?",
-            [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt)
-             for i in acked])
-        self._count_finished(acked)
-        return acked
-
-    def _count_finished(self, items: Sequence[Finished]) -> None:
-        tally: Tally[tuple[str, str, str]] = Tally()
-        durations: dict[tuple[str, str, str], float] = {}
-        for item in items:
-            if item.status.is_final:
-                key = (item.claim.queue, item.task, item.status.value)
-                tally[key] += 1
-                durations[key] = durations.get(key, 0.0) + item.duration
-        self.many(
-            "INSERT INTO lq_finished (queue, task, outcome, count, duration_sum) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (queue, task, outcome) DO UPDATE SET "
-            "count = lq_finished.count + excluded.count, "
-            "duration_sum = lq_finished.duration_sum + excluded.duration_sum",
-            [(*key, n, durations[key]) for key, n in tally.items()])
-
-    def _put_many(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
-        self.many("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) "
-                  "ON CONFLICT (queue, key) DO UPDATE SET value = excluded.value", rows)
-
-    def fail_unclaimable(self, consumer_id: str, claim: Claim, error: str) -> None:
-        """A claimed payload that cannot run (cannot be unpickled, unknown task): fail it
-        visibly and keep it in the ledger, retryable once the code is fixed."""
-        now = time.time()
+    def fail_unclaimable(self, consumer_id: str, claim: Claim, error: str) -> bool:
+        """A claimed payload that cannot run ends ``failed`` with ``error`` (one transaction)."""
         with self.write():
-            self.sql("DELETE FROM lq_ready WHERE id = ? AND claimed_by = ?", (claim.row_id, consumer_id))
-            self.sql("UPDATE lq_job SET status = 'failed', finished_at = ?, error = ?, updated_at = ? "
-                     "WHERE id = ?", (now, error, now, claim.job_id))
-            self.sql("UPDATE lq_attempt SET finished_at = ?, outcome = 'failed', error = ? "
-                     "WHERE job_id = ? AND number = ?", (now, error, claim.job_id, claim.attempt))
-
-    # -- release and recover ---------------------------------------------------------------
+            return transitions.fail_unrunnable(self, consumer_id, claim, error)
 
     def release(self, consumer_id: str, row_ids: Sequence[int] | None = None,
                 reason: str = "released when its consumer stopped") -> int:
         """Hand claims back to the ready queue (graceful stop). Returns how many."""
-        now = time.time()
         with self.write():
-            query = "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?"
-            params: list[Any] = [consumer_id]
-            if row_ids is not None:
-                if not row_ids:
-                    return 0
-                query += f" AND id IN ({', '.join('?' * len(row_ids))})"
-                params.extend(row_ids)
-            job_ids = [r[0] for r in self.sql(query + " RETURNING job_id", params).fetchall()]
-            self._requeue_ledger(job_ids, reason, now, crashed=False)
-        return len(job_ids)
-
-    def _requeue_ledger(self, job_ids: Sequence[str], reason: str, now: float, crashed: bool) -> None:
-        self.many(f"UPDATE lq_job SET status = 'queued', updated_at = ?{', crashes = crashes + 1' if crashed else ''} "
-                  "WHERE id = ?", [(now, j) for j in job_ids])
-        self.many("UPDATE lq_attempt SET outcome = 'interrupted', finished_at = ?, error = ? "
-                  "WHERE job_id = ? AND outcome = 'running'", [(now, reason, j) for j in job_ids])
+            return transitions.release(self, consumer_id, row_ids, reason)
 
     def recover(self, consumer_id: str, reason: str = "its consumer died") -> tuple[int, int]:
-        """Take back a dead consumer's claims: to ``queued`` with the attempt recorded as
-        ``interrupted``, or to ``failed`` once the job's worker has died ``crash_cap`` times.
-        Returns (requeued, failed)."""
-        now = time.time()
-        requeued: list[str] = []
-        failed: list[tuple[int, str, int]] = []
+        """Take back a dead holder's claims; returns (requeued, failed at the crash cap)."""
         with self.write():
-            rows = self.sql(
-                "SELECT r.id, r.job_id, r.crash_cap, COALESCE(j.crashes, 0) FROM lq_ready r "
-                "LEFT JOIN lq_job j ON j.id = r.job_id WHERE r.claimed_by = ?", (consumer_id,)).fetchall()
-            for row_id, job_id, cap, crashes in rows:
-                if crashes + 1 >= cap:
-                    failed.append((row_id, job_id, crashes + 1))
-                else:
-                    requeued.append(job_id)
-            self.sql("UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL, crashes = crashes + 1 "
-                     "WHERE claimed_by = ?", (consumer_id,))
-            self._requeue_ledger(requeued, reason, now, crashed=True)
-            self.many("DELETE FROM lq_ready WHERE id = ?", [(r,) for r, _, _ in failed])
-            for _, job_id, n in failed:
-                error = f"worker died while running this job ({n} time{'s' if n != 1 else ''})"
-                self.sql("UPDATE lq_job SET status = 'failed', crashes = ?, finished_at = ?, "
-                         "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
-                self.sql("UPDATE lq_attempt SET outcome = 'interrupted', finished_at = ?, error = ? "
-                         "WHERE job_id = ? AND outcome = 'running'", (now, reason, job_id))
-            self.sql("UPDATE lq_consumer SET status = 'dead', stopped_at = COALESCE(stopped_at, ?) "
-                     "WHERE id = ? AND status != 'stopped'", (now, consumer_id))
-        return len(requeued), len(failed)
+            return transitions.recover(self, consumer_id, reason)
 
     def paused_queues(self, now: float | None = None) -> set[str]:
         """Queues paused now (a pause with an end time ends by itself)."""
@@ -586,21 +301,8 @@ class LiteStorage(SqlStorage):
 
     def dispatch_due(self, now: float | None = None) -> int:
         """Move every due scheduled job to the ready queue in one transaction."""
-        now = time.time() if now is None else now
         with self.write():
-            rows = self.sql(
-                "DELETE FROM lq_schedule WHERE app = ? AND eta <= ? "
-                "RETURNING id, queue, priority, job_id, data, crash_cap, eta",
-                (self.name, now)).fetchall()
-            if not rows:
-                return 0
-            rows.sort(key=lambda r: (r[6], r[0]))
-            self.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, "
-                      "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      [(self.name, q, p, j, d, c, now) for _, q, p, j, d, c, _ in rows])
-            self.many("UPDATE lq_job SET status = 'queued', updated_at = ? "
-                      "WHERE id = ? AND status = 'scheduled'", [(now, r[3]) for r in rows])
-        return len(rows)
+            return transitions.dispatch_due(self, time.time() if now is None else now)
 
     def next_due(self) -> float | None:
         row = self.sql("SELECT MIN(eta) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()
@@ -608,12 +310,9 @@ class LiteStorage(SqlStorage):
 
     def fire_periodic(self, task: str, slot: str, job: NewJob) -> bool:
         """Enqueue a periodic run unless this (task, slot) already fired. One transaction."""
-        now = time.time()
         try:
             with self.write():
-                self.sql("INSERT INTO lq_periodic_run (task, slot, job_id, created_at) "
-                         "VALUES (?, ?, ?, ?)", (task, slot, job.id, now))
-                self.insert_jobs([job], now)
+                transitions.fire_periodic(self, task, slot, job, time.time())
         except pw.IntegrityError:
             return False
         return True
@@ -655,12 +354,17 @@ class LiteStorage(SqlStorage):
 
     # -- key/value: results deferred to the ack, cheap reads on the hot path --------------
 
+    def put_many(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Upsert Huey key/value rows (results, flags) as (app, key, value)."""
+        self.many("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) "
+                  "ON CONFLICT (queue, key) DO UPDATE SET value = excluded.value", rows)
+
     def put_data(self, key: str, value: bytes, is_result: bool = False) -> None:
         unit = self.unit
         if unit is not None and is_result and key == unit.job_id:
             unit.results.append((key, bytes(value)))
             return
-        self._put_many([(self.name, key, bytes(value))])
+        self.put_many([(self.name, key, bytes(value))])
 
     def peek_data(self, key: str) -> Any:
         row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone()

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from . import defaults, sdnotify
+from . import defaults, sdnotify, transitions
 from .doorbell import ring
-from .liveness import boot_id, consumer_is_dead, consumer_of, hostname
+from .liveness import boot_id, consumer_of, hostname, judge
 
 if TYPE_CHECKING:
     from .retention import AutoPruner
@@ -29,65 +29,45 @@ def register_worker(storage: LiteStorage, consumer_id: str, pid: int, lock_path:
                     queues: Sequence[str] | None, concurrency: int, worker_type: str) -> None:
     now = time.time()
     with storage.write():
-        storage.ledger.Consumer.insert(
+        transitions.register_consumer(storage, dict(
             id=consumer_id, hostname=hostname(), pid=pid, boot_id=boot_id(), lock_path=lock_path,
             queues=",".join(queues or ()), concurrency=concurrency, worker_type=worker_type,
-            started_at=now, heartbeat_at=now, status="running",
-        ).execute()
+            started_at=now, heartbeat_at=now, status="running", jobs_done=0))
 
 
 def update_heartbeat(storage: LiteStorage, consumer_id: str, jobs_done: int) -> None:
     with storage.write():
-        storage.sql("UPDATE lq_consumer SET heartbeat_at = ?, jobs_done = ? WHERE id = ?",
-                    (time.time(), jobs_done, consumer_id))
+        transitions.heartbeat(storage, consumer_id, jobs_done)
 
 
 def mark_stopping(storage: LiteStorage, consumer_id: str) -> None:
     with storage.write():
-        storage.sql("UPDATE lq_consumer SET status = 'stopping' WHERE id = ? AND status = 'running'",
-                    (consumer_id,))
+        transitions.mark_stopping(storage, consumer_id)
 
 
 def deregister_worker(storage: LiteStorage, consumer_id: str, jobs_done: int) -> None:
-    now = time.time()
     with storage.write():
-        storage.sql("UPDATE lq_consumer SET status = 'stopped', stopped_at = ?, heartbeat_at = ?, "
-                    "jobs_done = ? WHERE id = ?", (now, now, jobs_done, consumer_id))
+        transitions.deregister_consumer(storage, consumer_id, jobs_done)
 
 
 def release_stalled_claims(storage: LiteStorage, me: str | None = None,
                            lease: float = defaults.HEARTBEAT_LEASE) -> int:
     """Recover the claims of every dead consumer; returns how many jobs went back or failed.
 
-    A holder is ``CONSUMER`` or ``CONSUMER/PID`` (a process worker); a holder whose
-    consumer is not registered at all is an orphan and is recovered too.
-    """
-    rows = storage.sql(
-        "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, status FROM lq_consumer "
-        "WHERE status IN ('running', 'stopping')").fetchall()
-    consumers = {r[0]: r for r in rows}
-    dead: dict[str, str] = {}
-    for cid, host, boot, pid, lock_path, heartbeat, _ in rows:
-        if cid == me:
-            continue
-        why = consumer_is_dead(host, boot, pid, lock_path, heartbeat, lease)
-        if why:
-            dead[cid] = why
+    A holder whose consumer is not registered at all is an orphan and is recovered too."""
+    verdict = judge(storage.database, lease=lease, skip=me)
     recovered = 0
     for holder in storage.claim_holders():
-        base = consumer_of(holder)
-        if base == me:
+        if consumer_of(holder) == me or not verdict.holder_is_orphaned(holder):
             continue
-        if base in dead or base not in consumers:
-            why = dead.get(base, "its consumer is not registered")
-            back, failed = storage.recover(holder, reason=f"interrupted: {why}")
-            log.warning("consumer %s is dead (%s): %d job(s) back to the queue, %d failed at the "
-                        "crash cap", base, why, back, failed, extra={"action": "recover"})
-            recovered += back + failed
-    for cid in dead:
+        why = verdict.why(holder)
+        back, failed = storage.recover(holder, reason=f"interrupted: {why}")
+        log.warning("consumer %s is dead (%s): %d job(s) back to the queue, %d failed at the "
+                    "crash cap", consumer_of(holder), why, back, failed, extra={"action": "recover"})
+        recovered += back + failed
+    for cid in verdict.dead:
         with storage.write():
-            storage.sql("UPDATE lq_consumer SET status = 'dead', stopped_at = ? WHERE id = ? "
-                        "AND status != 'stopped'", (time.time(), cid))
+            transitions.mark_dead(storage, cid)
     return recovered
 
 

@@ -143,6 +143,7 @@ class LiteWorker(Worker):
                  claim.attempt, extra={"action": "start", "job_id": claim.job_id, "task": name,
                                        "queue": claim.queue, "attempt": claim.attempt})
         unit = huey.storage.begin_unit(claim.job_id, claim.revocable)
+        unit.has_file = claim.has_file
         context = JobContext(claim.job_id, name, claim.queue, claim.attempt, huey)
         set_current_job(context)
         try:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, flash, redirect, request, url_for
 
-from litequeue import control
+from litequeue import control, plugins
 from litequeue.ledger import queries
 from litequeue.storage import LiteStorage
 
@@ -46,7 +46,7 @@ def register(app: Flask, dbs: data.Databases) -> None:
     @app.post("/jobs/<job_id>/retry")
     def retry(job_id: str) -> Any:
         with store() as s:
-            new_id = control.retry_jobs(s, [job_id], actor=ACTOR)[job_id]
+            new_id = control.retry_jobs(s, [job_id], actor=ACTOR, hooks=plugins.retry_hooks())[job_id]
         flash(f"Job {job_id} retried as {new_id} with its original arguments.", "ok")
         return redirect(url_for("job", job_id=new_id), 303)
 
@@ -61,7 +61,7 @@ def register(app: Flask, dbs: data.Databases) -> None:
         with store() as s:
             ids = queries.failed_job_ids(s.database, queue=f["queue"], task=f["task"], search=f["q"])
             for i in range(0, len(ids), BATCH):
-                control.retry_jobs(s, ids[i:i + BATCH], actor=ACTOR)
+                control.retry_jobs(s, ids[i:i + BATCH], actor=ACTOR, hooks=plugins.retry_hooks())
         flash(f"Retried {len(ids)} failed job(s) with their original arguments.", "ok")
         query = {k: v for k, v in (("queue", f["queue"]), ("task", f["task"])) if v}
         return redirect(url_for("jobs") + ("?" + urlencode(query) if query else ""), 303)

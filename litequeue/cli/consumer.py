@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .. import defaults
+from .. import defaults, plugins
 from ..retention import AutoPruner
 from . import main
 from .helpers import app_argument, setup_logging, user_app
@@ -46,6 +46,7 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
         # Our worker logs one line per job start and end; Huey's own lines would repeat them.
         logging.getLogger("huey").setLevel(logging.WARNING)
     lq = user_app(app)
+    plugins.install(lq)
     consumer = lq.create_consumer(
         workers=workers, worker_type=worker_type,
         queues=[q.strip() for q in queues.split(",") if q.strip()], burst=burst,

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .. import control
+from .. import control, plugins
 from ..errors import JobNotFoundError
 from ..ledger import queries
 from . import main
@@ -181,7 +181,7 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, q
     # A single batch is checked whole before anything is written: no bar for it.
     with progress("retry", len(ids)) if len(batches) > 1 else contextlib.nullcontext(None) as report:
         for chunk in batches:
-            mapping = control.retry_jobs(s, chunk)
+            mapping = control.retry_jobs(s, chunk, hooks=plugins.retry_hooks())
             for old, new in mapping.items():
                 click.echo(f"{old} -> {new}")
             done += len(mapping)

@@ -9,29 +9,21 @@ consumer, so it stays light: the rest loads when first used.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 
-def observers(app: Any = None) -> list[Callable[[Sequence[Any]], None]]:
-    """Observers every consumer runs after an ack commits (the inbox moves files here).
-
-    ``app`` is the consumer's LiteQueue; without one the settler uses the default
-    database (``$LITEQUEUE_DB``)."""
+def install(app: Any) -> None:
+    """Plug the inbox into ``app`` (a LiteQueue): its consumers settle a finished job's file
+    right after the ack commits. ``run-consumer`` does this for every app; a consumer
+    started from code calls it itself (without it the watcher settles files on its rescan)."""
     from .settle import FileSettler
 
-    if app is None or not hasattr(app, "storage"):
-        return [FileSettler(_default_storage)]
-    return [FileSettler(lambda: app.storage)]
+    app.add_observer(FileSettler(lambda: app.storage))
 
 
-_fallback: Any = None
+def retry_hooks() -> list[Callable[[Any, str, str], None]]:
+    """Hooks for ``control.retry_jobs``: a retried inbox job's file moves back first."""
+    from .retry import move_back
 
-
-def _default_storage() -> Any:
-    global _fallback
-    if _fallback is None:
-        from ..control import open_store
-
-        _fallback = open_store()
-    return _fallback
+    return [move_back]

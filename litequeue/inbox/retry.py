@@ -2,8 +2,8 @@
 
 A retried job re-runs the original payload, whose argument is the file's processing path
 (``.processing/lq-<first job id>/<rel>``), so the file goes back to exactly that path and
-its row is pointed at the new job. Importing this module registers the hook in
-``control.retry_hooks`` (``control.retry_jobs`` imports it).
+its row is pointed at the new job. ``litequeue.inbox.retry_hooks()`` hands it to
+``control.retry_jobs`` (the CLI and the page pass it explicitly).
 
 The previous ``NAME.error.txt`` stays in ``failed/`` as a record; should the file fail
 again it gets a fresh, suffixed pair of names there.
@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .. import control
 from .layout import load_layout
 from .moves import move_noreplace
 
@@ -49,6 +48,3 @@ def move_back(store: Any, old_job_id: str, new_job_id: str) -> None:
                   "WHERE id = ?", (new_job_id, str(work), row_id))
     log.info("file %s back in %s for job %s", name, work, new_job_id)
 
-
-if move_back not in control.retry_hooks:
-    control.retry_hooks.append(move_back)

@@ -37,8 +37,6 @@ log = logging.getLogger("litequeue.inbox")
 ERROR_SUFFIX = ".error.txt"
 #: Where a file goes, by its job's final status.
 DESTINATION = {"succeeded": "done", "failed": "failed", "cancelled": "failed", "expired": "failed"}
-#: Every inbox job's payload names its file's path, which holds this; see ``may_have_file``.
-PATH_MARKER = b"/lq-"
 
 
 @dataclass
@@ -48,13 +46,6 @@ class Outcome:
     status: str
     error: str | None = None
     traceback: str | None = None
-
-
-def may_have_file(payload: bytes) -> bool:
-    """False only when the job surely has no inbox file: its payload is a plain pickle (Huey's
-    default) that does not contain the ``/lq-`` of a processing path. A compressed or custom
-    payload always answers True (the database decides)."""
-    return not payload.startswith(b"\x80") or PATH_MARKER in payload
 
 
 class LayoutCache:
@@ -191,7 +182,7 @@ class FileSettler:
 
     def __call__(self, items: Sequence[Finished]) -> None:
         outcomes = {i.claim.job_id: Outcome(i.status.value, i.error, i.traceback) for i in items
-                    if i.status.is_final and may_have_file(i.claim.data)}
+                    if i.status.is_final and i.claim.has_file}
         if not outcomes:
             return
         with self.lock:

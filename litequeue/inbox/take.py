@@ -130,7 +130,9 @@ class Taker:
                 task = self.tasks[item.task]((str(item.work),), {}, id=item.job_id)
                 if task.expires:
                     task.resolve_expires(self.app.utc)
-                jobs.extend(self.app.new_jobs(task))
+                new = self.app.new_jobs(task)
+                new[0].has_file = True
+                jobs.extend(new)
             rows.append((job_id, str(self.layout.root), item.rel, str(path), item.size, item.sha256,
                          state, item.token, now))
         with self.store.write():

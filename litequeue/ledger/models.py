@@ -75,6 +75,10 @@ def make_ledger(db: pw.Database) -> Ledger:
         result = pw.TextField(null=True)  # JSON preview
         parent_id = pw.CharField(null=True)
         retried_from = pw.CharField(null=True)
+        #: the job this one was retried as (a job is retried once; retry that one next)
+        retried_as = pw.CharField(null=True)
+        #: the job works on a plugin's file (the inbox)
+        has_file = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
         progress_done = pw.DoubleField(null=True)
         progress_total = pw.DoubleField(null=True)
         progress_message = pw.TextField(null=True)

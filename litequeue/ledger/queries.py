@@ -290,3 +290,60 @@ def count_matching(db: pw.Database, *, status: str | None = None, queue: str | N
     where, params = _job_filter(status, queue, task, search)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     return int(sql(db, f"SELECT COUNT(*) FROM lq_job{clause}", params).fetchone()[0])
+
+
+# -- consumers, claims and queue rows: what health, doctor and the supervisor judge -------------
+
+def registered_consumers(db: pw.Database) -> list[tuple[Any, ...]]:
+    """(id, hostname, boot_id, pid, lock_path, heartbeat_at, queues) of every consumer
+    registered as running or stopping (alive or not: see ``liveness.judge``)."""
+    return sql(db, "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues FROM lq_consumer "
+                   "WHERE status IN ('running', 'stopping')").fetchall()
+
+
+def claims_by_holder(db: pw.Database) -> list[tuple[str, str, int]]:
+    """(holder, queue, count) of every claim held now."""
+    return sql(db, "SELECT claimed_by, queue, COUNT(*) FROM lq_ready WHERE claimed_by IS NOT NULL "
+                   "GROUP BY claimed_by, queue").fetchall()
+
+
+def ready_by_queue(db: pw.Database) -> list[tuple[str, int, float]]:
+    """(queue, unclaimed jobs, oldest enqueue time) per queue."""
+    return sql(db, "SELECT queue, COUNT(*), MIN(enqueued_at) FROM lq_ready WHERE claimed_by IS NULL "
+                   "GROUP BY queue").fetchall()
+
+
+def due_by_queue(db: pw.Database, now: float) -> list[tuple[str, int]]:
+    """(queue, scheduled jobs already due) per queue."""
+    return sql(db, "SELECT queue, COUNT(*) FROM lq_schedule WHERE eta <= ? GROUP BY queue", [now]).fetchall()
+
+
+def paused_rows(db: pw.Database) -> list[tuple[str, float | None]]:
+    """(queue, paused_until) of queues marked paused (an expired ``paused_until`` is not)."""
+    return sql(db, "SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?", [True]).fetchall()
+
+
+def finished_since(db: pw.Database, since: float) -> dict[str, int]:
+    """Jobs that succeeded and failed since ``since``, by status."""
+    return dict(sql(db, "SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ? AND "
+                        f"{unindexed(db, 'status')} IN (?, ?) GROUP BY status",
+                    [since, JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]).fetchall())
+
+
+def running_since(db: pw.Database, before: float, limit: int) -> list[tuple[str, str, str, float]]:
+    """(id, task, queue, started_at) of jobs running since before ``before``, oldest first."""
+    return sql(db, "SELECT id, task, queue, started_at FROM lq_job WHERE status = ? AND started_at < ? "
+                   "ORDER BY started_at LIMIT ?", [JobStatus.RUNNING.value, before, limit]).fetchall()
+
+
+def queued_count(db: pw.Database, queue: str) -> int:
+    """Unclaimed jobs in ``queue``."""
+    return int(sql(db, "SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL",
+                   [queue]).fetchone()[0])
+
+
+def unfinished_for(db: pw.Database, app: str, holder_like: str) -> int:
+    """Jobs of ``app`` that are unclaimed or held by holders matching ``holder_like`` (a
+    consumer's process workers): what a ``--burst`` consumer still has to do."""
+    return int(sql(db, "SELECT COUNT(*) FROM lq_ready WHERE app = ? AND (claimed_by IS NULL OR "
+                       "claimed_by LIKE ?)", [app, holder_like]).fetchone()[0])

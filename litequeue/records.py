@@ -1,0 +1,85 @@
+"""The values that travel through a job's life: a row to write, a claim, what a running job
+collected, and how it ended. Plain data; :mod:`litequeue.transitions` writes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .status import AttemptOutcome, JobStatus
+
+
+@dataclass
+class NewJob:
+    """A row to write to the queue (or schedule) and the ledger."""
+
+    id: str
+    task: str
+    queue: str
+    priority: int
+    data: bytes
+    eta: float | None = None
+    crash_cap: int = 3
+    args: str = "[]"
+    kwargs: str = "{}"
+    parent_id: str | None = None
+    retried_from: str | None = None
+    #: a further attempt of a job the ledger already has (a retry): no new ledger row
+    retry: bool = False
+    #: a pipeline step not enqueued yet: a ledger row only
+    waiting: bool = False
+    #: the job works on a file of a plugin (the inbox): its observers look at it when it ends
+    has_file: bool = False
+
+
+@dataclass
+class Claim:
+    """A job a consumer has claimed: its queue row stays until the ack."""
+
+    row_id: int
+    job_id: str
+    queue: str
+    priority: int
+    data: bytes
+    crash_cap: int
+    attempt: int = 1
+    claimed_at: float = 0.0
+    #: False when no revocation existed at claim time: Huey's per-job revoke reads are skipped
+    revocable: bool = True
+    #: a worker died holding this job before: a thread consumer runs it alone
+    suspect: bool = False
+    has_file: bool = False
+
+
+@dataclass
+class Unit:
+    """Writes collected while one job runs; ``ack`` commits them with its outcome."""
+
+    job_id: str
+    revocable: bool = True
+    jobs: list[NewJob] = field(default_factory=list)
+    results: list[tuple[str, bytes]] = field(default_factory=list)
+    signals: set[str] = field(default_factory=set)
+    value: Any = None
+    exception: BaseException | None = None
+    has_file: bool = False
+
+
+@dataclass
+class Finished:
+    """How one claimed job ended, ready to be acknowledged."""
+
+    claim: Claim
+    task: str
+    status: JobStatus
+    outcome: AttemptOutcome
+    started_at: float
+    finished_at: float
+    error: str | None = None
+    traceback: str | None = None
+    result: str | None = None
+    unit: Unit | None = None
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)

@@ -1,0 +1,555 @@
+"""Every change of a job's state, one named function each, and the only writer of the queue
+and ledger rows.
+
+A job's life, and the function that moves it along:
+
+==============  =====================================================================
+``enqueue``     new queue (or schedule) row + ledger row, ``queued`` / ``scheduled`` /
+                ``waiting`` (a pipeline step)
+``dispatch_due``  due scheduled rows move to the ready queue (``scheduled``/``retrying``
+                -> ``queued``)
+``claim``       ready rows get a holder; ``start`` marks them ``running`` with an attempt
+``ack``         the claim is deleted and the outcome written (``succeeded``, ``failed``,
+                ``retrying``, ``cancelled``, ``expired``), with the writes the job made
+``fail_unrunnable``  a claimed payload that cannot run ends ``failed`` with the reason
+``release``     a claim handed back at a graceful stop (attempt ``interrupted``)
+``recover``     a dead holder's claims go back to ``queued``, or ``failed`` at the crash cap
+``cancel``      ``waiting``/``scheduled``/``queued``/``retrying`` -> ``cancelled``; a
+                running job is asked to stop
+``retry``       a final job is enqueued again under a new id, once
+``purge``       queued jobs of a queue -> ``cancelled``
+``prune_jobs``  finished jobs (and their attempts and results) are deleted
+==============  =====================================================================
+
+Each transition states its precondition in its ``WHERE`` (``AND claimed_by = ?``,
+``AND status IN (...)``) and learns from ``RETURNING`` whether it happened, so two actors
+racing on one job cannot both win. Every function runs inside the caller's write
+transaction unless it says it opens its own. Statuses come from :class:`JobStatus`.
+
+The consumer registry, queue pauses and the event log are written here too, so that a grep
+for ``INSERT``/``UPDATE``/``DELETE`` on an ``lq_`` table finds this module (and the Huey
+key/value store in ``storage.py``, the inbox's own table, and the migrations) only.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .dialect import marks, skip_locked
+from .errors import JobNotFoundError, LiteQueueError
+from .ids import new_job_id
+from .records import Claim, Finished, NewJob
+from .status import FINAL_STATUSES, AttemptOutcome, JobStatus
+
+if TYPE_CHECKING:
+    from .storage import LiteStorage
+
+S = JobStatus
+FINAL = tuple(sorted(s.value for s in FINAL_STATUSES))
+#: States a job can be cancelled from without stopping anything: it is not running.
+NOT_STARTED = (S.WAITING.value, S.SCHEDULED.value, S.QUEUED.value, S.RETRYING.value)
+#: Called as hook(storage, old_job_id, new_job_id) inside a retry's transaction, for jobs
+#: that have a file (the inbox moves the file back before any consumer can claim the job).
+RetryHook = Callable[["LiteStorage", str, str], None]
+
+
+def _in(values: Sequence[str]) -> str:
+    return f"({marks(len(values))})"
+
+
+# -- enqueue --------------------------------------------------------------------------------
+
+def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: bool = False,
+            app: str | None = None) -> None:
+    """Write queue (or schedule) rows and ledger rows for ``jobs`` (of ``app``, by default
+    the storage's own).
+
+    ``guarded``: skip the queue row of a job the ledger already has as final (a pipeline
+    step cancelled while it waited must not run when its parent finishes)."""
+    name = app or store.name
+    ready, scheduled, ledger_new, ledger_retry = [], [], [], []
+    for job in jobs:
+        if not job.waiting:
+            if job.eta is not None and job.eta > now:
+                scheduled.append((name, job.queue, job.priority, job.id, job.data, job.eta,
+                                  job.crash_cap, int(job.has_file)))
+            else:
+                ready.append((name, job.queue, job.priority, job.id, job.data, job.crash_cap,
+                              now, int(job.has_file)))
+        if job.retry:
+            ledger_retry.append((S.RETRYING.value, job.eta, now, job.id))
+        else:
+            if job.waiting:
+                status = S.WAITING
+            elif job.eta is not None and job.eta > now:
+                status = S.SCHEDULED
+            else:
+                status = S.QUEUED
+            ledger_new.append((job.id, name, job.task, job.queue, job.priority, status.value,
+                               job.args, job.kwargs, job.data, now, job.eta, now, job.parent_id,
+                               job.retried_from, job.crash_cap, int(job.has_file)))
+    if guarded:
+        final = ", ".join(f"'{s}'" for s in FINAL)
+        unless_final = f" WHERE NOT EXISTS (SELECT 1 FROM lq_job WHERE id = ? AND status IN ({final}))"
+        store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
+                   "SELECT ?, ?, ?, ?, ?, ?, ?, ?" + unless_final, [(*r, r[3]) for r in ready])
+        store.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "
+                   "SELECT ?, ?, ?, ?, ?, ?, ?, ?" + unless_final, [(*r, r[3]) for r in scheduled])
+    else:
+        store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ready)
+        store.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", scheduled)
+    # A waiting pipeline step already has its row: enqueueing it updates the status.
+    store.many(
+        "INSERT INTO lq_job (id, app, task, queue, priority, status, args, kwargs, payload, "
+        "enqueued_at, eta, updated_at, parent_id, retried_from, crash_cap, has_file, attempts, crashes) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0) "
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, eta = excluded.eta, "
+        "enqueued_at = excluded.enqueued_at, updated_at = excluded.updated_at, "
+        "payload = excluded.payload, parent_id = COALESCE(lq_job.parent_id, excluded.parent_id) "
+        f"WHERE lq_job.status = '{S.WAITING}'",
+        ledger_new,
+    )
+    store.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
+
+
+# -- dispatch -------------------------------------------------------------------------------
+
+def dispatch_due(store: LiteStorage, now: float) -> int:
+    """Move every due scheduled job of the app to the ready queue."""
+    rows = store.sql(
+        "DELETE FROM lq_schedule WHERE app = ? AND eta <= ? "
+        "RETURNING id, queue, priority, job_id, data, crash_cap, eta, has_file",
+        (store.name, now)).fetchall()
+    if not rows:
+        return 0
+    rows.sort(key=lambda r: (r[6], r[0]))
+    store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               [(store.name, q, p, j, d, c, now, f) for _, q, p, j, d, c, _, f in rows])
+    store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ? "
+               f"WHERE id = ? AND status IN ('{S.SCHEDULED}', '{S.RETRYING}')", [(now, r[3]) for r in rows])
+    return len(rows)
+
+
+def fire_periodic(store: LiteStorage, task: str, slot: str, job: NewJob, now: float) -> None:
+    """Record a periodic run under its unique (task, slot) key and enqueue its job; raises
+    ``IntegrityError`` (and writes nothing, with the caller's transaction) if it fired."""
+    store.sql("INSERT INTO lq_periodic_run (task, slot, job_id, created_at) VALUES (?, ?, ?, ?)",
+              (task, slot, job.id, now))
+    enqueue(store, [job], now)
+
+
+# -- claim and start ------------------------------------------------------------------------
+
+def claim(store: LiteStorage, holder: str, queues: Sequence[str] | None, limit: int,
+          paused: Iterable[str], worker: str | None = None, isolate: str | None = None) -> list[Claim]:
+    """Claim up to ``limit`` ready jobs for ``holder`` and :func:`start` them.
+
+    ``queues`` are served in strict order; ``None`` means every queue, highest priority
+    first, then oldest. Paused queues are skipped. ``isolate`` (thread consumers, where a
+    job that kills its worker kills the jobs beside it): ``"others"`` claims only jobs no
+    worker died on; ``"suspect-first"`` claims one job a worker died on, alone, or else as
+    ``"others"``."""
+    if limit <= 0:
+        return []
+    paused = set(paused)
+    now = time.time()
+    lock = skip_locked(store.database)
+    if isolate == "suspect-first":
+        suspects = claim(store, holder, queues, 1, paused, worker, "suspect")
+        if suspects:
+            return suspects
+        isolate = "others"
+    crashed = {None: "", "others": " AND crashes = 0", "suspect": " AND crashes > 0"}[isolate]
+    update = "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
+    returning = ") RETURNING id, job_id, queue, priority, data, crash_cap, crashes, has_file"
+    claims: list[Claim] = []
+    if queues:
+        for queue in queues:
+            if queue in paused:
+                continue
+            claims.extend(_claim_rows(store, update + (
+                f"SELECT id FROM lq_ready WHERE app = ? AND queue = ? AND claimed_by IS NULL{crashed} "
+                f"ORDER BY priority DESC, id LIMIT ?{lock}") + returning,
+                (holder, now, store.name, queue, limit - len(claims)), now))
+            if len(claims) >= limit:
+                break
+    else:
+        skip = f" AND queue NOT IN {_in(sorted(paused))}" if paused else ""
+        claims.extend(_claim_rows(store, update + (
+            f"SELECT id FROM lq_ready WHERE app = ? AND claimed_by IS NULL{skip}{crashed} "
+            f"ORDER BY priority DESC, id LIMIT ?{lock}") + returning,
+            (holder, now, store.name, *sorted(paused), limit), now))
+    if claims:
+        start(store, claims, holder if worker is None else worker, now)
+        if not _revocations_exist(store):
+            for c in claims:
+                c.revocable = False
+    order = {q: i for i, q in enumerate(queues or ())}
+    claims.sort(key=lambda c: (order.get(c.queue, 0), -c.priority, c.row_id))
+    return claims
+
+
+def _claim_rows(store: LiteStorage, query: str, params: Sequence[Any], now: float) -> list[Claim]:
+    return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now,
+                  suspect=crashes > 0, has_file=bool(has_file))
+            for row_id, job_id, queue, priority, data, crash_cap, crashes, has_file
+            in store.sql(query, params).fetchall()]
+
+
+def _revocations_exist(store: LiteStorage) -> bool:
+    """Any Huey revoke key (``r:<id>`` or ``rt:<task>``) at all? Two index probes."""
+    return store.sql(
+        "SELECT 1 FROM lq_kv WHERE queue = ? AND ((key >= 'r:' AND key < 'r;') OR "
+        "(key >= 'rt:' AND key < 'rt;')) LIMIT 1", (store.name,)).fetchone() is not None
+
+
+def start(store: LiteStorage, claims: list[Claim], worker: str, now: float) -> None:
+    """Mark claimed jobs ``running`` and open an attempt for each (numbers them)."""
+    by_id = {c.job_id: c for c in claims}
+    rows = store.sql(
+        f"UPDATE lq_job SET status = '{S.RUNNING}', started_at = ?, attempts = attempts + 1, "
+        f"worker = ?, updated_at = ? WHERE id IN {_in(list(by_id))} RETURNING id, attempts",
+        (now, worker, now, *by_id)).fetchall()
+    for job_id, attempts in rows:
+        by_id[job_id].attempt = attempts
+    store.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
+               f"VALUES (?, ?, ?, ?, '{AttemptOutcome.RUNNING}') ON CONFLICT (job_id, number) DO NOTHING",
+               [(c.job_id, c.attempt, worker, now) for c in claims])
+
+
+# -- ack --------------------------------------------------------------------------------------
+
+def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[Finished]:
+    """Acknowledge finished jobs; return those acked.
+
+    Fenced: only claims ``holder`` still holds are deleted, and only for those is anything
+    written. A claim that was recovered meanwhile (its holder presumed dead) and perhaps
+    run and finished elsewhere is not ours: its outcome here is dropped (the caller logs
+    it). The retry and follow-up rows are written in the same transaction that deletes the
+    claim, so a crash leaves a duplicate, never a loss."""
+    if not finished:
+        return []
+    now = time.time()
+    row_ids = [i.claim.row_id for i in finished]
+    held = {r[0] for r in store.sql(
+        f"DELETE FROM lq_ready WHERE claimed_by = ? AND id IN {_in(row_ids)} RETURNING id",
+        (holder, *row_ids)).fetchall()}
+    acked = [i for i in finished if i.claim.row_id in held]
+    if not acked:
+        return []
+    jobs = [job for item in acked if item.unit for job in item.unit.jobs]
+    if jobs:
+        enqueue(store, jobs, now, guarded=True)
+    store.put_many([(store.name, key, value) for item in acked if item.unit
+                    for key, value in item.unit.results])
+    store.many(
+        "UPDATE lq_job SET status = ?, finished_at = ?, error = ?, traceback = ?, "
+        "result = ?, updated_at = ? WHERE id = ?",
+        [(i.status.value, i.finished_at if i.status.is_final else None, i.error,
+          i.traceback, i.result, now, i.claim.job_id) for i in acked])
+    store.many(
+        "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND number = ?",
+        [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt) for i in acked])
+    _count_finished(store, acked)
+    return acked
+
+
+def _count_finished(store: LiteStorage, items: Sequence[Finished]) -> None:
+    tally: Tally[tuple[str, str, str]] = Tally()
+    durations: dict[tuple[str, str, str], float] = {}
+    for item in items:
+        if item.status.is_final:
+            key = (item.claim.queue, item.task, item.status.value)
+            tally[key] += 1
+            durations[key] = durations.get(key, 0.0) + item.duration
+    store.many(
+        "INSERT INTO lq_finished (queue, task, outcome, count, duration_sum) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (queue, task, outcome) DO UPDATE SET "
+        "count = lq_finished.count + excluded.count, "
+        "duration_sum = lq_finished.duration_sum + excluded.duration_sum",
+        [(*key, n, durations[key]) for key, n in tally.items()])
+
+
+def fail_unrunnable(store: LiteStorage, holder: str, claim: Claim, error: str) -> bool:
+    """A claimed payload that cannot run (cannot be unpickled, unknown task) ends
+    ``failed`` with ``error``, kept in the ledger and retryable once the code is fixed.
+    Fenced like :func:`ack`; returns whether the claim was still ours."""
+    now = time.time()
+    gone = store.sql("DELETE FROM lq_ready WHERE id = ? AND claimed_by = ? RETURNING id",
+                     (claim.row_id, holder)).fetchone()
+    if gone is None:
+        return False
+    store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', finished_at = ?, error = ?, updated_at = ? "
+              "WHERE id = ?", (now, error, now, claim.job_id))
+    store.sql(f"UPDATE lq_attempt SET finished_at = ?, outcome = '{AttemptOutcome.FAILED}', error = ? "
+              "WHERE job_id = ? AND number = ?", (now, error, claim.job_id, claim.attempt))
+    return True
+
+
+# -- release and recover ----------------------------------------------------------------------
+
+def release(store: LiteStorage, holder: str, row_ids: Sequence[int] | None = None,
+            reason: str = "released when its consumer stopped") -> int:
+    """Hand ``holder``'s claims (all, or ``row_ids``) back to the ready queue: the job is
+    ``queued`` again and its attempt ``interrupted``. Returns how many."""
+    query = "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?"
+    params: list[Any] = [holder]
+    if row_ids is not None:
+        if not row_ids:
+            return 0
+        query += f" AND id IN {_in(list(row_ids))}"
+        params.extend(row_ids)
+    job_ids = [r[0] for r in store.sql(query + " RETURNING job_id", params).fetchall()]
+    _requeue(store, job_ids, reason, time.time(), crashed=False)
+    return len(job_ids)
+
+
+def _requeue(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float, crashed: bool) -> None:
+    bump = ", crashes = crashes + 1" if crashed else ""
+    store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ?{bump} WHERE id = ?",
+               [(now, j) for j in job_ids])
+    _interrupt_attempts(store, job_ids, reason, now)
+
+
+def _interrupt_attempts(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float) -> None:
+    store.many(f"UPDATE lq_attempt SET outcome = '{AttemptOutcome.INTERRUPTED}', finished_at = ?, error = ? "
+               f"WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}'", [(now, reason, j) for j in job_ids])
+
+
+def recover(store: LiteStorage, holder: str, reason: str = "its consumer died") -> tuple[int, int]:
+    """Take back a dead holder's claims: to ``queued`` with the attempt ``interrupted``, or
+    to ``failed`` once the job's worker has died ``crash_cap`` times. Returns (requeued,
+    failed)."""
+    now = time.time()
+    rows = store.sql(
+        "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL, crashes = crashes + 1 "
+        "WHERE claimed_by = ? RETURNING id, job_id, crash_cap", (holder,)).fetchall()
+    if not rows:
+        return 0, 0
+    crashes = dict(store.sql(f"SELECT id, crashes FROM lq_job WHERE id IN {_in([r[1] for r in rows])}",
+                             [r[1] for r in rows]).fetchall())
+    requeued = [job_id for _, job_id, cap in rows if crashes.get(job_id, 0) + 1 < cap]
+    failed = [(row_id, job_id, crashes.get(job_id, 0) + 1) for row_id, job_id, cap in rows
+              if crashes.get(job_id, 0) + 1 >= cap]
+    _requeue(store, requeued, reason, now, crashed=True)
+    store.many("DELETE FROM lq_ready WHERE id = ?", [(r,) for r, _, _ in failed])
+    for _, job_id, n in failed:
+        error = f"worker died while running this job ({n} time{'s' if n != 1 else ''})"
+        store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', crashes = ?, finished_at = ?, "
+                  "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
+    _interrupt_attempts(store, [j for _, j, _ in failed], reason, now)
+    return len(requeued), len(failed)
+
+
+# -- actions people take ----------------------------------------------------------------------
+
+def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
+    """Cancel one job; returns what happened.
+
+    A job that has not started (``waiting``, ``scheduled``, ``queued``, ``retrying``)
+    leaves the queue and ends ``cancelled``, and so do the pipeline steps waiting on it.
+    A running job is asked to stop (``current_job().cancelled``) and revoked, so it will
+    not run again should its worker die."""
+    now = time.time()
+    # The queue row first (claims lock it first too): a claim that won keeps its row.
+    store.sql("DELETE FROM lq_ready WHERE job_id = ? AND claimed_by IS NULL", (job_id,))
+    store.sql("DELETE FROM lq_schedule WHERE job_id = ?", (job_id,))
+    done = store.sql(
+        f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
+        f"WHERE id = ? AND status IN {_in(NOT_STARTED)} RETURNING queue",
+        (now, now, f"cancelled by {actor}", job_id, *NOT_STARTED)).fetchone()
+    if done is not None:
+        steps = _cancel_waiting_steps(store, [job_id], now)
+        outcome = "cancelled" + (f" (and {steps} pipeline step(s) waiting on it)" if steps else "")
+        record_event(store, "cancel", job_id=job_id, queue=done[0], detail=outcome, actor=actor)
+        return outcome
+    row = store.sql("SELECT status, queue, app FROM lq_job WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise JobNotFoundError(f"no job {job_id!r} in the ledger; see `litequeue jobs list`")
+    status, queue, app = row
+    if status != S.RUNNING.value:
+        return f"already {status}"
+    revoke_once = pickle.dumps((None, True), pickle.HIGHEST_PROTOCOL)  # Huey's (revoke_until, once)
+    store.put_many([(app, f"cancel:{job_id}", b"1"), (app, f"r:{job_id}", revoke_once)])
+    outcome = "cancel requested (running)"
+    record_event(store, "cancel", job_id=job_id, queue=queue, detail=outcome, actor=actor)
+    return outcome
+
+
+def _cancel_waiting_steps(store: LiteStorage, parents: list[str], now: float) -> int:
+    """Cancel the pipeline steps waiting on ``parents``, and theirs, down the chain."""
+    total = 0
+    while parents:
+        parents = [r[0] for r in store.sql(
+            f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
+            f"WHERE parent_id IN {_in(parents)} AND status = '{S.WAITING}' RETURNING id",
+            (now, now, "cancelled: the pipeline step before it was cancelled", *parents)).fetchall()]
+        total += len(parents)
+    return total
+
+
+def retry(store: LiteStorage, job_ids: Sequence[str], actor: str,
+          hooks: Sequence[RetryHook] = ()) -> dict[str, str]:
+    """Enqueue finished jobs again with their original payload, each under a new id linked
+    to the original (``retried_from``); returns {old id: new id}.
+
+    A job is retried once: the original is marked (``retried_as``) by the same statement
+    that checks it is final, so of several concurrent retries exactly one makes a job and
+    the others get that job's id. All or nothing: a job that is not final, or unknown,
+    raises before anything is written."""
+    now = time.time()
+    mapping: dict[str, str] = {}
+    by_app: dict[str, list[NewJob]] = {}
+    for job_id in job_ids:
+        new_id = new_job_id()
+        row = store.sql(
+            f"UPDATE lq_job SET retried_as = ?, updated_at = ? WHERE id = ? AND status IN {_in(FINAL)} "
+            "AND retried_as IS NULL AND payload IS NOT NULL "
+            "RETURNING app, task, queue, priority, args, kwargs, payload, crash_cap, has_file",
+            (new_id, now, job_id, *FINAL)).fetchone()
+        if row is None:
+            mapping[job_id] = _why_not_retried(store, job_id)
+            continue
+        app, task, queue, priority, args, kwargs, payload, cap, has_file = row
+        mapping[job_id] = new_id
+        by_app.setdefault(app, []).append(NewJob(
+            new_id, task, queue, priority, bytes(payload), crash_cap=cap, args=args, kwargs=kwargs,
+            retried_from=job_id, has_file=bool(has_file)))
+    for app, batch in by_app.items():
+        enqueue(store, batch, now, app=app)
+        for job in batch:
+            record_event(store, "retry", job_id=job.retried_from, queue=job.queue,
+                         detail=f"retried as {job.id}", actor=actor)
+            if job.has_file:
+                # Inside the transaction: no consumer may claim the new job before its
+                # file is back where the payload says.
+                for hook in hooks:
+                    hook(store, job.retried_from or "", job.id)
+    return mapping
+
+
+def _why_not_retried(store: LiteStorage, job_id: str) -> str:
+    row = store.sql("SELECT status, retried_as, payload IS NOT NULL FROM lq_job WHERE id = ?",
+                    (job_id,)).fetchone()
+    if row is None:
+        raise JobNotFoundError(f"no job {job_id!r} in the ledger; see `litequeue jobs list`")
+    status, retried_as, has_payload = row
+    if retried_as:
+        return str(retried_as)  # retried already (perhaps a moment ago, by someone else)
+    if status not in FINAL:
+        raise LiteQueueError(f"job {job_id} is {status}; only finished jobs "
+                             f"({', '.join(FINAL)}) can be retried")
+    if not has_payload:
+        raise LiteQueueError(f"job {job_id} has no stored payload to retry")
+    raise LiteQueueError(f"job {job_id} could not be retried")  # pragma: no cover - raced a prune
+
+
+def purge(store: LiteStorage, queue: str, batch: int) -> int:
+    """Up to ``batch`` queued (not running, not scheduled) jobs of ``queue`` end
+    ``cancelled`` ("purged"). Returns how many."""
+    now = time.time()
+    ids = [r[0] for r in store.sql(
+        "DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE queue = ? AND "
+        "claimed_by IS NULL LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
+    store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, "
+               f"error = 'purged' WHERE id = ? AND status IN ('{S.QUEUED}', '{S.RETRYING}')",
+               [(now, now, i) for i in ids])
+    return len(ids)
+
+
+def record_progress(store: LiteStorage, job_id: str, done: float, total: float | None,
+                    message: str | None) -> None:
+    """A running job's progress report."""
+    now = time.time()
+    store.sql("UPDATE lq_job SET progress_done = ?, progress_total = ?, progress_message = ?, "
+              "progress_at = ?, updated_at = ? WHERE id = ?", (done, total, message, now, now, job_id))
+
+
+def record_event(store: LiteStorage, action: str, *, job_id: str | None = None,
+                 queue: str | None = None, detail: str | None = None, actor: str = "cli") -> None:
+    """An action a person or tool took (retry, cancel, pause, purge, prune) for the log."""
+    store.sql("INSERT INTO lq_event (at, action, job_id, queue, detail, actor) VALUES (?, ?, ?, ?, ?, ?)",
+              (time.time(), action, job_id, queue, detail, actor))
+
+
+# -- prune ---------------------------------------------------------------------------------------
+
+def prune_jobs(store: LiteStorage, rows: Sequence[tuple[str, str]]) -> tuple[int, int, int]:
+    """Delete finished jobs ``rows`` ((id, app) pairs, chosen by ``retention``), their
+    attempts, results and flags. Returns (jobs, attempts, results) deleted."""
+    ids = [(job_id,) for job_id, _ in rows]
+    attempts = _count(store, "DELETE FROM lq_attempt WHERE job_id = ?", ids)
+    kv = "DELETE FROM lq_kv WHERE queue = ? AND key = ?"
+    results = _count(store, kv, [(app, job_id) for job_id, app in rows])
+    # Cancel and revoke flags of a finished job are dead weight.
+    _count(store, kv, [(app, f"{flag}:{job_id}") for job_id, app in rows for flag in ("cancel", "r")])
+    jobs = _count(store, f"DELETE FROM lq_job WHERE id = ? AND status IN {_in(FINAL)}",
+                  [(i, *FINAL) for (i,) in ids])
+    return jobs, attempts, results
+
+
+def prune_rows(store: LiteStorage, table: str, condition: str, edge: float, batch: int) -> int:
+    """Delete up to ``batch`` history rows of ``table`` (events, periodic-run keys, stopped
+    consumers) matching ``condition`` (one ``?``, bound to ``edge``)."""
+    return max(0, store.sql(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
+                            f"WHERE {condition} LIMIT ?)", (edge, batch)).rowcount)
+
+
+def _count(store: LiteStorage, query: str, rows: Sequence[Sequence[Any]]) -> int:
+    return max(0, store.many(query, rows)) if rows else 0
+
+
+def take_prune_turn(store: LiteStorage, now: float, interval: float) -> bool:
+    """Take the shared auto-prune turn (one consumer prunes per ``interval``)."""
+    return store.sql(
+        "INSERT INTO lq_meta (key, value) VALUES ('auto_prune_at', ?) ON CONFLICT (key) DO "
+        "UPDATE SET value = excluded.value WHERE CAST(lq_meta.value AS REAL) <= ?",
+        (repr(now), now - interval)).rowcount == 1
+
+
+# -- consumers and queues ------------------------------------------------------------------------
+
+def register_consumer(store: LiteStorage, row: dict[str, Any]) -> None:
+    """A consumer starts: its registry row (who, where, how to tell it is alive)."""
+    cols = list(row)
+    store.sql(f"INSERT INTO lq_consumer ({', '.join(cols)}) VALUES ({marks(len(cols))})",
+              [row[c] for c in cols])
+
+
+def heartbeat(store: LiteStorage, consumer_id: str, jobs_done: int) -> None:
+    store.sql("UPDATE lq_consumer SET heartbeat_at = ?, jobs_done = ? WHERE id = ?",
+              (time.time(), jobs_done, consumer_id))
+
+
+def mark_stopping(store: LiteStorage, consumer_id: str) -> None:
+    store.sql("UPDATE lq_consumer SET status = 'stopping' WHERE id = ? AND status = 'running'", (consumer_id,))
+
+
+def deregister_consumer(store: LiteStorage, consumer_id: str, jobs_done: int) -> None:
+    now = time.time()
+    store.sql("UPDATE lq_consumer SET status = 'stopped', stopped_at = ?, heartbeat_at = ?, "
+              "jobs_done = ? WHERE id = ?", (now, now, jobs_done, consumer_id))
+
+
+def mark_dead(store: LiteStorage, consumer_id: str) -> None:
+    store.sql("UPDATE lq_consumer SET status = 'dead', stopped_at = COALESCE(stopped_at, ?) "
+              "WHERE id = ? AND status != 'stopped'", (time.time(), consumer_id))
+
+
+def pause_queue(store: LiteStorage, queue: str, until: float | None) -> None:
+    store.sql("INSERT INTO lq_queue_state (queue, paused, paused_until, updated_at) "
+              "VALUES (?, ?, ?, ?) ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused, "
+              "paused_until = excluded.paused_until, updated_at = excluded.updated_at",
+              (queue, True, until, time.time()))
+
+
+def resume_queue(store: LiteStorage, queue: str) -> None:
+    store.sql("UPDATE lq_queue_state SET paused = ?, paused_until = NULL, updated_at = ? WHERE queue = ?",
+              (False, time.time(), queue))
