@@ -17,10 +17,11 @@ from ..status import JobStatus
 JOB_FIELDS = (
     "seq", "id", "app", "task", "queue", "priority", "status", "args", "kwargs", "enqueued_at",
     "eta", "started_at", "finished_at", "updated_at", "attempts", "crashes", "crash_cap",
-    "worker", "error", "traceback", "result", "parent_id", "retried_from", "progress_done",
-    "progress_total", "progress_message", "progress_at",
+    "worker", "error", "traceback", "result", "parent_id", "retried_from", "retried_as", "has_file",
+    "progress_done", "progress_total", "progress_message", "progress_at",
 )
-LIST_FIELDS = tuple(f for f in JOB_FIELDS if f != "traceback")
+#: Every job object, in a list or alone, carries every field (null when empty).
+LIST_FIELDS = JOB_FIELDS
 COUNTED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING,
            JobStatus.FAILED)
 
@@ -54,8 +55,9 @@ def job_dict(row: dict[str, Any]) -> dict[str, Any]:
     for key in ("enqueued_at", "eta", "started_at", "finished_at", "updated_at", "progress_at"):
         if key in out:
             out[key] = iso(out[key])
-    if row.get("progress_total"):
-        out["progress"] = progress_view(row)
+    if "has_file" in out:
+        out["has_file"] = bool(out["has_file"])
+    out["progress"] = progress_view(row) if row.get("progress_total") else None
     return out
 
 
@@ -193,12 +195,13 @@ def get_job(db: pw.Database, job_id: str) -> dict[str, Any] | None:
 
 def failed_job_ids(db: pw.Database, *, queue: str | None = None, task: str | None = None,
                    search: str | None = None) -> list[str]:
+    """Failed jobs not retried yet (a retried one is followed by the job it was retried as)."""
     ids: list[str] = []
     before = None
     while True:
         page = list_jobs(db, status="failed", queue=queue, task=task, search=search,
                          before=before, limit=1000)
-        ids.extend(j["id"] for j in page)
+        ids.extend(j["id"] for j in page if not j["retried_as"])
         if len(page) < 1000:
             return ids
         before = page[-1]["seq"]
