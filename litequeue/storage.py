@@ -338,7 +338,8 @@ class LiteStorage(SqlStorage):
         return "" if limit is None else f" LIMIT {int(limit)}"
 
     def flush_schedule(self) -> None:
-        self.sql("DELETE FROM lq_schedule WHERE app = ?", (self.name,))
+        with self.write():
+            transitions.flush(self, "lq_schedule")
 
     def queue_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_ready WHERE app = ? AND claimed_by IS NULL",
@@ -350,7 +351,8 @@ class LiteStorage(SqlStorage):
         return [bytes(r[0]) for r in rows]
 
     def flush_queue(self) -> None:
-        self.sql("DELETE FROM lq_ready WHERE app = ? AND claimed_by IS NULL", (self.name,))
+        with self.write():
+            transitions.flush(self, "lq_ready")
 
     # -- key/value: results deferred to the ack, cheap reads on the hot path --------------
 

@@ -464,6 +464,19 @@ def purge(store: LiteStorage, queue: str, batch: int) -> int:
     return len(ids)
 
 
+def flush(store: LiteStorage, table: str) -> int:
+    """Huey's ``flush``: drop every job of the app waiting in ``lq_ready`` (unclaimed) or
+    ``lq_schedule``; they end ``cancelled`` ("flushed"). Returns how many."""
+    now = time.time()
+    unclaimed = " AND claimed_by IS NULL" if table == "lq_ready" else ""
+    ids = [r[0] for r in store.sql(f"DELETE FROM {table} WHERE app = ?{unclaimed} RETURNING job_id",
+                                   (store.name,)).fetchall()]
+    store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, "
+               f"error = 'flushed' WHERE id = ? AND status IN {_in(NOT_STARTED)}",
+               [(now, now, i, *NOT_STARTED) for i in ids])
+    return len(ids)
+
+
 def record_progress(store: LiteStorage, job_id: str, done: float, total: float | None,
                     message: str | None) -> None:
     """A running job's progress report."""

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import peewee as pw
 
+from ..status import JobStatus
 from . import queries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -35,7 +36,8 @@ def _clamp(column: str) -> str:
 # is how long a job waited from due (enqueue, or its ETA) to its first start. MATERIALIZED
 # keeps SQLite from re-evaluating the expressions once per bucket.
 HISTOGRAM_SQL = f"""WITH t AS MATERIALIZED (SELECT queue,
-  CASE WHEN status IN ('succeeded', 'failed') AND finished_at IS NOT NULL THEN finished_at - started_at END AS dur,
+  CASE WHEN status IN ('{JobStatus.SUCCEEDED}', '{JobStatus.FAILED}') AND finished_at IS NOT NULL
+       THEN finished_at - started_at END AS dur,
   CASE WHEN attempts = 1 THEN started_at - CASE WHEN eta IS NOT NULL AND eta > enqueued_at THEN eta
        ELSE enqueued_at END END AS wait
   FROM lq_job WHERE started_at IS NOT NULL)

@@ -107,7 +107,7 @@ def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[s
     for queue, status, n in sql(db, query, counted).fetchall():
         entry(queue)[status] = n
     ready = [r[0] for r in sql(db, "SELECT DISTINCT queue FROM lq_job_count WHERE status IN "
-                                   "('queued', 'retrying') AND n > 0").fetchall()] \
+                                   f"('{JobStatus.QUEUED}', '{JobStatus.RETRYING}') AND n > 0").fetchall()] \
         if "lq_job_count" in db.get_tables() else list(out)
     for queue in ready:  # one index seek per queue (the partial index on unclaimed rows)
         oldest = sql(db, "SELECT MIN(enqueued_at) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL",
@@ -220,7 +220,8 @@ def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None
                for i in range(minutes)}
     for minute, status, n in sql(
         db, "SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS m, status, COUNT(*) FROM lq_job "
-            f"WHERE finished_at >= ? AND {_unindexed(db, 'status')} IN ('succeeded', 'failed') GROUP BY m, status",
+            f"WHERE finished_at >= ? AND {_unindexed(db, 'status')} IN "
+            f"('{JobStatus.SUCCEEDED}', '{JobStatus.FAILED}') GROUP BY m, status",
             [start]).fetchall():
         b = buckets.get(int(minute))
         if b is not None:
