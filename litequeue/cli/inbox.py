@@ -92,8 +92,10 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
 
 
 def inbox_extra(store: Any) -> dict[str, Any]:
-    from ..inbox.status import inbox_summary
-
+    try:
+        from ..inbox.status import inbox_summary
+    except ImportError:  # the inbox plugin is not installed
+        return {}
     return {"inboxes": inbox_summary(store.database)}
 
 
