@@ -118,9 +118,8 @@ def jobs_list(ctx: click.Context, status_: str | None, queue: str | None, task: 
     """Jobs, newest first."""
     rows = queries.list_jobs(store(ctx).database, status=status_, queue=queue, task=task,
                              search=search, limit=limit)
-    if as_json:
-        detail = store(ctx).database
-        echo_json([queries.get_job(detail, r["id"]) if r["status"] == "failed" else r for r in rows])
+    if as_json:  # every object has every ledger field (null when empty); `jobs show` adds attempts etc.
+        echo_json(rows)
         return
     for r in rows:
         err = f"  {r['error'][:60]}" if r.get("error") else ""

@@ -108,6 +108,15 @@ def test_500_jobs_with_8_workers_run_exactly_once(shop: Project):
     assert shop.query("SELECT COUNT(*) FROM lq_attempt")[0][0] == 500
 
 
+def test_every_job_object_has_every_field(shop: Project):
+    shop.cli("enqueue", "add", "--args", "[1, 2]", "--app", "tasks")
+    (listed,) = shop.cli_json("jobs", "list", "--json")
+    shown = shop.cli_json("jobs", "show", listed["id"], "--json")
+    assert listed["traceback"] is None and listed["error"] is None and listed["progress"] is None
+    assert set(shown) - set(listed) == {"attempt_list", "children", "retries", "file"}
+    assert {k: v for k, v in shown.items() if k in listed} == listed
+
+
 def test_read_commands_need_no_user_code(shop: Project):
     shop.cli("enqueue", "add", "--args", "[1, 2]", "--app", "tasks")
     (shop.root / "tasks.py").unlink()
