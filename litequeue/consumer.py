@@ -182,7 +182,8 @@ class LiteConsumer(Consumer):
         if self.worker_type == "thread":
             self._bell = self.make_bell("dispatcher")
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
-                                         self._jobs_done, pruner=self.pruner)
+                                         self._jobs_done, pruner=self.pruner,
+                                         progressing=self._dispatcher_progressing)
             self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                          self.supervisor.paused, self.observers, self.huey.bell_target,
                                          self.stop_event, workers=self.workers)
@@ -198,6 +199,9 @@ class LiteConsumer(Consumer):
             self.dispatcher.start()
         sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
                        f"{','.join(self.queues) if self.queues else 'all'}")
+
+    def _dispatcher_progressing(self) -> bool:
+        return self.dispatcher is None or self.dispatcher.stalled_for() < defaults.DISPATCHER_STALL
 
     def _jobs_done(self) -> int:
         return self.dispatcher.done if self.dispatcher else 0
