@@ -22,13 +22,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
-from huey.exceptions import TaskTimeout
 
-from . import defaults, sdnotify
+from . import defaults, interrupts, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .inbox import observers as inbox_observers
@@ -55,29 +54,11 @@ _PR_SET_PDEATHSIG = 1
 
 class ThreadTimeoutEnvironment(ThreadEnvironment):
     """Thread workers with task timeouts: ``TaskTimeout`` is raised inside the worker
-    thread when its job runs past ``timeout`` (at the next Python instruction)."""
+    thread when its job runs past ``timeout`` (at the next Python instruction outside a
+    database write, see ``interrupts.py``)."""
 
-    @contextlib.contextmanager
-    def timeout(self, seconds: float) -> Iterator[None]:
-        target = threading.get_ident()
-        lock = threading.Lock()
-        armed = [True]
-
-        def fire() -> None:
-            with lock:
-                if armed[0]:
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(target), ctypes.py_object(TaskTimeout))
-
-        timer = threading.Timer(seconds, fire)
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            with lock:
-                armed[0] = False
-            timer.cancel()
+    def timeout(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        return interrupts.deadline(seconds)
 
 
 class ChildProcessEnvironment(ProcessEnvironment):
