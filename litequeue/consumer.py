@@ -22,13 +22,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
-from huey.exceptions import TaskTimeout
 
-from . import defaults, sdnotify
+from . import defaults, interrupts, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .ledger import queries
@@ -55,29 +54,11 @@ _PR_SET_PDEATHSIG = 1
 
 class ThreadTimeoutEnvironment(ThreadEnvironment):
     """Thread workers with task timeouts: ``TaskTimeout`` is raised inside the worker
-    thread when its job runs past ``timeout`` (at the next Python instruction)."""
+    thread when its job runs past ``timeout`` (at the next Python instruction outside a
+    database write, see ``interrupts.py``)."""
 
-    @contextlib.contextmanager
-    def timeout(self, seconds: float) -> Iterator[None]:
-        target = threading.get_ident()
-        lock = threading.Lock()
-        armed = [True]
-
-        def fire() -> None:
-            with lock:
-                if armed[0]:
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(target), ctypes.py_object(TaskTimeout))
-
-        timer = threading.Timer(seconds, fire)
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            with lock:
-                armed[0] = False
-            timer.cancel()
+    def timeout(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        return interrupts.deadline(seconds)
 
 
 class ChildProcessEnvironment(ProcessEnvironment):
@@ -182,7 +163,8 @@ class LiteConsumer(Consumer):
         if self.worker_type == "thread":
             self._bell = self.make_bell("dispatcher")
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
-                                         self._jobs_done, pruner=self.pruner)
+                                         self._jobs_done, pruner=self.pruner,
+                                         progressing=self._dispatcher_progressing)
             self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                          self.supervisor.paused, self.observers, self.huey.bell_target,
                                          self.stop_event, workers=self.workers)
@@ -198,6 +180,9 @@ class LiteConsumer(Consumer):
             self.dispatcher.start()
         sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
                        f"{','.join(self.queues) if self.queues else 'all'}")
+
+    def _dispatcher_progressing(self) -> bool:
+        return self.dispatcher is None or self.dispatcher.stalled_for() < defaults.DISPATCHER_STALL
 
     def _jobs_done(self) -> int:
         return self.dispatcher.done if self.dispatcher else 0

@@ -22,6 +22,8 @@ HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_LEASE = 60.0
 #: The consumer falls back to a poll this often when no doorbell rings.
 IDLE_POLL = 1.0
+#: The systemd watchdog is no longer fed once the dispatcher has not turned for this long.
+DISPATCHER_STALL = 20.0
 #: Longest a finished job waits for its acknowledgement to be grouped with others.
 ACK_GROUP_WINDOW = 0.002
 PREVIEW_MAX_CHARS = 200

@@ -40,7 +40,9 @@ class Doorbell:
     def __init__(self, folder: Path | None, name: str) -> None:
         self.path: Path | None = None
         self.sock: socket.socket | None = None
-        self._r, self._w = os.pipe()  # lets the process wake its own waiters
+        # Lets the process wake its own waiters. Non-blocking: a waiter busy for a long time
+        # drains nothing, and a full pipe means it has been woken already.
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,6 @@ class Doorbell:
             os.write(self._w, b"!")
 
     def _drain(self) -> None:
-        os.set_blocking(self._r, False)
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._r, 512):
                 pass

@@ -182,6 +182,7 @@ class Dispatcher:
         self.sleeping = False  # the dispatcher waits on its bell: put() must wake it
         self.suspect: Claim | None = None  # a job a worker died on, running alone
         self.workers = workers
+        self.turned = time.monotonic()  # when the loop last began a turn (see stalled_for)
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -194,9 +195,15 @@ class Dispatcher:
         deadline = time.monotonic() + timeout
         with self.cond:
             self.idle += 1
-            if not self.buffer:
-                self.bell.wake()
             try:
+                if not self.buffer:
+                    # Never ring while holding the condition: the dispatcher needs it to
+                    # finish the round that would drain the bell.
+                    self.cond.release()
+                    try:
+                        self.bell.wake()
+                    finally:
+                        self.cond.acquire()
                 while not self.buffer:
                     left = deadline - time.monotonic()
                     if left <= 0 or self.stop.is_set():
@@ -228,8 +235,16 @@ class Dispatcher:
 
     # -- the dispatcher's loop ---------------------------------------------------------------
 
+    def stalled_for(self) -> float:
+        """Seconds since the loop last began a turn; 0 when not running. An idle loop turns
+        at least every ``IDLE_POLL``: a large value means it is stuck."""
+        if self.stop.is_set() or not self.thread.is_alive():
+            return 0.0
+        return max(0.0, time.monotonic() - self.turned)
+
     def _run(self) -> None:
         while True:
+            self.turned = time.monotonic()
             with self.cond:
                 if self.finished and self.running:
                     self._gather()

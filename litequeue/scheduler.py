@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from huey.consumer import Scheduler
 
+from .dberrors import is_transient
 from .doorbell import Doorbell, ring
 
 if TYPE_CHECKING:
@@ -17,6 +18,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("litequeue.scheduler")
 MAX_SLEEP = 1.0
+#: A slot not recorded for this many minutes (the database failed all along) is given up.
+MAX_OWED_MINUTES = 60
+MINUTE = dt.timedelta(minutes=1)
+
+
+def fire_slot(huey: LiteQueue, slot: dt.datetime, names: set[str] | None = None) -> set[str]:
+    """Record and enqueue the periodic tasks due in ``slot`` (``names`` only, if given),
+    each in its own transaction; returns the names still owed (a transient database error:
+    retry them). A task failing for good is logged and skips no other task."""
+    key = slot.strftime("%Y-%m-%dT%H:%M")
+    owed: set[str] = set()
+    fired = 0
+    for task in huey.read_periodic(slot):
+        name = huey._registry.task_to_string(type(task))
+        if names is not None and name not in names:
+            continue
+        try:
+            if huey.storage.fire_periodic(name, key, huey._job_row(task, None)):
+                fired += 1
+                log.info("periodic task %s fired for %s", name, key)
+        except Exception as exc:  # noqa: BLE001 - one task's failure must not skip the others
+            if is_transient(exc):
+                owed.add(name)
+                log.warning("periodic task %s for %s not recorded yet (%s); retrying", name, key, exc)
+            else:
+                log.exception("periodic task %s for %s cannot be recorded; skipped", name, key)
+    if fired:
+        ring(huey.bell_target)
+    return owed
 
 
 class LiteScheduler(Scheduler):
@@ -26,7 +56,10 @@ class LiteScheduler(Scheduler):
         super().__init__(huey, stop_flag, 1, periodic)
         self.consumer = consumer
         self.bell: Doorbell | None = None
-        self.last_minute: str | None = None
+        #: the latest minute seen; a minute is done only once every task due in it is recorded
+        self.last_minute: dt.datetime | None = None
+        #: slots not fully recorded yet: slot -> names still owed (None: every task due)
+        self.owed: dict[dt.datetime, set[str] | None] = {}
 
     def initialize(self) -> None:
         self.bell = self.consumer.make_bell("scheduler")
@@ -44,11 +77,13 @@ class LiteScheduler(Scheduler):
             if moved:
                 log.debug("dispatched %d due jobs", moved)
                 ring(huey.bell_target)
-            if self.periodic:
-                self.fire_periodic()
-            nxt = huey.storage.next_due()
         except Exception:  # noqa: BLE001 - the scheduler must survive a busy database
             log.exception("scheduler pass failed; retrying")
+        if self.periodic:  # even when dispatching failed: the minute must still be noted
+            self.fire_periodic()
+        try:
+            nxt = huey.storage.next_due()
+        except Exception:  # noqa: BLE001
             nxt = None
         wait = MAX_SLEEP if nxt is None else min(MAX_SLEEP, max(0.0, nxt - time.time()))
         if self.stop_flag.is_set():
@@ -58,11 +93,25 @@ class LiteScheduler(Scheduler):
         else:
             self.stop_flag.wait(wait)
 
-    def fire_periodic(self) -> None:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
-        minute = now.isoformat()
-        if minute == self.last_minute:
-            return
-        self.last_minute = minute
-        for name in self.huey.fire_periodic(now):
-            log.info("periodic task %s fired for %s", name, minute)
+    def fire_periodic(self, now: dt.datetime | None = None) -> None:
+        """Fire every slot owed up to ``now`` (naive UTC; default: the clock)."""
+        now = (now or dt.datetime.now(dt.UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
+        if self.last_minute is None or now > self.last_minute:
+            # A pass that took minutes (a database lock wait) leaves no minute behind.
+            slot = now if self.last_minute is None else max(self.last_minute + MINUTE,
+                                                            now - MINUTE * (MAX_OWED_MINUTES - 1))
+            while slot <= now:
+                self.owed.setdefault(slot, None)
+                slot += MINUTE
+            self.last_minute = now
+        for slot in sorted(self.owed):
+            if slot <= now - MINUTE * MAX_OWED_MINUTES:
+                log.error("periodic slot %s given up: the database refused it for %d minutes",
+                          slot.isoformat(), MAX_OWED_MINUTES)
+                del self.owed[slot]
+                continue
+            left = fire_slot(self.huey, slot, self.owed[slot])
+            if left:
+                self.owed[slot] = left
+            else:
+                del self.owed[slot]

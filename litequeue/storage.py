@@ -28,7 +28,7 @@ import peewee as pw
 from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
-from . import dialect, transitions
+from . import dialect, interrupts, transitions
 from .errors import DatabaseBusyError
 from .ledger.models import SCHEMA_VERSION, Ledger, make_ledger
 from .records import Claim, Finished, NewJob, Unit
@@ -406,14 +406,17 @@ class _BusyGuard:
         self.txn = txn
 
     def __enter__(self) -> Any:
+        interrupts.enter_write()  # a thread timeout waits until this write has ended
         FORK_GUARD.acquire()
         try:
             return self.txn.__enter__()
         except pw.OperationalError as exc:
             FORK_GUARD.release()
+            interrupts.leave_write()
             raise _busy(exc) from exc
         except BaseException:
             FORK_GUARD.release()
+            interrupts.leave_write()
             raise
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> Any:
@@ -423,6 +426,7 @@ class _BusyGuard:
             raise _busy(err) from err
         finally:
             FORK_GUARD.release()
+            interrupts.leave_write()
         if isinstance(ev, pw.OperationalError):
             clear = _busy(ev)
             if clear is not ev:

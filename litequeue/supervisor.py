@@ -76,8 +76,9 @@ class Supervisor:
 
     def __init__(self, storage: LiteStorage, consumer_id: str, bell_target: object,
                  jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL,
-                 pruner: AutoPruner | None = None) -> None:
+                 pruner: AutoPruner | None = None, progressing: Callable[[], bool] | None = None) -> None:
         self.storage = storage
+        self.progressing = progressing
         self.consumer_id = consumer_id
         self.bell_target = bell_target
         self.jobs_done = jobs_done
@@ -104,7 +105,12 @@ class Supervisor:
 
     def tick(self) -> None:
         update_heartbeat(self.storage, self.consumer_id, self.jobs_done())
-        sdnotify.watchdog()  # only once the heartbeat is written: a stuck database trips it
+        # Only once the heartbeat is written and the workers' jobs still move: a stuck
+        # database or a hung dispatcher trips the watchdog (systemd restarts the consumer).
+        if self.progressing is None or self.progressing():
+            sdnotify.watchdog()
+        else:
+            log.error("the dispatcher is stuck: not feeding the systemd watchdog")
         self.refresh_paused()
         if release_stalled_claims(self.storage, me=self.consumer_id):
             ring(self.bell_target)  # type: ignore[arg-type]

@@ -1,0 +1,154 @@
+"""The Dispatcher's rounds on a real SQLite file: grouped acks, claim-ahead, suspects, close."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from litequeue import LiteQueue
+from litequeue.doorbell import Doorbell
+from litequeue.pool import SHORT_JOB_SAMPLE, Dispatcher
+from litequeue.status import AttemptOutcome, JobStatus
+from litequeue.storage import Claim, Finished
+from tests.conftest import wait_for
+
+HOLDER = "unit-consumer"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[LiteQueue]:
+    app = LiteQueue("unit", db=tmp_path / "lq.db", durability="fast")
+
+    @app.task(name="job")
+    def job(i: int) -> int:
+        return i
+
+    app.job = job  # type: ignore[attr-defined]
+    yield app
+    app.storage.close()
+
+
+@pytest.fixture
+def make(app: LiteQueue) -> Iterator[Any]:
+    made: list[tuple[Dispatcher, Doorbell]] = []
+
+    def make(workers: int, window: float = 0.002, start: bool = True) -> Dispatcher:
+        bell = Doorbell(None, "dispatcher")
+        d = Dispatcher(app.storage, HOLDER, None, bell, set, [], None, threading.Event(),
+                       workers=workers, window=window)
+        made.append((d, bell))
+        if start:
+            d.start()
+        return d
+
+    yield make
+    for d, bell in made:
+        d.close()
+        bell.close()
+
+
+def finish(claim: Claim, seconds: float = 0.0001) -> Finished:
+    now = time.time()
+    return Finished(claim, "job", JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED, now - seconds, now)
+
+
+def claimed(app: LiteQueue) -> int:
+    return app.storage.sql("SELECT COUNT(*) FROM lq_ready WHERE claimed_by = ?", (HOLDER,)).fetchone()[0]
+
+
+def ledger(app: LiteQueue, status: str) -> list[tuple[str, float]]:
+    return app.storage.sql("SELECT id, updated_at FROM lq_job WHERE status = ?", (status,)).fetchall()
+
+
+def test_acks_of_jobs_finishing_together_share_one_commit(app, make) -> None:
+    app.job.map(range(4))
+    d = make(workers=4, window=5.0)
+    claims = []
+    for _ in range(4):
+        claim = d.get(5)
+        assert claim is not None
+        claims.append(claim)
+    for claim in claims:  # one by one: the round waits (within the window) for the rest
+        d.put(finish(claim))
+        time.sleep(0.02)
+    wait_for(lambda: d.done == 4, 5, what="4 acks")
+    done = ledger(app, "succeeded")
+    assert len(done) == 4
+    assert len({updated for _, updated in done}) == 1, f"acks were split over commits: {done}"
+    assert claimed(app) == 0
+
+
+def run_jobs(d: Dispatcher, n: int, seconds: float) -> int:
+    """Run ``n`` jobs through ``d`` as one worker; returns the most claims seen waiting."""
+    most = 0
+    for _ in range(n):
+        claim = d.get(5)
+        assert claim is not None
+        most = max(most, len(d.buffer))
+        d.put(finish(claim, seconds))
+    return most
+
+
+def test_claims_ahead_only_while_jobs_are_short(app, make) -> None:
+    app.job.map(range(200))
+    short = make(workers=2)
+    assert run_jobs(short, SHORT_JOB_SAMPLE + 30, 0.0001) > 0, "short jobs were never claimed ahead"
+    short.close()
+    app.storage.release(HOLDER)
+    long = make(workers=2)
+    assert run_jobs(long, SHORT_JOB_SAMPLE + 30, 1.0) == 0, "a long job's claim was claimed ahead"
+    assert claimed(app) <= 1
+
+
+def test_a_suspect_job_runs_alone(app, make) -> None:
+    suspect_id = app.job(0).id
+    app.storage.claim("dead-consumer", None, 1)
+    assert app.storage.recover("dead-consumer") == (1, 0)  # a worker died on it once
+    app.job.map(range(1, 4))
+    d = make(workers=4, start=False)
+    got: list[Claim | None] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        claim = d.get(5)
+        with lock:
+            got.append(claim)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: d.idle == 4, 5, what="4 idle workers")
+    d.start()
+    wait_for(lambda: got, 5, what="the first claim")
+    time.sleep(0.2)
+    assert [c.job_id for c in got if c] == [suspect_id] and got[0].suspect
+    assert claimed(app) == 1, "other jobs were claimed while the suspect ran"
+    d.put(finish(got[0]))  # type: ignore[arg-type]
+    for t in threads:
+        t.join(5)
+    assert sorted(c.job_id for c in got if c) == sorted(r[0] for r in app.storage.sql(
+        "SELECT id FROM lq_job").fetchall())
+
+
+def test_close_commits_handed_in_acks_and_returns_unstarted_claims(app, make) -> None:
+    app.job.map(range(100))
+    d = make(workers=2)
+    run_jobs(d, SHORT_JOB_SAMPLE + 2, 0.0001)
+    for _ in range(20):  # until a round claimed ahead of the worker
+        claim = d.get(5)
+        assert claim is not None
+        if d.buffer:
+            break
+        d.put(finish(claim))
+    assert d.buffer, "nothing was claimed ahead"
+    d.put(finish(claim))
+    left = d.close()
+    assert left and all(c.job_id != claim.job_id for c in left)
+    assert claim.job_id in {j for j, _ in ledger(app, "succeeded")}, "a handed-in ack was not committed"
+    assert claimed(app) == len(left)  # still ours: the consumer hands them back
+    assert len(ledger(app, "succeeded")) == d.done
