@@ -263,14 +263,10 @@ class LiteQueue(Huey):
     def fire_periodic(self, now: dt.datetime) -> list[str]:
         """Enqueue the periodic tasks due in the minute ``now`` (naive UTC), each once per
         (task, minute) across every consumer and restart. Returns the names fired."""
-        slot = now.strftime("%Y-%m-%dT%H:%M")
-        fired = []
-        for task in self.read_periodic(now):
-            name = self._registry.task_to_string(type(task))
-            if self.storage.fire_periodic(name, slot, self._job_row(task, None)):
-                fired.append(name)
-        if fired:
-            ring(self.bell_target)
+        from .scheduler import fire_slot
+
+        fired: list[str] = []
+        fire_slot(self, now, fired=fired)
         return fired
 
     # -- what a running job records ---------------------------------------------------------

@@ -23,20 +23,22 @@ MAX_OWED_MINUTES = 60
 MINUTE = dt.timedelta(minutes=1)
 
 
-def fire_slot(huey: LiteQueue, slot: dt.datetime, names: set[str] | None = None) -> set[str]:
+def fire_slot(huey: LiteQueue, slot: dt.datetime, names: set[str] | None = None,
+              fired: list[str] | None = None) -> set[str]:
     """Record and enqueue the periodic tasks due in ``slot`` (``names`` only, if given),
     each in its own transaction; returns the names still owed (a transient database error:
-    retry them). A task failing for good is logged and skips no other task."""
+    retry them). A task failing for good is logged and skips no other task. The names
+    fired are appended to ``fired``."""
     key = slot.strftime("%Y-%m-%dT%H:%M")
     owed: set[str] = set()
-    fired = 0
+    fired = [] if fired is None else fired
     for task in huey.read_periodic(slot):
         name = huey._registry.task_to_string(type(task))
         if names is not None and name not in names:
             continue
         try:
             if huey.storage.fire_periodic(name, key, huey._job_row(task, None)):
-                fired += 1
+                fired.append(name)
                 log.info("periodic task %s fired for %s", name, key)
         except Exception as exc:  # noqa: BLE001 - one task's failure must not skip the others
             if is_transient(exc):
