@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
+
 @dataclass(frozen=True)
 class Ledger:
     """The ledger's model classes, bound to one database."""
