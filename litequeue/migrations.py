@@ -30,6 +30,7 @@ How to add a migration (a later release adds a table or a column):
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,8 @@ from .errors import DatabaseBusyError, DatabaseError, SchemaOutOfDateError, Sche
 #: What the first release wrote under ``lq_meta`` key ``schema`` (never bumped).
 LEGACY_STAMP = "litequeue/1"
 VERSION_KEY = "schema_version"
+log = logging.getLogger("litequeue.migrations")
+
 #: ``pg_advisory_xact_lock`` key of migrations ("lqmigrat" in ASCII).
 PG_LOCK_KEY = 0x6C716D6967726174
 
@@ -274,7 +277,10 @@ def apply(database: pw.Database, dry_run: bool = False) -> list[str]:
     ``dry_run``, each one that would be, writing nothing)."""
     if dry_run:
         return [f"would apply {m.version}: {m.description}" for m in pending(database)]
-    pending(database)  # refuse a newer database before taking any lock
+    todo = pending(database)  # refuses a newer database before taking any lock
+    if todo:
+        log.info("schema version %d, this litequeue's is %d: applying %d migration(s)",
+                 todo[0].version - 1, VERSION, len(todo))
     done: list[str] = []
     while True:
         with _locked(database):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from litequeue import migrations
-from tests.conftest import Project
+from tests.conftest import Project, wait_for
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -243,12 +243,29 @@ def test_three_concurrent_migrates_apply_each_migration_once(backend: Backend, s
     project = backend.project
     if start == "first_release":
         backend.load_first_release()
+    # The test holds the migration lock until all three have read the old version, so
+    # they really race for it.
+    holder = backend._connect()
+    if backend.kind == "sqlite":
+        holder.isolation_level = None
+        holder.execute("PRAGMA journal_mode=wal")
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (migrations.PG_LOCK_KEY,))
+    logs = [project.root / f"migrate-{i}.err" for i in range(3)]
     procs = [subprocess.Popen([sys.executable, "-m", "litequeue", "migrate"], cwd=project.root,
-                              env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], outs
-    applied = [o for o, _ in outs if o.startswith("applied 1: ")]
+                              env=project.env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+             for log in logs]
+    try:
+        wait_for(lambda: all("applying 1 migration(s)" in log.read_text() for log in logs), 60,
+                 what="three migrate processes waiting for the lock")
+    finally:
+        if backend.kind == "sqlite":
+            holder.execute("COMMIT")
+        holder.close()
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [log.read_text() for log in logs]
+    applied = [o for o in outs if o.startswith("applied 1: ")]
     assert len(applied) == 1, outs
     meta = backend.meta()
     assert sorted(k for k in meta if k.startswith("migration:")) == \
