@@ -279,8 +279,11 @@ def apply(database: pw.Database, dry_run: bool = False) -> list[str]:
         return [f"would apply {m.version}: {m.description}" for m in pending(database)]
     todo = pending(database)  # refuses a newer database before taking any lock
     if todo:
-        log.info("schema version %d, this litequeue's is %d: applying %d migration(s)",
-                 todo[0].version - 1, VERSION, len(todo))
+        # Upgrading a database people already use is news; making a new one is not.
+        existing = database.table_exists("lq_meta")
+        log.log(logging.INFO if existing else logging.DEBUG,
+                "schema version %d, this litequeue's is %d: applying %d migration(s)",
+                todo[0].version - 1, VERSION, len(todo))
     done: list[str] = []
     while True:
         with _locked(database):

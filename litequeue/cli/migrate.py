@@ -72,7 +72,8 @@ def prepare_database(ctx: click.Context, no_migrate: bool, *, create: bool = Tru
         if no_migrate:
             migrations.check(database)
             return
+        existing = database.table_exists("lq_meta")
         for line in migrations.apply(database):
-            log.info("schema migration %s", line)
+            log.log(logging.INFO if existing else logging.DEBUG, "schema migration %s", line)
     finally:
         database.close()

@@ -253,7 +253,7 @@ def test_three_concurrent_migrates_apply_each_migration_once(backend: Backend, s
     else:
         holder.cursor().execute("SELECT pg_advisory_lock(%s)", (migrations.PG_LOCK_KEY,))
     logs = [project.root / f"migrate-{i}.err" for i in range(3)]
-    procs = [subprocess.Popen([sys.executable, "-m", "litequeue", "migrate"], cwd=project.root,
+    procs = [subprocess.Popen([sys.executable, "-m", "litequeue", "-v", "migrate"], cwd=project.root,
                               env=project.env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
              for log in logs]
     try:
