@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from . import defaults, transitions
+from . import defaults, migrations, transitions
 from .db import open_database
 from .doorbell import BellTarget, bell_target, ring
 from .errors import DatabaseError
@@ -27,11 +27,16 @@ RETRYABLE = {s.value for s in FINAL_STATUSES}
 
 def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,
                readonly: bool = False) -> LiteStorage:
-    """A storage on ``db`` for commands that need only the database, not the user's code."""
+    """A storage on ``db`` for commands that need only the database, not the user's code.
+
+    ``create``: a new database gets the schema and an older one is migrated; otherwise an
+    out-of-date schema is refused (run ``litequeue migrate``), never changed."""
     database = open_database(db, create=create, readonly=readonly)
     if not create and not has_schema(database):
         raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
                             "point LITEQUEUE_DB at a litequeue database")
+    if not create:
+        migrations.check(database)
     return LiteStorage(app, database=database, create_tables=create)
 
 

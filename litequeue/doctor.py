@@ -179,7 +179,7 @@ def check_database(target: str | None, mounts: str = "/proc/mounts") -> list[Fin
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            schema = conn.execute("SELECT value FROM lq_meta WHERE key = 'schema'").fetchone()
+            row = conn.execute("SELECT value FROM lq_meta WHERE key = 'schema_version'").fetchone()
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -189,7 +189,7 @@ def check_database(target: str | None, mounts: str = "/proc/mounts") -> list[Fin
                        f"journal mode {mode}" + ("" if mode == "wal" else
                                                  "; litequeue expects wal (readers never block the writer): "
                                                  "start a consumer once to switch it")))
-    out.append(Finding(INFO, "database", f"schema {schema[0] if schema else 'missing'}"))
+    out.append(_schema_finding(int(row[0]) if row else 0))
     return out
 
 
@@ -297,3 +297,15 @@ def check_health(db: str | None) -> list[Finding]:
         kind, _, text = reason.partition(": ")
         out.append(Finding(FAIL if kind == health.UNHEALTHY else WARN, "health", text))
     return out
+
+
+def _schema_finding(version: int) -> Finding:
+    from .migrations import VERSION
+
+    if version > VERSION:
+        return Finding(FAIL, "database", f"schema version {version} is newer than this litequeue's "
+                                         f"version {VERSION}: upgrade litequeue")
+    if version < VERSION:
+        return Finding(WARN, "database", f"schema version {version}, this litequeue needs {VERSION}: "
+                                         "run `litequeue migrate` (consumers do it on start)")
+    return Finding(OK, "database", f"schema version {version}")

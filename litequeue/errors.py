@@ -19,6 +19,14 @@ class DatabaseBusyError(DatabaseError):
     """Another process held the database write lock for longer than the busy timeout."""
 
 
+class SchemaTooNewError(DatabaseError):
+    """The database's schema is newer than this litequeue: it is refused, nothing is written."""
+
+
+class SchemaOutOfDateError(DatabaseError):
+    """The database's schema is older than this litequeue and migrating was turned off."""
+
+
 class UnknownTaskError(LiteQueueError):
     """No task of that name is registered (or the short name is ambiguous)."""
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import peewee as pw
 
+from . import migrations
 from .db import open_database
 from .errors import DatabaseError, LiteQueueError
 from .ledger import queries
@@ -105,6 +106,7 @@ def _open(db: str | None, t: Thresholds, report: Report) -> LiteStorage | None:
             database.close()
             raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
                                 "point LITEQUEUE_DB at a litequeue database")
+        migrations.check(database)
         store = LiteStorage("litequeue", database=database, create_tables=False)
     except (LiteQueueError, pw.DatabaseError, OSError) as exc:
         # OSError: the path is a folder or unreadable (db.py lets that through).

@@ -28,9 +28,9 @@ import peewee as pw
 from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
-from . import dialect, interrupts, transitions
+from . import dialect, interrupts, migrations, transitions
 from .errors import DatabaseBusyError
-from .ledger.models import SCHEMA_VERSION, Ledger, make_ledger
+from .ledger.models import Ledger, make_ledger
 from .records import Claim, Finished, NewJob, Unit
 
 __all__ = ["Claim", "Finished", "LiteStorage", "NewJob", "Unit", "FORK_GUARD"]
@@ -115,65 +115,16 @@ class LiteStorage(SqlStorage):
 
         return KV, Schedule, Ready, Counter
 
-    #: SQLite: jobs per (queue, status), kept by triggers in the very transaction that
-    #: changes a job's status, whichever code path does it, so ``status`` reads a handful
-    #: of rows instead of counting a million. (PostgreSQL counts instead: counter rows
-    #: updated by every transaction would serialise its concurrent consumers.)
-    SQLITE_COUNTS = (
-        "CREATE TABLE IF NOT EXISTS lq_job_count (queue TEXT NOT NULL, status TEXT NOT NULL, "
-        "n INTEGER NOT NULL, PRIMARY KEY (queue, status)) WITHOUT ROWID",
-        "CREATE TRIGGER IF NOT EXISTS lq_job_count_insert AFTER INSERT ON lq_job BEGIN "
-        "INSERT INTO lq_job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1) "
-        "ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END",
-        "CREATE TRIGGER IF NOT EXISTS lq_job_count_update AFTER UPDATE OF status ON lq_job "
-        "WHEN OLD.status IS NOT NEW.status BEGIN "
-        "UPDATE lq_job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status; "
-        "INSERT INTO lq_job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1) "
-        "ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END",
-        "CREATE TRIGGER IF NOT EXISTS lq_job_count_delete AFTER DELETE ON lq_job BEGIN "
-        "UPDATE lq_job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status; END",
-    )
-
-    #: Partial indexes: claim queries only ever look at unclaimed rows.
-    INDEXES = (
-        "CREATE INDEX IF NOT EXISTS lq_ready_claim_q ON lq_ready "
-        "(app, queue, priority DESC, id) WHERE claimed_by IS NULL",
-        "CREATE INDEX IF NOT EXISTS lq_ready_claim_any ON lq_ready "
-        "(app, priority DESC, id) WHERE claimed_by IS NULL",
-        "CREATE INDEX IF NOT EXISTS lq_ready_claimed ON lq_ready (claimed_by) "
-        "WHERE claimed_by IS NOT NULL",
-        "CREATE INDEX IF NOT EXISTS lq_ready_job ON lq_ready (job_id)",
-        "CREATE INDEX IF NOT EXISTS lq_ready_oldest ON lq_ready (queue, enqueued_at) "
-        "WHERE claimed_by IS NULL",
-        "CREATE INDEX IF NOT EXISTS lq_schedule_job ON lq_schedule (job_id)",
-        "CREATE INDEX IF NOT EXISTS lq_job_parent ON lq_job (parent_id) WHERE parent_id IS NOT NULL",
-        "CREATE INDEX IF NOT EXISTS lq_job_retried_from ON lq_job (retried_from) WHERE retried_from IS NOT NULL",
-        "CREATE INDEX IF NOT EXISTS lq_job_finished ON lq_job (finished_at) WHERE finished_at IS NOT NULL",
-    )
-
     def create_tables(self) -> None:
-        """Create queue and ledger tables and stamp the schema version. Opening an existing
-        database takes no write lock (so it works while another process holds it)."""
+        """Bring the database to this code's schema (:mod:`litequeue.migrations`): a new one
+        gets every migration, an older one the missing ones, a newer one is refused. An
+        up-to-date database costs one read and no write lock (it may be held elsewhere)."""
         with self.database.connection_context() if self.database.is_closed() else _null():
-            if self.has_schema():
-                return
-            with self.write():
-                self.database.create_tables(
-                    [self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models],
-                    safe=True,
-                )
-                for ddl in self.INDEXES + (self.SQLITE_COUNTS if self.is_sqlite else ()):
-                    self.database.execute_sql(ddl)
-                self.ledger.Meta.insert(key="schema", value=SCHEMA_VERSION).on_conflict_ignore().execute()
+            migrations.ensure(self.database)
 
     def has_schema(self) -> bool:
-        try:
-            row = self.sql("SELECT value FROM lq_meta WHERE key = 'schema'").fetchone()
-        except pw.DatabaseError:
-            if not self.is_sqlite:
-                self.database.rollback()  # PostgreSQL: a failed statement aborts the transaction
-            return False
-        return row is not None and row[0] == SCHEMA_VERSION
+        """Is the schema this code's? Raises SchemaTooNewError for a newer one."""
+        return not migrations.pending(self.database)
 
     def drop_tables(self) -> None:
         self.database.drop_tables([self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models])

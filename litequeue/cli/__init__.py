@@ -2,8 +2,9 @@
 
 Exit statuses, the same for every command (``health`` adds its own 1 and 2, see there):
 0 done; 1 a runtime error (the database, a job: trying again may help); 2 a usage or
-configuration error (a bad flag, variable or config file, an APP that cannot be imported:
-trying again will not help, so systemd units list it in ``RestartPreventExitStatus``).
+configuration error (a bad flag, variable or config file, an APP that cannot be imported, a
+database schema newer than this litequeue: trying again will not help, so systemd units list
+it in ``RestartPreventExitStatus``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from click.core import ParameterSource
 
 from .. import config as cfg
 from .. import defaults, logs
-from ..errors import AppImportError, ConfigurationError, LiteQueueError
+from ..errors import AppImportError, ConfigurationError, LiteQueueError, SchemaTooNewError
 
 #: Exit status of usage and configuration errors (click's own for usage errors).
 EXIT_CONFIG = 2
@@ -42,7 +43,7 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ConfigurationError, AppImportError) as exc:
+        except (ConfigurationError, AppImportError, SchemaTooNewError) as exc:
             raise ConfigError(str(exc)) from None
         except LiteQueueError as exc:
             raise click.ClickException(str(exc)) from None
@@ -151,6 +152,7 @@ def _top_level(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str, An
 from . import consumer as _consumer  # noqa: E402,F401  (registers commands)
 from . import inbox as _inbox  # noqa: E402,F401
 from . import jobs as _jobs  # noqa: E402,F401
+from . import migrate as _migrate  # noqa: E402,F401
 from . import ops as _ops  # noqa: E402,F401
 from . import queues as _queues  # noqa: E402,F401
 from . import web as _web  # noqa: E402,F401

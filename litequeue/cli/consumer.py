@@ -10,6 +10,7 @@ from .. import defaults, plugins
 from ..retention import AutoPruner
 from . import main
 from .helpers import app_argument, setup_logging, user_app
+from .migrate import no_migrate_option, prepare_database
 
 
 @main.command("run-consumer")
@@ -32,10 +33,11 @@ from .helpers import app_argument, setup_logging, user_app
               help="Prune failed, cancelled and expired jobs after this many days.")
 @click.option("--prune-every", type=click.FloatRange(0), default=600.0,
               help="Seconds between automatic prunes (shared by all consumers); 0 disables them.")
+@no_migrate_option
 @click.pass_context
 def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type: str, queues: str,
                  burst: bool, max_tasks: int | None, shutdown_timeout: float, no_periodic: bool,
-                 keep_succeeded_days: float, keep_failed_days: float, prune_every: float) -> None:
+                 keep_succeeded_days: float, keep_failed_days: float, prune_every: float, no_migrate: bool) -> None:
     """Run the jobs of APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP).
 
     SIGTERM or Ctrl-C: stop taking jobs, let running ones finish, hand the rest back
@@ -45,6 +47,7 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
     if ctx.obj["log_level"] > logging.DEBUG:
         # Our worker logs one line per job start and end; Huey's own lines would repeat them.
         logging.getLogger("huey").setLevel(logging.WARNING)
+    prepare_database(ctx, no_migrate)
     lq = user_app(app)
     plugins.install(lq)
     consumer = lq.create_consumer(

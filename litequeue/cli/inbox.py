@@ -12,6 +12,7 @@ from ..errors import LiteQueueError
 from . import main
 from .helpers import setup_logging, user_app
 from .jobs import status_extras, status_printers
+from .migrate import no_migrate_option, prepare_database
 
 
 @main.command("watch-inbox")
@@ -40,11 +41,12 @@ from .jobs import status_extras, status_printers
                                            "exit 1 if any failed.")
 @click.option("--timeout", type=click.FloatRange(0), default=None, metavar="SECONDS",
               help="With --wait: give up after this long (exit 1).")
+@no_migrate_option
 @click.pass_context
 def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], app_spec: str | None,
                 recursive: bool, poll: float | None, settle: float, rescan: float, dedupe: bool,
                 processing_dir: str, done_dir: str, failed_dir: str, duplicates_dir: str,
-                oneshot: bool, wait: bool, timeout: float | None) -> None:
+                oneshot: bool, wait: bool, timeout: float | None, no_migrate: bool) -> None:
     """Turn each complete file dropped into INBOX into one job of the task its rule names.
 
     The file waits in INBOX/.processing/ while its job runs, then moves to INBOX/done/ or
@@ -67,6 +69,7 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
             raise click.BadParameter(str(exc), param_hint="--rule") from None
     layout = Layout(inbox.resolve(), tuple(parsed), processing_dir, done_dir, failed_dir, duplicates_dir,
                     recursive, dedupe)
+    prepare_database(ctx, no_migrate)
     lq = user_app(app_spec)
     watcher = Watcher(lq, layout, Options(poll=poll, settle=settle, rescan=rescan))
 

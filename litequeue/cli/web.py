@@ -12,6 +12,7 @@ import click
 from .. import defaults, sdnotify
 from . import main
 from .helpers import setup_logging, user_app
+from .migrate import no_migrate_option, prepare_database
 
 
 @main.command("serve-web")
@@ -28,9 +29,10 @@ from .helpers import setup_logging, user_app
               help="How often open pages fetch fresh data.")
 @click.option("--threads", type=click.IntRange(1, 64), default=4, show_envvar=True,
               help="Requests served at once.")
+@no_migrate_option
 @click.pass_context
 def serve_web(ctx: click.Context, app: str | None, host: str, port: int, password_file: str | None,
-              read_only: bool, refresh: float, threads: int) -> None:
+              read_only: bool, refresh: float, threads: int, no_migrate: bool) -> None:
     """Serve the status page (and /metrics, /livez, /readyz) for the database.
 
     APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP) is optional: with it the periodic
@@ -43,6 +45,7 @@ def serve_web(ctx: click.Context, app: str | None, host: str, port: int, passwor
     setup_logging(ctx.obj["log_level"])
     password = read_password_file(password_file) if password_file else None
     check_bind(host, password)
+    prepare_database(ctx, no_migrate, create=False)
     settings = WebSettings(db=ctx.obj.get("db"), password=password, read_only=read_only,
                            app=user_app(app) if app else None, host=host, refresh_seconds=refresh)
     try:

@@ -1,7 +1,8 @@
 """The ledger's tables (peewee), living in the same database as the queue.
 
 Models are made per database by :func:`make_ledger`, so two apps on two files can live in
-one process (tests do). Times are float seconds since the epoch, UTC.
+one process (tests do). Times are float seconds since the epoch, UTC. The tables are made
+by :mod:`litequeue.migrations`: a change here needs a migration there.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import peewee as pw
-
-SCHEMA_VERSION = "litequeue/1"
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def make_ledger(db: pw.Database) -> Ledger:
                 (("queue", "status"), False),
                 (("queue", "seq"), False),
                 (("task", "seq"), False),
-                # parent_id, retried_from, finished_at: partial indexes (storage.INDEXES), so
+                # parent_id, retried_from, finished_at: partial indexes (migrations.py), so
                 # enqueueing a job does not write a page to each for its NULLs.
             )
 
