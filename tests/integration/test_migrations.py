@@ -257,7 +257,7 @@ def test_three_concurrent_migrates_apply_each_migration_once(backend: Backend, s
                               env=project.env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
              for log in logs]
     try:
-        wait_for(lambda: all("applying 1 migration(s)" in log.read_text() for log in logs), 60,
+        wait_for(lambda: all(f"applying {migrations.VERSION} migration(s)" in log.read_text() for log in logs), 60,
                  what="three migrate processes waiting for the lock")
     finally:
         if backend.kind == "sqlite":
