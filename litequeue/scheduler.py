@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from huey.consumer import Scheduler
 
 from .doorbell import Doorbell, ring
+from .faultwait import FaultWait
 
 if TYPE_CHECKING:
     from .app import LiteQueue
@@ -27,6 +28,7 @@ class LiteScheduler(Scheduler):
         self.consumer = consumer
         self.bell: Doorbell | None = None
         self.last_minute: str | None = None
+        self.fault = FaultWait(log, "scheduler")
 
     def initialize(self) -> None:
         self.bell = self.consumer.make_bell("scheduler")
@@ -47,9 +49,15 @@ class LiteScheduler(Scheduler):
             if self.periodic:
                 self.fire_periodic()
             nxt = huey.storage.next_due()
-        except Exception:  # noqa: BLE001 - the scheduler must survive a busy database
-            log.exception("scheduler pass failed; retrying")
+        except Exception as exc:  # noqa: BLE001 - the scheduler must survive a busy database
+            if not self.fault.handles(exc):
+                log.exception("scheduler pass failed; retrying")
+            else:  # a full disk or a read-only database: one line per back-off step
+                self.fault.wait(exc, self.stop_flag, reconnect=huey.storage.close)
+                return
             nxt = None
+        else:
+            self.fault.recovered()
         wait = MAX_SLEEP if nxt is None else min(MAX_SLEEP, max(0.0, nxt - time.time()))
         if self.stop_flag.is_set():
             return

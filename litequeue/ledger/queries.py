@@ -120,6 +120,12 @@ def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[s
     return dict(sorted(out.items()))
 
 
+def finished_since(db: pw.Database, since: float, status: str = "succeeded") -> int:
+    """How many jobs ended in ``status`` at or after ``since`` (epoch seconds)."""
+    return sql(db, "SELECT COUNT(*) FROM lq_job WHERE finished_at >= ? AND status = ?",
+               [since, status]).fetchone()[0]
+
+
 def consumers(db: pw.Database, alive_only: bool = False) -> list[dict[str, Any]]:
     query = ("SELECT id, hostname, pid, queues, concurrency, worker_type, started_at, heartbeat_at, "
              "stopped_at, status, jobs_done FROM lq_consumer")
