@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 from huey.exceptions import TaskTimeout
 
-from . import defaults, sdnotify
+from . import dberrors, defaults, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .faultwait import FaultWait
@@ -173,8 +173,6 @@ class LiteConsumer(Consumer):
     # -- life -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.lock is not None:
-            self.lock.acquire()
         self._register()
         recovered = release_stalled_claims(self.storage, me=self.consumer_id)
         if recovered:
@@ -202,10 +200,16 @@ class LiteConsumer(Consumer):
                        f"{','.join(self.queues) if self.queues else 'all'}")
 
     def _register(self) -> None:
-        """Register; a full disk or a read-only database is waited out, one line per step."""
+        """Take the life lock and register; a full disk or a read-only database (or its
+        folder, where the lock file lives) is waited out, one line per step."""
         fault = FaultWait(log, "consumer start")
         while True:
             try:
+                if self.lock is not None and self.lock.fd < 0:
+                    try:
+                        self.lock.acquire()
+                    except OSError as exc:
+                        raise dberrors.from_os_error(exc, self.storage.database) from exc
                 register_worker(self.storage, self.consumer_id, os.getpid(),
                                 str(self.lock.path) if self.lock else None, self.queues, self.workers,
                                 self.worker_type)
@@ -215,7 +219,7 @@ class LiteConsumer(Consumer):
                 fault.wait(exc, self.stop_event, reconnect=self.storage.close)
                 if self._signum is not None or self.stop_event.is_set():
                     log.info("consumer %s stopped before it could register", self.consumer_id)
-                    if self.lock is not None:
+                    if self.lock is not None and self.lock.fd >= 0:
                         self.lock.release()
                     raise SystemExit(0) from None
             else:
@@ -229,7 +233,12 @@ class LiteConsumer(Consumer):
         sdnotify.reloading()
         children = [proc.pid for _, proc in self.worker_threads
                     if self.worker_type == "process" and getattr(proc, "pid", None)]
-        restart_in_place(children)
+        for pid in children:  # before the lock goes: they hold it too (inherited)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if self.lock is not None:
+            self.lock.release()  # inheritable (for process workers): exec would keep it open
+        restart_in_place()
 
     def _jobs_done(self) -> int:
         return self.dispatcher.done if self.dispatcher else 0

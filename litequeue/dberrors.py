@@ -192,8 +192,11 @@ def translate(exc: BaseException, database: Any) -> BaseException:
         return exc
     name, path = location(database)
     if which is None and path is not None and "disk i/o error" in str(exc).lower():
+        if not os.path.exists(path):  # the -wal went with it: see replaced.py
+            which = GONE
         free = free_bytes(path)
-        if free is not None and free < 65536:  # SQLite reports ENOSPC on the -shm as an I/O error
+        # SQLite reports ENOSPC while growing the -shm (or a WAL frame) as an I/O error.
+        if free is not None and free < 1_000_000:
             which = FULL
     if which == FULL:
         return DatabaseFullError(full_message(name, path), name)
@@ -203,6 +206,18 @@ def translate(exc: BaseException, database: Any) -> BaseException:
         return DatabaseReplacedError(replaced_message(name))
     if which == LOCKED:
         return DatabaseBusyError(BUSY_MESSAGE)
+    return exc
+
+
+def from_os_error(exc: OSError, database: Any) -> BaseException:
+    """A file operation beside the database (its lock files) failed: the same faults."""
+    import errno
+
+    name, path = location(database)
+    if exc.errno == errno.ENOSPC:
+        return DatabaseFullError(full_message(name, path), name)
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return DatabaseReadOnlyError(read_only_message(name, path, exc), name)
     return exc
 
 

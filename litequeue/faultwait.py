@@ -20,7 +20,8 @@ FIRST_STEP = 1.0
 MAX_STEP = 30.0
 #: How often the cause is looked at during a step.
 PROBE_EVERY = 0.25
-FAULTS = (dberrors.FULL, dberrors.READ_ONLY)
+#: GONE: the file was deleted under us; the consumer's supervisor restarts it within a second.
+FAULTS = (dberrors.FULL, dberrors.READ_ONLY, dberrors.GONE)
 
 
 class FaultWait:

@@ -61,9 +61,9 @@ class FileIdentity:
         now = _ident(self.path)
         if now == self.ident:
             return None
-        if now is None:
-            return f"database file {self.path} was deleted while this process had it open"
-        return f"database file {self.path} was replaced by another file while this process had it open"
+        now_names = "no file" if now is None else "another file"
+        return (f"database file {self.path} was deleted or replaced while this process had it open "
+                f"(the path now names {now_names})")
 
 
 def restart_argv() -> list[str]:

@@ -20,6 +20,7 @@ next pipeline step) is collected in the job's :class:`Unit` and written by ``ack
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections import Counter as Tally
@@ -724,7 +725,7 @@ class _BusyGuard:
             handled = False  # the rollback after a failed statement failed: the statement's error wins
         finally:
             FORK_GUARD.release()
-        if isinstance(ev, pw.DatabaseError):
+        if _is_db_error(ev):
             clear = _clear(ev, self.database)
             if clear is not ev:
                 raise clear from ev
@@ -740,6 +741,12 @@ class _BusyGuard:
         if conn is not None and (not isinstance(db, pw.SqliteDatabase) or conn.in_transaction):
             with contextlib.suppress(Exception):
                 db.close()
+
+
+def _is_db_error(exc: object) -> bool:
+    """A driver's error (peewee wraps most, but ``many`` runs the raw cursor)."""
+    return isinstance(exc, pw.DatabaseError | sqlite3.Error) or (
+        isinstance(exc, Exception) and type(exc).__module__.startswith("psycopg"))
 
 
 def _clear(exc: Exception, database: pw.Database | None = None) -> Exception:
