@@ -241,6 +241,52 @@ def test_database_deleted_or_replaced_under_a_running_consumer(project: Project,
     say(f"database {how}: the job enqueued afterwards succeeded after {took:.1f}s; consumer logged: {lines[0]}")
 
 
+def test_status_page_reads_the_file_now_at_the_path(project: Project, caplog: pytest.LogCaptureFixture) -> None:
+    from litequeue_web import WebSettings, create_app
+
+    project.write("tasks.py", TASKS)
+    project.cli("enqueue", "work", "--app", "tasks", "--args", "[1]")
+    client = create_app(WebSettings(db=str(project.db))).test_client()
+    assert client.get("/api/overview").get_json()["queues"]["default"]["queued"] == 1
+    other = project.root / "other.db"
+    env = dict(project.env, LITEQUEUE_DB=str(other))
+    for i in range(3):
+        subprocess.run([*_python(), "-m", "litequeue", "enqueue", "work", "--app", "tasks", "--args", f"[{i}]"],
+                       cwd=project.root, env=env, check=True, capture_output=True)
+    os.replace(other, project.db)
+    assert client.get("/api/overview").get_json()["queues"]["default"]["queued"] == 3
+    lines = [r.getMessage() for r in caplog.records if "deleted or replaced" in r.getMessage()]
+    assert len(lines) == 1 and str(project.db) in lines[0], lines
+
+
+def test_watch_inbox_writes_to_the_file_now_at_the_path(project: Project) -> None:
+    project.write("tasks.py", TASKS + "\n\n@app.task()\ndef ingest(path: str) -> str:\n    return path\n")
+    inbox = project.root / "inbox"
+    inbox.mkdir()
+    project.cli("enqueue", "work", "--app", "tasks", "--args", "[1]")  # creates the database
+    log = open(project.root / "watcher.log", "a")  # noqa: SIM115 - closed below
+    watcher = subprocess.Popen([*_python(), "-m", "litequeue", "watch-inbox", str(inbox), "--app", "tasks",
+                                "--rule", "*.txt=ingest"], cwd=project.root, env=project.env, stdout=log,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    project.procs.append(watcher)
+    try:
+        (inbox / "a.txt").write_text("a")
+        wait_for(lambda: project.query("SELECT COUNT(*) FROM lq_job WHERE task = 'ingest'") == [(1,)], 10,
+                 what="the first file's job")
+        os.remove(project.db)
+        time.sleep(1.5)  # the watcher notices within a second and restarts on the (new) path
+        (inbox / "b.txt").write_text("b")
+        wait_for(lambda: project.query("SELECT COUNT(*) FROM lq_job WHERE task = 'ingest' "
+                                       "AND args LIKE '%b.txt%'") == [(1,)], 10,
+                 what="the second file's job in the new database file")
+        assert watcher.poll() is None
+        lines = [line for line in (project.root / "watcher.log").read_text().splitlines()
+                 if "deleted or replaced" in line]
+        assert len(lines) == 1 and str(project.db) in lines[0], lines
+    finally:
+        log.close()
+
+
 def _python() -> list[str]:
     import sys
 
