@@ -132,6 +132,11 @@ def location(database: Any) -> tuple[str, str | None]:
         path = name[len("file:"):].split("?", 1)[0] if name.startswith("file:") else name
         if "://" not in path:
             return path, path
+    if isinstance(database, pw.Database):
+        params = getattr(database, "connect_params", {}) or {}
+        host = params.get("host") or "localhost"
+        port = f":{params['port']}" if params.get("port") else ""
+        return f"database {name} on {host}{port}", None
     return str(redact(name)), None
 
 
@@ -154,7 +159,8 @@ def free_text(path: str | None) -> str:
 def read_only_reason(path: str | None, exc: BaseException | None = None) -> str:
     """Why writes to ``path`` are refused, in a few words."""
     if path is None:
-        return f"the server refused the write: {exc}" if exc is not None else "the server refuses writes"
+        first = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else ""
+        return f"the server refused the write: {first}" if first else "the server refuses writes"
     folder = os.path.dirname(os.path.abspath(path)) or "."
     try:
         if os.statvfs(folder).f_flag & os.ST_RDONLY:
