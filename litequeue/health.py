@@ -36,6 +36,8 @@ _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 #: job out of two is not an incident.
 MIN_FAILURES = 3
 FAILURE_WINDOW = 3600.0
+#: Less free space than this next to a SQLite database is a full disk.
+FULL_BELOW = 1_000_000
 
 
 @dataclass
@@ -133,6 +135,14 @@ def _check_writable(store: LiteStorage, report: Report) -> None:
                               "free the disk, or stop whatever holds the write lock")
         return
     report.checks["database"]["writable"] = True
+    name, path = dberrors.location(store.database)
+    free = dberrors.free_bytes(path) if path is not None else None
+    if free is not None:
+        report.checks["database"]["free_bytes"] = free
+        # A no-op update can still fit in pages SQLite already has: look at the space too.
+        if free < FULL_BELOW:
+            report.add(UNHEALTHY, f"database: the disk is full: {name} ({dberrors.free_text(path)}); "
+                                  "enqueues fail and consumers wait: free some space there")
 
 
 def _check_replaced(store: LiteStorage, report: Report) -> None:

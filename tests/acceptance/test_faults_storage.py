@@ -162,6 +162,14 @@ def test_disk_full_says_so_in_one_line_loses_nothing_and_recovers(on_tmpfs: Proj
     assert len(lines_seen) <= 12, "\n".join(lines_seen)
     assert consumer.poll() is None, "the consumer died when the disk filled"
 
+    # health and doctor say so, with the free space.
+    health = project.cli("health", check=False)
+    assert health.returncode == 2, health.stdout
+    assert f"- unhealthy: database: the disk is full: {project.db} (" in health.stdout, health.stdout
+    assert "MB free on its filesystem" in health.stdout
+    doctor = project.cli("doctor", check=False).stdout
+    assert re.search(r"fail +\d+\.\d MB free on the database's filesystem: the disk is full", doctor), doctor
+
     # Space comes back: the same consumer drains everything, nothing lost, file intact.
     _mount("-o", "remount,size=50m", str(tmpfs))
     total = 1 + 4 + enqueued
