@@ -13,6 +13,9 @@ from .errors import (
     ConfigurationError,
     DatabaseBusyError,
     DatabaseError,
+    DatabaseFullError,
+    DatabaseReadOnlyError,
+    DatabaseReplacedError,
     JobCancelled,
     JobNotFoundError,
     LiteQueueError,
@@ -22,6 +25,7 @@ from .status import AttemptOutcome, JobStatus
 
 __all__ = [
     "AppImportError", "AttemptOutcome", "ConfigurationError", "DatabaseBusyError", "DatabaseError",
+    "DatabaseFullError", "DatabaseReadOnlyError", "DatabaseReplacedError",
     "JobCancelled", "JobNotFoundError", "JobStatus", "LiteQueue", "LiteQueueError",
     "UnknownTaskError", "crontab", "current_job", "default_app", "periodic_task", "task",
 ]

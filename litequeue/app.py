@@ -23,6 +23,7 @@ from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
 from .ids import new_job_id
 from .ledger.preview import preview
+from .replaced import FileIdentity
 from .storage import LiteStorage, NewJob
 
 
@@ -105,6 +106,8 @@ class LiteQueue(Huey):
         self.durability = durability
         self.crash_cap = crash_cap
         database = open_database(self.db_target, durability=durability, busy_timeout=busy_timeout)
+        #: the file the database path named when it was opened (None for a server database)
+        self.db_identity = FileIdentity.of(database)
         self.bell_target = bell_target(self.db_target, database)
         super().__init__(name, results=results, store_none=store_none, utc=True,
                          database=database, **kwargs)
@@ -193,14 +196,15 @@ class LiteQueue(Huey):
         self._write(self.new_jobs(task))
         self._emit(S.SIGNAL_SCHEDULED, task)
 
-    def enqueue_many(self, tasks: Sequence[Task], chunk: int = 10_000) -> list[str]:
-        """Write many jobs in a few transactions (``chunk`` per transaction)."""
-        for start in range(0, len(tasks), chunk):
-            jobs: list[NewJob] = []
-            for task in tasks[start:start + chunk]:
-                if task.expires:
-                    task.resolve_expires(self.utc)
-                jobs.extend(self.new_jobs(task))
+    def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
+        """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
+        none. ``chunk`` is accepted for compatibility and ignored."""
+        jobs: list[NewJob] = []
+        for task in tasks:
+            if task.expires:
+                task.resolve_expires(self.utc)
+            jobs.extend(self.new_jobs(task))
+        if jobs:
             self._write(jobs)
         return [t.id for t in tasks]
 

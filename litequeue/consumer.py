@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
-from . import defaults, interrupts, sdnotify
+from . import dberrors, defaults, interrupts, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
+from .faultwait import FaultWait
 from .ledger import queries
 from .liveness import LifeLock, holder_of, holder_pattern, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
+from .replaced import restart_in_place
 from .retention import AutoPruner
 from .scheduler import LiteScheduler
 from .storage import FORK_GUARD
@@ -152,11 +154,7 @@ class LiteConsumer(Consumer):
     # -- life -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.lock is not None:
-            self.lock.acquire()
-        register_worker(self.storage, self.consumer_id, os.getpid(),
-                        str(self.lock.path) if self.lock else None, self.queues, self.workers,
-                        self.worker_type)
+        self._register()
         recovered = release_stalled_claims(self.storage, me=self.consumer_id)
         if recovered:
             log.warning("recovered %d job(s) from dead consumers", recovered)
@@ -164,13 +162,15 @@ class LiteConsumer(Consumer):
             self._bell = self.make_bell("dispatcher")
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done, pruner=self.pruner,
-                                         progressing=self._dispatcher_progressing)
+                                         progressing=self._dispatcher_progressing,
+                                         identity=self.huey.db_identity, on_replaced=self.database_replaced)
             self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                          self.supervisor.paused, self.observers, self.huey.bell_target,
                                          self.stop_event, workers=self.workers)
         else:
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
-                                         self._jobs_done, pruner=self.pruner)
+                                         self._jobs_done, pruner=self.pruner, identity=self.huey.db_identity,
+                                         on_replaced=self.database_replaced)
         log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
                  self.consumer_id, self.workers, self.worker_type,
                  ",".join(self.queues) if self.queues else "all", self.huey.db_target)
@@ -183,6 +183,47 @@ class LiteConsumer(Consumer):
 
     def _dispatcher_progressing(self) -> bool:
         return self.dispatcher is None or self.dispatcher.stalled_for() < defaults.DISPATCHER_STALL
+
+    def _register(self) -> None:
+        """Take the life lock and register; a full disk or a read-only database (or its
+        folder, where the lock file lives) is waited out, one line per step."""
+        fault = FaultWait(log, "consumer start")
+        while True:
+            try:
+                if self.lock is not None and self.lock.fd < 0:
+                    try:
+                        self.lock.acquire()
+                    except OSError as exc:
+                        raise dberrors.from_os_error(exc, self.storage.database) from exc
+                register_worker(self.storage, self.consumer_id, os.getpid(),
+                                str(self.lock.path) if self.lock else None, self.queues, self.workers,
+                                self.worker_type)
+            except Exception as exc:
+                if not fault.handles(exc):
+                    raise
+                fault.wait(exc, self.stop_event, reconnect=self.storage.close)
+                if self._signum is not None or self.stop_event.is_set():
+                    log.info("consumer %s stopped before it could register", self.consumer_id)
+                    if self.lock is not None and self.lock.fd >= 0:
+                        self.lock.release()
+                    raise SystemExit(0) from None
+            else:
+                fault.recovered()
+                return
+
+    def database_replaced(self) -> None:
+        """The database path names another file (or none): restart in place, which opens
+        the file now at the path. Called by the supervisor, which logged why; see
+        replaced.py for why nothing is written to the old file first."""
+        sdnotify.reloading()
+        children = [proc.pid for _, proc in self.worker_threads
+                    if self.worker_type == "process" and getattr(proc, "pid", None)]
+        for pid in children:  # before the lock goes: they hold it too (inherited)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if self.lock is not None:
+            self.lock.release()  # inheritable (for process workers): exec would keep it open
+        restart_in_place()
 
     def _jobs_done(self) -> int:
         return self.dispatcher.done if self.dispatcher else 0

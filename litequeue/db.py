@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import peewee
 from playhouse.db_url import connect as db_url_connect
 
-from . import defaults
-from .errors import DatabaseError
+from . import dberrors, defaults
+from .errors import DatabaseError, DatabaseReadOnlyError
 
 SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
 
@@ -60,8 +62,8 @@ def _check_sqlite_file(path: str, *, create: bool) -> None:
             f"no litequeue database at {path}; enqueue a job or start a consumer first, "
             "or set LITEQUEUE_DB to the right file"
         )
-    if create and not os.access(folder, os.W_OK):
-        raise DatabaseError(
+    if create and not exists and not os.access(folder, os.W_OK):
+        raise DatabaseReadOnlyError(
             f"cannot write database {path}: folder {folder} is read-only; "
             "make it writable or set LITEQUEUE_DB to a writable location"
         )
@@ -78,6 +80,45 @@ def _check_sqlite_file(path: str, *, create: bool) -> None:
                 f"{path} is not a litequeue database (not a SQLite file); "
                 "point LITEQUEUE_DB at a new or existing litequeue database"
             )
+
+
+class SqliteDatabase(peewee.SqliteDatabase):
+    """peewee's SQLite database that can still read a WAL database on a read-only location.
+
+    SQLite needs the ``-shm`` file to read a WAL database; on a read-only folder or mount
+    where the last writer removed it, opening fails ("unable to open database file"). Then
+    the file is opened as an immutable read-only snapshot: nothing can write it from here
+    (a write fails "read-only" with the reason), and reads (status, jobs, the page) work.
+    Each reconnect tries the normal way first, so writes work again once the location is
+    writable."""
+
+    def _connect(self) -> Any:
+        try:
+            return super()._connect()
+        except sqlite3.OperationalError as exc:
+            path = sqlite_path(self.database)
+            if path is not None and path.startswith("file:"):
+                path = path[len("file:"):].split("?", 1)[0]
+            if path is None or not _snapshot_only(path, exc):
+                raise
+        params = {k: v for k, v in self.connect_params.items() if k != "uri"}
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro&immutable=1",
+                               uri=True, timeout=self._timeout, isolation_level=None, **params)
+        try:
+            self._add_conn_hooks(conn)
+        except Exception:
+            conn.close()
+            raise
+        return conn
+
+
+def _snapshot_only(path: str, exc: BaseException) -> bool:
+    """The file is there and readable, but SQLite cannot create its -shm next to it."""
+    if "unable to open database file" not in str(exc).lower() or not os.path.isfile(path):
+        return False
+    if os.path.exists(path + "-shm") or not os.access(path, os.R_OK):
+        return False
+    return not os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)
 
 
 def open_database(
@@ -114,13 +155,13 @@ def open_database(
         "cache_size": -16000,
     }
     if readonly:
-        db = peewee.SqliteDatabase(
+        db = SqliteDatabase(
             f"file:{os.path.abspath(path)}?mode=ro", uri=True, pragmas=pragmas,
             timeout=busy_timeout, check_same_thread=False,
         )
     else:
         pragmas.update(journal_mode="wal", synchronous=SYNCHRONOUS[durability])
-        db = peewee.SqliteDatabase(
+        db = SqliteDatabase(
             path, pragmas=pragmas, timeout=busy_timeout, check_same_thread=False
         )
     # Switching a new file to WAL upgrades a read lock to a write lock, and SQLite answers
@@ -131,6 +172,9 @@ def open_database(
             db.connect(reuse_if_open=True)
             return db
         except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
+            fault = dberrors.translate(exc, path)
+            if isinstance(fault, DatabaseError) and not is_busy_error(exc):
+                raise fault from exc
             if not is_busy_error(exc) or time.monotonic() >= deadline:
                 raise DatabaseError(f"cannot open database {path}: {exc}; "
                                     "check the path and its permissions") from exc

@@ -175,6 +175,7 @@ def check_database(target: str | None, mounts: str = "/proc/mounts") -> list[Fin
         out.append(Finding(FAIL, "database", f"{path} is not a file"))
         return out
     out.append(Finding(OK, "database", f"database {path} ({os.path.getsize(path):,} bytes)"))
+    out += check_space(path)
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
@@ -190,6 +191,32 @@ def check_database(target: str | None, mounts: str = "/proc/mounts") -> list[Fin
                                                  "; litequeue expects wal (readers never block the writer): "
                                                  "start a consumer once to switch it")))
     out.append(_schema_finding(int(row[0]) if row else 0))
+    return out
+
+
+#: Below this much free space next to the database, doctor warns (a busy queue's WAL alone
+#: can take tens of megabytes before a checkpoint).
+LOW_SPACE = 100_000_000
+
+
+def check_space(path: str) -> list[Finding]:
+    """Free space on the database's filesystem, and files that no longer are the database."""
+    from . import dberrors, replaced
+
+    out = []
+    free = dberrors.free_bytes(path)
+    if free is not None:
+        text = f"{free / 1e6:.1f} MB free on the database's filesystem"
+        if free < 1_000_000:
+            out.append(Finding(FAIL, "database", f"{text}: the disk is full; enqueues fail (exit 3) and "
+                                                 "consumers wait until space returns: free some space there"))
+        elif free < LOW_SPACE:
+            out.append(Finding(WARN, "database", f"{text}: low; enqueues fail once it is gone"))
+        else:
+            out.append(Finding(OK, "database", text))
+    for pid, command in replaced.stale_openers(path):
+        out.append(Finding(WARN, "database", f"process {pid} ({command}) still has a deleted or replaced copy "
+                                             f"of {path} open: it serves that file, not this one; restart it"))
     return out
 
 

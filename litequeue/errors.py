@@ -27,6 +27,31 @@ class SchemaOutOfDateError(DatabaseError):
     """The database's schema is older than this litequeue and migrating was turned off."""
 
 
+class DatabaseFullError(DatabaseError):
+    """The database's filesystem (or server) is out of space; nothing was written.
+
+    ``path`` is the database file (or the redacted URL); writes work again once space
+    returns, with no other action."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class DatabaseReadOnlyError(DatabaseError):
+    """The database file, its folder or its filesystem refuses writes; nothing was written.
+
+    Reads still work; ``path`` is the database file (or the redacted URL)."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class DatabaseReplacedError(DatabaseError):
+    """The database file was deleted or replaced while this process had it open."""
+
+
 class UnknownTaskError(LiteQueueError):
     """No task of that name is registered (or the short name is ambiguous)."""
 

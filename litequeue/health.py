@@ -22,7 +22,7 @@ from typing import Any
 
 import peewee as pw
 
-from . import migrations
+from . import dberrors, migrations, replaced
 from .db import open_database
 from .errors import DatabaseError, LiteQueueError
 from .ledger import queries
@@ -37,6 +37,8 @@ _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 #: job out of two is not an incident.
 MIN_FAILURES = 3
 FAILURE_WINDOW = 3600.0
+#: Less free space than this next to a SQLite database is a full disk.
+FULL_BELOW = 1_000_000
 
 
 @dataclass
@@ -87,6 +89,7 @@ def check(db: str | None = None, thresholds: Thresholds | None = None, now: floa
         return report
     try:
         _check_writable(store, report)
+        _check_replaced(store, report)
         alive = _check_consumers(store, t, report, now)
         _check_queues(store, t, report, now, alive)
         _check_failures(store, t, report, now)
@@ -125,12 +128,36 @@ def _check_writable(store: LiteStorage, report: Report) -> None:
         with store.write():
             store.touch()
     except (pw.DatabaseError, LiteQueueError) as exc:
-        report.checks["database"].update(writable=False, error=str(exc))
+        _, path = dberrors.location(store.database)
+        report.checks["database"].update(writable=False, error=str(exc), fault=dberrors.kind(exc))
+        if path is not None:
+            report.checks["database"]["free_bytes"] = dberrors.free_bytes(path)
         report.add(UNHEALTHY, f"database: not writable ({exc}); producers cannot enqueue and "
                               "consumers cannot record outcomes: fix the file's permissions, "
                               "free the disk, or stop whatever holds the write lock")
         return
     report.checks["database"]["writable"] = True
+    name, path = dberrors.location(store.database)
+    free = dberrors.free_bytes(path) if path is not None else None
+    if free is not None:
+        report.checks["database"]["free_bytes"] = free
+        # A no-op update can still fit in pages SQLite already has: look at the space too.
+        if free < FULL_BELOW:
+            report.add(UNHEALTHY, f"database: the disk is full: {name} ({dberrors.free_text(path)}); "
+                                  "enqueues fail and consumers wait: free some space there")
+
+
+def _check_replaced(store: LiteStorage, report: Report) -> None:
+    """Processes that still serve a deleted or replaced copy of the database file."""
+    _, path = dberrors.location(store.database)
+    if path is None or path == ":memory:":
+        return
+    stale = replaced.stale_openers(path)
+    report.checks["database"]["stale_openers"] = [{"pid": p, "command": c} for p, c in stale]
+    for pid, command in stale:
+        report.add(DEGRADED, f"database: process {pid} ({command}) still has a deleted or replaced copy of "
+                             f"{path} open and serves that file, not this one; restart it (a consumer "
+                             "restarts by itself within a second)")
 
 
 def _check_consumers(store: LiteStorage, t: Thresholds, report: Report, now: float) -> list[list[str]]:

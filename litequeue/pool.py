@@ -26,6 +26,7 @@ from . import defaults
 from .dberrors import is_transient
 from .doorbell import BellTarget, Doorbell, ring
 from .errors import DatabaseBusyError
+from .faultwait import FaultWait
 from .records import Claim, Finished
 from .status import AttemptOutcome, JobStatus
 
@@ -40,17 +41,28 @@ SHORT_JOB = 0.005
 SHORT_JOB_SAMPLE = 16
 
 
-def retrying(what: str, fn: Callable[[], Any], give_up: threading.Event | None = None) -> Any:
+def retrying(what: str, fn: Callable[[], Any], give_up: threading.Event | None = None,
+             reconnect: Callable[[], object] | None = None) -> Any:
     """Run ``fn`` until it does not fail (a busy or locked database is waited out, logged,
-    never fatal). ``give_up`` set: return None instead of retrying."""
+    never fatal; a full disk or a read-only database is waited out with one line per
+    back-off step, up to 30 s, see faultwait). ``give_up`` set: return None instead of
+    retrying. ``reconnect`` drops the connection before retrying a read-only database."""
     delay = 0.05
+    fault = FaultWait(log, what)
     while True:
         try:
-            return fn()
+            result = fn()
         except DatabaseBusyError:
             log.warning("%s: database busy, retrying", what)
-        except Exception:  # noqa: BLE001 - claims and acks must survive any database hiccup
-            log.exception("%s failed, retrying", what)
+        except Exception as exc:  # noqa: BLE001 - claims and acks must survive any database hiccup
+            if not fault.handles(exc):
+                log.exception("%s failed, retrying", what)
+            elif give_up is None or not give_up.is_set():
+                fault.wait(exc, reconnect=reconnect)
+                continue
+        else:
+            fault.recovered()
+            return result
         if give_up is not None and give_up.is_set():
             return None
         time.sleep(delay)
@@ -267,7 +279,7 @@ class Dispatcher:
             # Nothing else running: a job some worker died on gets its turn first, alone.
             isolate = "suspect-first" if alone and self.suspect is None else "others"
             acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: commit_round(
-                self.storage, self.holder, b, self.queues, w, self.paused(), i))
+                self.storage, self.holder, b, self.queues, w, self.paused(), i), reconnect=self.storage.close)
             if claims and claims[0].suspect:
                 self.suspect = claims[0]
             if claims:
@@ -363,7 +375,7 @@ class DirectEndpoint:
     def get(self, timeout: float) -> Claim | None:
         batch, self.held = self.held, []
         acked, claims = retrying("ack and claim", lambda: commit_round(
-            self.storage, self.holder, batch, self.queues, 1, self.paused()))
+            self.storage, self.holder, batch, self.queues, 1, self.paused()), reconnect=self.storage.close)
         self._settle(batch, acked)
         if claims:
             return claims[0]

@@ -12,6 +12,7 @@ from huey.consumer import Scheduler
 
 from .dberrors import is_transient
 from .doorbell import Doorbell, ring
+from .faultwait import FaultWait
 
 if TYPE_CHECKING:
     from .app import LiteQueue
@@ -62,6 +63,7 @@ class LiteScheduler(Scheduler):
         self.last_minute: dt.datetime | None = None
         #: slots not fully recorded yet: slot -> names still owed (None: every task due)
         self.owed: dict[dt.datetime, set[str] | None] = {}
+        self.fault = FaultWait(log, "scheduler")
 
     def initialize(self) -> None:
         self.bell = self.consumer.make_bell("scheduler")
@@ -79,14 +81,19 @@ class LiteScheduler(Scheduler):
             if moved:
                 log.debug("dispatched %d due jobs", moved)
                 ring(huey.bell_target)
-        except Exception:  # noqa: BLE001 - the scheduler must survive a busy database
-            log.exception("scheduler pass failed; retrying")
+        except Exception as exc:  # noqa: BLE001 - the scheduler must survive a busy database
+            if self._waited_out(exc):
+                return
         if self.periodic:  # even when dispatching failed: the minute must still be noted
             self.fire_periodic()
         try:
             nxt = huey.storage.next_due()
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
+            if self._waited_out(exc):
+                return
             nxt = None
+        else:
+            self.fault.recovered()
         wait = MAX_SLEEP if nxt is None else min(MAX_SLEEP, max(0.0, nxt - time.time()))
         if self.stop_flag.is_set():
             return
@@ -94,6 +101,15 @@ class LiteScheduler(Scheduler):
             self.bell.wait(wait)
         else:
             self.stop_flag.wait(wait)
+
+    def _waited_out(self, exc: Exception) -> bool:
+        """Log a failed pass; a full disk or a read-only database is waited out here with
+        one line per back-off step (True: skip the rest of this pass)."""
+        if not self.fault.handles(exc):
+            log.exception("scheduler pass failed; retrying")
+            return False
+        self.fault.wait(exc, self.stop_flag, reconnect=self.huey.storage.close)
+        return True
 
     def fire_periodic(self, now: dt.datetime | None = None) -> None:
         """Fire every slot owed up to ``now`` (naive UTC; default: the clock)."""

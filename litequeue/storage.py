@@ -19,6 +19,8 @@ next pipeline step) is collected in the job's :class:`Unit` and written by ``ack
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -28,8 +30,7 @@ import peewee as pw
 from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
-from . import dialect, interrupts, migrations, transitions
-from .errors import DatabaseBusyError
+from . import dberrors, dialect, interrupts, migrations, transitions
 from .ledger.models import Ledger, make_ledger
 from .records import Claim, Finished, NewJob, Unit
 
@@ -149,7 +150,7 @@ class LiteStorage(SqlStorage):
 
     def write(self) -> Any:
         """A write transaction; SQLite's busy timeout waits out other writers."""
-        return _BusyGuard(self.atomic())
+        return _BusyGuard(self.atomic(), self.database)
 
     # -- the unit of work a running job collects ----------------------------------------
 
@@ -351,10 +352,13 @@ FORK_GUARD = threading.RLock()
 
 
 class _BusyGuard:
-    """Turn SQLite's "database is locked" after the busy timeout into a clear error."""
+    """Storage faults become litequeue errors that say what happened and where: locked past
+    the busy timeout, disk full, read-only, file gone (see dberrors). The failed
+    statement's error always wins over the ROLLBACK that follows it."""
 
-    def __init__(self, txn: Any) -> None:
+    def __init__(self, txn: Any, database: pw.Database | None = None) -> None:
         self.txn = txn
+        self.database = database
 
     def __enter__(self) -> Any:
         interrupts.enter_write()  # a thread timeout waits until this write has ended
@@ -364,7 +368,7 @@ class _BusyGuard:
         except pw.OperationalError as exc:
             FORK_GUARD.release()
             interrupts.leave_write()
-            raise _busy(exc) from exc
+            raise _clear(exc, self.database) from exc
         except BaseException:
             FORK_GUARD.release()
             interrupts.leave_write()
@@ -373,25 +377,42 @@ class _BusyGuard:
     def __exit__(self, et: Any, ev: Any, tb: Any) -> Any:
         try:
             handled = self.txn.__exit__(et, ev, tb)
-        except pw.OperationalError as err:
-            raise _busy(err) from err
+        except pw.DatabaseError as err:
+            self._forget_broken_connection()
+            if ev is None:  # the commit failed (and maybe the rollback after it)
+                clear = _clear(err, self.database)
+                raise clear from (None if clear is err else dberrors.primary(err))
+            handled = False  # the rollback after a failed statement failed: the statement's error wins
         finally:
             FORK_GUARD.release()
             interrupts.leave_write()
-        if isinstance(ev, pw.OperationalError):
-            clear = _busy(ev)
+        if _is_db_error(ev):
+            clear = _clear(ev, self.database)
             if clear is not ev:
                 raise clear from ev
         return handled
 
+    def _forget_broken_connection(self) -> None:
+        """A ROLLBACK that failed may leave the connection inside a transaction (then every
+        later BEGIN fails): drop this thread's connection; the next use opens a fresh one."""
+        db = self.database
+        if db is None or db.transaction_depth() > 0:
+            return
+        conn = db._state.conn
+        if conn is not None and (not isinstance(db, pw.SqliteDatabase) or conn.in_transaction):
+            with contextlib.suppress(Exception):
+                db.close()
 
-def _busy(exc: Exception) -> Exception:
-    text = str(exc).lower()
-    if "locked" in text or "busy" in text:
-        return DatabaseBusyError(
-            "the database stayed locked by another process past the busy timeout; nothing was "
-            "written: retry, or raise busy_timeout (LITEQUEUE_BUSY_TIMEOUT)")
-    return exc
+
+def _is_db_error(exc: object) -> bool:
+    """A driver's error (peewee wraps most, but ``many`` runs the raw cursor)."""
+    return isinstance(exc, pw.DatabaseError | sqlite3.Error) or (
+        isinstance(exc, Exception) and type(exc).__module__.startswith("psycopg"))
+
+
+def _clear(exc: Exception, database: pw.Database | None = None) -> Exception:
+    clear = dberrors.translate(exc, database if database is not None else "the database")
+    return clear if isinstance(clear, Exception) else exc
 
 
 class _null:

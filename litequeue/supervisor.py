@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 from . import defaults, sdnotify, transitions
 from .doorbell import ring
+from .faultwait import FaultWait
 from .liveness import boot_id, consumer_of, hostname, judge
 
 if TYPE_CHECKING:
+    from .replaced import FileIdentity
     from .retention import AutoPruner
     from .storage import LiteStorage
 
@@ -76,9 +78,13 @@ class Supervisor:
 
     def __init__(self, storage: LiteStorage, consumer_id: str, bell_target: object,
                  jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL,
-                 pruner: AutoPruner | None = None, progressing: Callable[[], bool] | None = None) -> None:
+                 pruner: AutoPruner | None = None, progressing: Callable[[], bool] | None = None,
+                 identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None) -> None:
         self.storage = storage
         self.progressing = progressing
+        self.identity = identity
+        self.on_replaced = on_replaced
+        self.fault = FaultWait(log, "heartbeat")
         self.consumer_id = consumer_id
         self.bell_target = bell_target
         self.jobs_done = jobs_done
@@ -104,6 +110,14 @@ class Supervisor:
         self._paused = paused
 
     def tick(self) -> None:
+        if self.identity is not None and self.on_replaced is not None:
+            # Before the heartbeat: not one more write into a file that is gone.
+            message = self.identity.check()
+            if message is not None:
+                log.error("%s; restarting to serve the file now at that path (the old file's "
+                          "claims go with it)", message, extra={"action": "database-replaced"})
+                self.on_replaced()
+                return
         update_heartbeat(self.storage, self.consumer_id, self.jobs_done())
         # Only once the heartbeat is written and the workers' jobs still move: a stuck
         # database or a hung dispatcher trips the watchdog (systemd restarts the consumer).
@@ -123,5 +137,10 @@ class Supervisor:
         while not self.stop.wait(self.interval):
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - housekeeping must survive a busy database
-                log.exception("supervisor pass failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - housekeeping must survive a busy database
+                if not self.fault.handles(exc):
+                    log.exception("supervisor pass failed; retrying")
+                else:  # a full disk or a read-only database: one line per back-off step
+                    self.fault.wait(exc, self.stop, reconnect=self.storage.close)
+            else:
+                self.fault.recovered()

@@ -3,6 +3,7 @@ page and its JSON twin are built from (one function per page, used by both)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from litequeue import control
 from litequeue.db import open_database
 from litequeue.errors import DatabaseError, LiteQueueError
 from litequeue.ledger import queries
+from litequeue.replaced import FileIdentity
 from litequeue.status import JobStatus
 from litequeue.storage import LiteStorage
 
@@ -20,6 +22,7 @@ from .periodic import NextRuns
 from .settings import WebSettings
 
 STATUSES = [s.value for s in JobStatus]
+log = logging.getLogger("litequeue.web")
 
 
 class BadRequest(LiteQueueError):
@@ -33,13 +36,20 @@ class Databases:
     def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
         self._reader: pw.Database | None = None
+        self._identity: FileIdentity | None = None
         self._lock = threading.Lock()
 
     def reader(self) -> pw.Database:
         """A read-only connection to the ledger; raises DatabaseError saying what is wrong."""
         with self._lock:
+            message = self._identity.check() if self._reader is not None and self._identity else None
+            if message is not None:
+                # Someone deleted the file or renamed another over it: read the one there now.
+                log.error("%s; the status page reopens the file now at that path", message)
+                self._close_reader()
             if self._reader is None:
                 db = open_database(self.settings.db, readonly=True, create=False)
+                self._identity = FileIdentity.of(db)
                 if not queries.has_schema(db):
                     db.close()
                     raise DatabaseError(f"{self.settings.db} is not a litequeue database yet (no ledger "
@@ -50,12 +60,15 @@ class Databases:
     def forget_reader(self) -> None:
         """Drop the reader after an error so the next request opens a fresh one."""
         with self._lock:
-            if self._reader is not None:
-                try:
-                    self._reader.close()
-                except Exception:  # noqa: BLE001 - a broken connection may fail to close too
-                    pass
-                self._reader = None
+            self._close_reader()
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close too
+                pass
+            self._reader = None
 
     def store(self) -> LiteStorage:
         """A writable store for one action; close it with ``store.database.close()``."""

@@ -4,7 +4,9 @@ Exit statuses, the same for every command (``health`` adds its own 1 and 2, see 
 0 done; 1 a runtime error (the database, a job: trying again may help); 2 a usage or
 configuration error (a bad flag, variable or config file, an APP that cannot be imported, a
 database schema newer than this litequeue: trying again will not help, so systemd units list
-it in ``RestartPreventExitStatus``).
+it in ``RestartPreventExitStatus``); 3 the database's disk is full (nothing was written; free
+space, then retry); 4 the database is read-only (its file, folder or filesystem refuses
+writes; nothing was written).
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ from click.core import ParameterSource
 
 from .. import config as cfg
 from .. import defaults, logs
-from ..errors import AppImportError, ConfigurationError, LiteQueueError, SchemaTooNewError
+from ..errors import (
+    AppImportError,
+    ConfigurationError,
+    DatabaseFullError,
+    DatabaseReadOnlyError,
+    LiteQueueError,
+    SchemaTooNewError,
+)
 
 #: Exit status of usage and configuration errors (click's own for usage errors).
 EXIT_CONFIG = 2
+#: Exit status when the database's disk is full, and when it is read-only.
+EXIT_FULL = 3
+EXIT_READ_ONLY = 4
 
 
 class ConfigError(click.ClickException):
@@ -45,6 +57,10 @@ class Group(click.Group):
             return super().invoke(ctx)
         except (ConfigurationError, AppImportError, SchemaTooNewError) as exc:
             raise ConfigError(str(exc)) from None
+        except (DatabaseFullError, DatabaseReadOnlyError) as exc:
+            fault = click.ClickException(str(exc))
+            fault.exit_code = EXIT_FULL if isinstance(exc, DatabaseFullError) else EXIT_READ_ONLY
+            raise fault from None
         except LiteQueueError as exc:
             raise click.ClickException(str(exc)) from None
         except click.BadParameter as exc:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .. import replaced
 from ..errors import LiteQueueError
 from . import main
 from .helpers import setup_logging, user_app
@@ -80,6 +82,9 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
     signal.signal(signal.SIGINT, stop)
     if not oneshot:
         click.echo(f"watching {layout.root} ({'polling' if poll else 'inotify'}); Ctrl-C to stop", err=True)
+        # A job written to a deleted or replaced database file would be lost: restart in
+        # place (the new process rescans the inbox), as a consumer does.
+        replaced.watch(lq.db_identity, _restart, watcher.stop)
         watcher.run()
         return
     try:
@@ -92,6 +97,12 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
     click.echo(f"took {taken} file(s), {watcher.stats.duplicates} duplicate(s): {summary}")
     if wait and states.get("failed", 0):
         raise click.ClickException(f"{states['failed']} file(s) failed; see {layout.folder(layout.failed)}")
+
+
+def _restart(message: str) -> None:
+    logging.getLogger("litequeue.inbox").error(
+        "%s; restarting to write to the file now at that path", message, extra={"action": "database-replaced"})
+    replaced.restart_in_place()
 
 
 def inbox_extra(store: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import click
 from .. import control, plugins
 from ..errors import JobNotFoundError
 from ..ledger import queries
+from ..status import JobStatus
 from . import main
 from .helpers import app_argument, echo_json, json_option, parse_json, store, user_app
 from .progress import progress
@@ -65,7 +66,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         echo_json(data)
         return
     if not data["queues"]:
-        click.echo("no jobs yet")
+        if queries.list_jobs(s.database, limit=1):
+            recent = queries.finished_since(s.database, time.time() - 3600).get(JobStatus.SUCCEEDED.value, 0)
+            click.echo(f"all queues empty; {recent} succeeded in the last hour")
+        else:
+            click.echo("no jobs yet")
     else:
         click.echo(f"{'QUEUE':<16}{'SCHEDULED':>10}{'QUEUED':>8}{'RUNNING':>9}{'RETRYING':>10}"
                    f"{'FAILED':>8}  OLDEST QUEUED")

@@ -176,7 +176,7 @@ def test_unwritable_database_is_unhealthy(project, shared_dir, what):
     assert code == 2
     assert report["checks"]["database"]["writable"] is False
     assert report["reasons"][0].startswith("unhealthy: database: ")
-    assert "readonly database" in report["reasons"][0]
+    assert f"database is read-only: {project.db} (" in report["reasons"][0]
 
 
 def test_missing_or_wrong_database_is_unhealthy(project, tmp_path):
