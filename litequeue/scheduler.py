@@ -59,7 +59,9 @@ class LiteScheduler(Scheduler):
             self.stop_flag.wait(wait)
 
     def fire_periodic(self) -> None:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
+        # Huey's crontabs read UTC (utc=True, the default) or local time
+        now = (dt.datetime.now(dt.UTC).replace(tzinfo=None) if self.huey.utc else dt.datetime.now())
+        now = now.replace(second=0, microsecond=0)
         minute = now.isoformat()
         if minute == self.last_minute:
             return

@@ -19,10 +19,12 @@ next pipeline step) is collected in the job's :class:`Unit` and written by ``ack
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +33,7 @@ from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
 from . import dialect
-from .errors import DatabaseBusyError
+from .errors import ConfigurationError, DatabaseBusyError
 from .ledger.models import SCHEMA_VERSION, Ledger, make_ledger
 from .status import AttemptOutcome, JobStatus
 
@@ -55,6 +57,12 @@ class NewJob:
     retry: bool = False
     #: a pipeline step not enqueued yet: a ledger row only
     waiting: bool = False
+    #: enqueued through Huey's enqueue: goes to the ready queue even with a future ETA, as in
+    #: Huey (the worker that takes it puts it on the schedule); the ledger says ``scheduled``
+    on_queue: bool = False
+    #: put on the schedule by Huey (``add_to_schedule``): waits there even if already due,
+    #: until the scheduler (or ``read_schedule``) takes it
+    on_schedule: bool = False
 
 
 @dataclass
@@ -86,6 +94,9 @@ class Unit:
     signals: set[str] = field(default_factory=set)
     value: Any = None
     exception: BaseException | None = None
+    #: the task's own code is running: what it enqueues is written at once, as in Huey
+    #: (only what Huey enqueues after it, retries and pipeline steps, waits for the ack)
+    in_body: bool = False
 
 
 @dataclass
@@ -117,6 +128,15 @@ class LiteStorage(SqlStorage):
         super().__init__(name, database=database, create_tables=False, **kwargs)
         self.ledger: Ledger = make_ledger(self.database)
         self.is_sqlite = isinstance(self.database, pw.SqliteDatabase)
+        #: set by LiteQueue: the rows a serialized task writes, and what to do after a commit
+        #: that made jobs ready (ring the consumers' doorbell)
+        self.describe: Callable[[bytes], list[NewJob]] | None = None
+        self.committed: Callable[[], None] = lambda: None
+        self.utc = True
+        from .inline import InlineClaims
+
+        #: this process's claims taken through Huey's dequeue() / read_schedule()
+        self.inline = InlineClaims(self)
         if create_tables:
             self.create_tables()
 
@@ -279,6 +299,13 @@ class LiteStorage(SqlStorage):
     def unit(self) -> Unit | None:
         return getattr(self._local, "unit", None)
 
+    @property
+    def deferring(self) -> Unit | None:
+        """The running job's unit while its writes wait for its ack (not while its own
+        code runs)."""
+        unit = getattr(self._local, "unit", None)
+        return None if unit is None or unit.in_body else unit
+
     # -- enqueue ------------------------------------------------------------------------
 
     def write_jobs(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
@@ -286,7 +313,7 @@ class LiteStorage(SqlStorage):
 
         Inside a running job the rows go to its unit instead and are written by its ack.
         """
-        unit = self.unit
+        unit = self.deferring
         if unit is not None:
             unit.jobs.extend(jobs)
             return
@@ -297,8 +324,9 @@ class LiteStorage(SqlStorage):
         """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
         ready, scheduled, ledger_new, ledger_retry = [], [], [], []
         for job in jobs:
+            later = job.eta is not None and (job.eta > now or job.on_schedule)
             if not job.waiting:
-                if job.eta is not None and job.eta > now:
+                if later and not job.on_queue:
                     scheduled.append((self.name, job.queue, job.priority, job.id, job.data,
                                       job.eta, job.crash_cap))
                 else:
@@ -310,7 +338,7 @@ class LiteStorage(SqlStorage):
             else:
                 if job.waiting:
                     status = JobStatus.WAITING
-                elif job.eta is not None and job.eta > now:
+                elif later:
                     status = JobStatus.SCHEDULED
                 else:
                     status = JobStatus.QUEUED
@@ -334,11 +362,69 @@ class LiteStorage(SqlStorage):
         )
         self.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
 
-    def enqueue(self, data: bytes, priority: float | None = None) -> None:
-        raise NotImplementedError("LiteStorage writes jobs through LiteQueue.enqueue (write_jobs)")
+    # -- Huey's storage API: what Huey.enqueue / add_schedule / dequeue call ----------------
 
-    def dequeue(self) -> None:
-        raise NotImplementedError("LiteStorage hands out jobs through claim(), never dequeue()")
+    def enqueue(self, data: bytes, priority: float | None = None) -> None:
+        """Huey's enqueue: write the job (queue row + ledger row, one transaction) and ring
+        the doorbell after the commit; what Huey enqueues after a running job's code (a
+        retry, the next pipeline step) waits for that job's ack."""
+        jobs = self._rows_for(data)
+        jobs[0].on_queue = True
+        self._add(jobs)
+
+    def add_to_schedule(self, data: bytes, ts: Any) -> None:
+        """Huey's add_schedule (a delayed job, a retry with a delay, a job not due yet)."""
+        jobs = self._rows_for(data)
+        jobs[0].eta = _epoch(ts, self.utc)
+        jobs[0].on_schedule = True
+        self._add(jobs)
+
+    def _rows_for(self, data: bytes) -> list[NewJob]:
+        if self.describe is None:
+            raise ConfigurationError("LiteStorage writes jobs for a LiteQueue; create one with LiteQueue(...)")
+        return self.describe(data)
+
+    def _add(self, jobs: list[NewJob]) -> None:
+        if self.deferring is not None:
+            self.write_jobs(jobs)  # into the unit, written by the ack
+            return
+        if self.inline.hand_back(jobs[0]):
+            self.committed()  # a job dequeue()/read_schedule() handed out, enqueued again
+            return
+        pending = getattr(self._local, "batch", None)
+        if pending is not None:
+            pending.extend(jobs)
+            if len(pending) >= self._local.chunk:
+                self._flush_batch()
+            return
+        self.write_jobs(jobs)
+        self.committed()
+
+    @contextlib.contextmanager
+    def batch(self, chunk: int = 10_000) -> Iterator[None]:
+        """Collect the jobs enqueued inside the block and write them ``chunk`` per
+        transaction (``enqueue_many``, ``map``), ringing the doorbell once per commit."""
+        if self.deferring is not None or getattr(self._local, "batch", None) is not None:
+            yield  # a running job's unit or an outer batch already collects them
+            return
+        self._local.batch, self._local.chunk = [], chunk
+        try:
+            yield
+            self._flush_batch()
+        finally:
+            self._local.batch = None
+
+    def _flush_batch(self) -> None:
+        jobs, self._local.batch = self._local.batch, []
+        if jobs:
+            self.write_jobs(jobs)
+            self.committed()
+
+    def dequeue(self) -> bytes | None:
+        """Huey's dequeue: the next ready job, *claimed* by this process (not deleted).
+        ``LiteQueue.execute`` acks it; if this process dies first, a consumer recovers it."""
+        claim = self.inline.dequeue()
+        return None if claim is None else claim.data
 
     # -- claim ---------------------------------------------------------------------------
 
@@ -484,6 +570,13 @@ class LiteStorage(SqlStorage):
             "WHERE job_id = ? AND number = ?",
             [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt)
              for i in acked])
+        # Not due yet (Huey put it on the schedule): taking it was no attempt at running it.
+        early = [(i.claim.job_id, i.claim.attempt) for i in acked if i.outcome is AttemptOutcome.RELEASED]
+        if early:
+            self.many("DELETE FROM lq_attempt WHERE job_id = ? AND number = ?", early)
+            self.many("UPDATE lq_job SET attempts = attempts - 1, "
+                      "started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END "
+                      "WHERE id = ? AND attempts = ?", early)
         self._count_finished(acked)
         return acked
 
@@ -618,13 +711,49 @@ class LiteStorage(SqlStorage):
             return False
         return True
 
-    # Huey's own schedule API, for code that calls it directly.
-    def add_to_schedule(self, data: bytes, ts: Any) -> None:
-        raise NotImplementedError("LiteStorage schedules jobs through LiteQueue.add_schedule")
-
     def read_schedule(self, ts: Any) -> list[bytes]:
-        self.dispatch_due()
-        return []
+        """Huey's read_schedule: the jobs due at ``ts``, taken off the schedule and handed to
+        the caller under this process's claim (enqueue them to hand them to any worker, or
+        execute them here); a caller that dies leaves them to be recovered, not lost."""
+        return [c.data for c in self.inline.read_due(_epoch(ts, self.utc))]
+
+    def claim_due(self, holder: str, until: float) -> list[Claim]:
+        """Move the jobs due at ``until`` from the schedule to ready, claimed by ``holder``
+        (not started), in one transaction; soonest first."""
+        now = time.time()
+        claims = []
+        with self.write():
+            rows = self.sql(
+                "DELETE FROM lq_schedule WHERE app = ? AND eta <= ? "
+                "RETURNING id, queue, priority, job_id, data, crash_cap, eta",
+                (self.name, until)).fetchall()
+            rows.sort(key=lambda r: (r[6], r[0]))
+            for _, queue, priority, job_id, data, cap, _ in rows:
+                row_id = self.sql(
+                    "INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, "
+                    "claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (self.name, queue, priority, job_id, data, cap, now, holder, now)).fetchone()[0]
+                claims.append(Claim(row_id, job_id, queue, priority, bytes(data), cap, attempt=0))
+            self.many("UPDATE lq_job SET status = 'queued', updated_at = ? "
+                      "WHERE id = ? AND status = 'scheduled'", [(now, c.job_id) for c in claims])
+        return claims
+
+    def start_claim(self, holder: str, claim: Claim) -> None:
+        """Mark a claimed job running (a new attempt), as a consumer's claim does."""
+        now = time.time()
+        with self.write():
+            self._mark_running([claim], holder, now)
+            claim.claimed_at = now
+            claim.revocable = self._revocations_exist()
+
+    def hand_back(self, holder: str, claim: Claim, data: bytes) -> int:
+        """Give a claimed job back to the ready queue with ``data`` as its payload."""
+        with self.write():
+            self.sql("UPDATE lq_ready SET data = ? WHERE id = ? AND claimed_by = ?", (data, claim.row_id, holder))
+            if claim.attempt:
+                return self.release(holder, [claim.row_id], reason="handed back to the queue by enqueue()")
+            return self.sql("UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL "
+                            "WHERE id = ? AND claimed_by = ?", (claim.row_id, holder)).rowcount
 
     def schedule_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()[0]
@@ -639,7 +768,16 @@ class LiteStorage(SqlStorage):
         return "" if limit is None else f" LIMIT {int(limit)}"
 
     def flush_schedule(self) -> None:
-        self.sql("DELETE FROM lq_schedule WHERE app = ?", (self.name,))
+        """Huey's flush_schedule: the jobs are dropped, and end ``cancelled`` in the ledger."""
+        with self.write():
+            gone = self.sql("DELETE FROM lq_schedule WHERE app = ? RETURNING job_id", (self.name,)).fetchall()
+            self._flushed(gone)
+
+    def _flushed(self, rows: Sequence[tuple[str]]) -> None:
+        now = time.time()
+        self.many("UPDATE lq_job SET status = 'cancelled', error = 'flushed from the queue', "
+                  "finished_at = ?, updated_at = ? WHERE id = ? AND status IN "
+                  "('queued', 'scheduled', 'retrying')", [(now, now, r[0]) for r in rows])
 
     def queue_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_ready WHERE app = ? AND claimed_by IS NULL",
@@ -651,7 +789,12 @@ class LiteStorage(SqlStorage):
         return [bytes(r[0]) for r in rows]
 
     def flush_queue(self) -> None:
-        self.sql("DELETE FROM lq_ready WHERE app = ? AND claimed_by IS NULL", (self.name,))
+        """Huey's flush_queue: unclaimed jobs are dropped (``cancelled`` in the ledger);
+        running ones are left to finish."""
+        with self.write():
+            gone = self.sql("DELETE FROM lq_ready WHERE app = ? AND claimed_by IS NULL RETURNING job_id",
+                            (self.name,)).fetchall()
+            self._flushed(gone)
 
     # -- key/value: results deferred to the ack, cheap reads on the hot path --------------
 
@@ -662,7 +805,25 @@ class LiteStorage(SqlStorage):
             return
         self._put_many([(self.name, key, bytes(value))])
 
+    def _unit_result(self, key: str, pop: bool = False) -> Any:
+        # A result Huey stored for the running job is written by its ack; a signal handler
+        # or post-execute hook reading it before then gets it from the unit, as in Huey.
+        unit = self.unit
+        if unit is None or key != unit.job_id or not unit.results:
+            return EmptyData
+        value = unit.results[-1][1]
+        if pop:
+            unit.results.clear()
+        return value
+
+    def pop_data(self, key: str) -> Any:
+        value = self._unit_result(key, pop=True)
+        return super().pop_data(key) if value is EmptyData else value
+
     def peek_data(self, key: str) -> Any:
+        value = self._unit_result(key)
+        if value is not EmptyData:
+            return value
         row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone()
         return EmptyData if row is None else bytes(row[0])
 
@@ -673,6 +834,8 @@ class LiteStorage(SqlStorage):
         return {k: bytes(v) for k, v in rows}
 
     def has_data_for_key(self, key: str) -> bool:
+        if self._unit_result(key) is not EmptyData:
+            return True
         return self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
                         (self.name, key)).fetchone() is not None
 
@@ -722,6 +885,15 @@ class _BusyGuard:
             if clear is not ev:
                 raise clear from ev
         return handled
+
+
+def _epoch(ts: Any, utc: bool = True) -> float:
+    """Huey's timestamps are naive datetimes: UTC (``utc=True``) or local time."""
+    if isinstance(ts, (int, float)):
+        return float(ts)
+    if ts.tzinfo is None and utc:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return ts.timestamp()
 
 
 def _busy(exc: Exception) -> Exception:
