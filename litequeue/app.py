@@ -196,7 +196,9 @@ class LiteQueue(Huey):
         return dict(kwargs, queue=queue, priority=priority, crash_cap=cap)
 
     def find_task(self, name: str) -> type[Task]:
-        return self._registry.find(name)
+        registry = hueyseams.registry(self)
+        assert isinstance(registry, LiteRegistry)
+        return registry.find(name)
 
     def task_names(self) -> list[str]:
         return sorted(hueyseams.task_classes(self))

@@ -152,6 +152,12 @@ def resume_queues(store: LiteStorage, queues: Sequence[str], actor: str = "cli")
     ring(_bell(store))
 
 
+#: A job enqueued with a future ETA waits in the ready queue until a worker puts it on the
+#: schedule (Huey's way); the ledger already says ``scheduled`` and purge leaves it alone.
+_NOT_SCHEDULED = (" AND NOT EXISTS (SELECT 1 FROM lq_job j WHERE j.id = lq_ready.job_id "
+                  "AND j.status = 'scheduled')")
+
+
 def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = False,
                  actor: str = "cli", batch: int = 1000,
                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
@@ -160,8 +166,8 @@ def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = Fals
     counts: dict[str, int] = {}
     for queue in queues:
         if dry_run:
-            counts[queue] = store.sql("SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL",
-                                      (queue,)).fetchone()[0]
+            counts[queue] = store.sql("SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL"
+                                      f"{_NOT_SCHEDULED}", (queue,)).fetchone()[0]
             continue
         counts[queue] = 0
         while True:  # batches, each its own short transaction: consumers never wait long
@@ -169,7 +175,7 @@ def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = Fals
             with store.write():
                 ids = [r[0] for r in store.sql(
                     "DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE queue = ? AND "
-                    "claimed_by IS NULL LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
+                    f"claimed_by IS NULL{_NOT_SCHEDULED} LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
                 store.many("UPDATE lq_job SET status = 'cancelled', finished_at = ?, updated_at = ?, "
                            "error = 'purged' WHERE id = ?", [(now, now, i) for i in ids])
             counts[queue] += len(ids)
