@@ -836,8 +836,32 @@ class LiteStorage(SqlStorage):
     def has_data_for_key(self, key: str) -> bool:
         if self._unit_result(key) is not EmptyData:
             return True
-        return self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
-                        (self.name, key)).fetchone() is not None
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
+            return False
+        return not self._expired(key)
+
+    # A key written with a ttl (``lock_task(name, ttl=...)``) has its expiry beside it.
+    @staticmethod
+    def _ttl_key(key: str) -> str:
+        return f"ttl:{key}"
+
+    def _expired(self, key: str, now: float | None = None) -> bool:
+        row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?",
+                       (self.name, self._ttl_key(key))).fetchone()
+        return row is not None and float(bytes(row[0])) <= (time.time() if now is None else now)
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Huey's put_if_empty (task locks); ``ttl``: the key lapses after that many seconds."""
+        now = time.time()
+        with self.write():
+            if self._expired(key, now):
+                self.many("DELETE FROM lq_kv WHERE queue = ? AND key = ?",
+                          [(self.name, key), (self.name, self._ttl_key(key))])
+            added = self.sql("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) ON CONFLICT "
+                             "(queue, key) DO NOTHING", (self.name, key, bytes(value))).rowcount == 1
+            if added and ttl is not None:
+                self._put_many([(self.name, self._ttl_key(key), str(now + ttl).encode())])
+        return added
 
     def delete_data(self, key: str) -> bool:
         # Huey deletes a revoke key after every job: skip it when none existed at claim
@@ -845,8 +869,11 @@ class LiteStorage(SqlStorage):
         unit = self.unit
         if unit is not None and not unit.revocable and key == f"r:{unit.job_id}":
             return False
-        if not self.has_data_for_key(key):
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
             return False
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
+                    (self.name, self._ttl_key(key))).fetchone() is not None:
+            super().delete_data(self._ttl_key(key))
         return super().delete_data(key)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import huey.exceptions
 import pytest
 from huey.exceptions import TaskException
 
@@ -245,3 +246,16 @@ def test_huey_consumer_runs_the_litequeue_consumer(compat_project: Project) -> N
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(30) == 0, (project.root / "huey_consumer.log").read_text()
     assert "Traceback" not in (project.root / "huey_consumer.log").read_text()
+
+
+def test_a_task_lock_with_a_ttl_lapses(make_app: Callable[..., LiteQueue]) -> None:
+    app = make_app()
+    lock = app.lock_task("report", ttl=0.3)
+    lock.acquire()
+    assert app.is_locked("report")
+    with pytest.raises(huey.exceptions.TaskLockedException):
+        lock.acquire()
+    wait_for(lambda: not app.is_locked("report"), 5, what="the lock to lapse")
+    assert lock.acquire() and app.is_locked("report")
+    lock.release()
+    assert not app.is_locked("report") and app.storage.result_store_size() == 0
