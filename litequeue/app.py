@@ -9,31 +9,41 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import peewee as pw
 from huey import signals as S
-from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper, chord, group
+from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper
 from huey.exceptions import HueyException
 from huey.registry import Registry
+from huey.utils import normalize_time
 
-from . import defaults, transitions
+from . import defaults, hueyseams, transitions
 from .db import database_target, open_database
 from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
 from .ids import new_job_id
 from .ledger.preview import preview
 from .replaced import FileIdentity
-from .storage import LiteStorage, NewJob
+from .storage import LiteStorage, NewJob, Unit
 
 
-def to_epoch(value: dt.datetime | None) -> float | None:
-    """Huey keeps naive UTC datetimes; the tables keep epoch seconds."""
+def to_epoch(value: dt.datetime | None, utc: bool = True) -> float | None:
+    """Huey keeps naive datetimes, UTC (``utc=True``, the default) or local time; the
+    tables keep epoch seconds."""
     if value is None:
         return None
-    if value.tzinfo is None:
+    if value.tzinfo is None and utc:
         value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()
+    return value.timestamp()  # a naive datetime here is local time
+
+
+def _args_preview(args: Any) -> str:
+    # Huey takes ``schedule(3, delay=60)`` and keeps the bare 3 as the task's args.
+    return preview(list(args) if isinstance(args, (list, tuple)) else [args])
 
 
 class LiteRegistry(Registry):
@@ -49,22 +59,23 @@ class LiteRegistry(Registry):
             return super().string_to_task(task_str)
         except HueyException:
             short = task_str.rsplit(".", 1)[-1]
-            found = [cls for cls in self._registry.values() if cls.__name__ == short]
+            found = [cls for cls in hueyseams.registered(self).values() if cls.__name__ == short]
             if len(found) == 1:
                 return found[0]
             raise
 
     def find(self, name: str) -> type[Task]:
         """The task class called ``name`` (short ``fn`` or qualified ``module.fn``)."""
-        if name in self._registry:
-            return self._registry[name]
-        found = {key: cls for key, cls in self._registry.items() if cls.__name__ == name}
+        classes = hueyseams.registered(self)
+        if name in classes:
+            return classes[name]
+        found = {key: cls for key, cls in classes.items() if cls.__name__ == name}
         if len(found) == 1:
             return next(iter(found.values()))
         if found:
             raise UnknownTaskError(
                 f"task name {name!r} is ambiguous; use one of: {', '.join(sorted(found))}")
-        known = ", ".join(sorted(cls.__name__ for cls in self._registry.values())) or "none"
+        known = ", ".join(sorted(cls.__name__ for cls in classes.values())) or "none"
         raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}")
 
 
@@ -78,11 +89,8 @@ class LiteTaskWrapper(TaskWrapper):
         return super().create_task(func, context, name, **settings)
 
     def map(self, it: Iterable[Any]) -> ResultGroup | None:
-        tasks = self._apply(it)
-        self.huey.enqueue_many(tasks)
-        if self.huey.results:
-            return ResultGroup([Result(self.huey, t) for t in tasks])
-        return None
+        with self.huey.batch(None):  # all of them or none
+            return super().map(it)
 
 
 class LiteQueue(Huey):
@@ -98,26 +106,58 @@ class LiteQueue(Huey):
     def __init__(self, name: str = defaults.APP_NAME, db: str | os.PathLike[str] | None = None, *,
                  durability: str | None = None, busy_timeout: float | None = None,
                  crash_cap: int = defaults.CRASH_CAP, results: bool = True,
-                 store_none: bool = False, **kwargs: Any) -> None:
+                 store_none: bool = False, utc: bool = True, **kwargs: Any) -> None:
         self.db_target = database_target(db)
         durability = durability or os.environ.get("LITEQUEUE_DURABILITY") or defaults.DURABILITY
         if busy_timeout is None:
             busy_timeout = float(os.environ.get("LITEQUEUE_BUSY_TIMEOUT") or defaults.BUSY_TIMEOUT)
         self.durability = durability
+        self.busy_timeout = busy_timeout
         self.crash_cap = crash_cap
-        database = open_database(self.db_target, durability=durability, busy_timeout=busy_timeout)
+        self.bell_target: BellTarget = None
+        self._database: pw.Database | None = None
+        self._lite_storage: LiteStorage | None = None
         #: the file the database path named when it was opened (None for a server database)
-        self.db_identity = FileIdentity.of(database)
-        self.bell_target = bell_target(self.db_target, database)
-        super().__init__(name, results=results, store_none=store_none, utc=True,
-                         database=database, **kwargs)
-        self._registry = LiteRegistry()
+        self.db_identity: FileIdentity | None = None
+        self._serialized = threading.local()
+        super().__init__(name, results=results, store_none=store_none, utc=utc, **kwargs)
+        hueyseams.install_registry(self, LiteRegistry())
+        self.post_execute("litequeue.unit")(self._record_outcome)
+        self.signal()(self._record_signal)
         #: called with each batch of acked jobs, after the commit (see ``add_observer``)
         self.observers: list[Callable[[Sequence[Any]], None]] = []
-        self._post_execute["litequeue.unit"] = self._record_outcome
-        self._signal.connect(self._record_signal)
 
     storage: LiteStorage
+
+    @property
+    def database(self) -> pw.Database:
+        """The queue and ledger database, opened on first use: an app created in immediate
+        mode never opens (or creates) it."""
+        if self._database is None:
+            self._database = open_database(self.db_target, durability=self.durability,
+                                           busy_timeout=self.busy_timeout)
+            self.bell_target = bell_target(self.db_target, self._database)
+            self.db_identity = FileIdentity.of(self._database)
+        return self._database
+
+    def get_storage(self, **kwargs: Any) -> Any:
+        # Leaving immediate mode brings back the same storage (and its claims).
+        if self._lite_storage is None:
+            kwargs.setdefault("database", self.database)
+            storage = super().get_storage(**kwargs)
+            storage.describe = self.jobs_for
+            storage.committed = self._ring
+            storage.utc = self.utc
+            self._lite_storage = storage
+        return self._lite_storage
+
+    def _ring(self) -> None:
+        ring(self.bell_target)
+
+    def _unit(self) -> Unit | None:
+        # Immediate mode swaps in Huey's MemoryStorage, which knows no units.
+        storage = self.storage
+        return storage.unit if isinstance(storage, LiteStorage) else None
 
     @property
     def bell_dir(self) -> BellTarget:
@@ -169,43 +209,46 @@ class LiteQueue(Huey):
             self.observers.append(observer)
 
     def find_task(self, name: str) -> type[Task]:
-        return self._registry.find(name)
+        registry = hueyseams.registry(self)
+        assert isinstance(registry, LiteRegistry)
+        return registry.find(name)
 
     def task_names(self) -> list[str]:
-        return sorted(self._registry._registry)
+        return sorted(hueyseams.task_classes(self))
+
+    def task_class(self, qualified_name: str) -> type[Task]:
+        return hueyseams.task_classes(self)[qualified_name]
 
     # -- enqueue --------------------------------------------------------------------------
 
-    def enqueue(self, task: Any) -> Any:
-        """Write the job (queue row + ledger row, one transaction) and wake a consumer."""
-        if self._immediate or isinstance(task, (group, chord)):
-            return super().enqueue(task)
-        if task.expires:
-            task.resolve_expires(self.utc)
-        self._emit(S.SIGNAL_ENQUEUED, task)
-        self._write(self.new_jobs(task))
-        if not self.results:
-            return None
-        results = self._pipeline_results(task)
-        return ResultGroup(results) if len(results) > 1 else results[0]
+    # Huey.enqueue and Huey.add_schedule run unchanged (signals, groups, chords, expiry,
+    # pipelines); they hand the serialized task to LiteStorage.enqueue / add_to_schedule,
+    # which asks jobs_for() for the rows to write (queue row + ledger row, one transaction).
 
-    def add_schedule(self, task: Task) -> None:
-        """Huey calls this for retries with a delay and jobs not due yet."""
-        if self._immediate:
-            return super().add_schedule(task)
-        self._write(self.new_jobs(task))
-        self._emit(S.SIGNAL_SCHEDULED, task)
+    def serialize_task(self, task: Task) -> bytes:
+        data = super().serialize_task(task)
+        self._serialized.last = (task, data)  # jobs_for() reads the task back without unpickling
+        return data
+
+    def jobs_for(self, data: bytes) -> list[NewJob]:
+        """The rows a serialized task writes (what ``LiteStorage.enqueue`` asks for)."""
+        last = getattr(self._serialized, "last", None)
+        task = last[0] if last is not None and last[1] is data else self.deserialize_task(data)
+        return self.new_jobs(task, data)
+
+    def batch(self, chunk: int | None = 10_000) -> Any:
+        """A block whose enqueues are written ``chunk`` jobs per transaction (``None``: all
+        of them in one)."""
+        if isinstance(self.storage, LiteStorage):
+            return self.storage.batch(chunk)
+        return _nullcontext()
 
     def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
         """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
         none. ``chunk`` is accepted for compatibility and ignored."""
-        jobs: list[NewJob] = []
-        for task in tasks:
-            if task.expires:
-                task.resolve_expires(self.utc)
-            jobs.extend(self.new_jobs(task))
-        if jobs:
-            self._write(jobs)
+        with self.batch(None):
+            for task in tasks:
+                self.enqueue(task)
         return [t.id for t in tasks]
 
     def enqueue_by_name(self, name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
@@ -213,25 +256,18 @@ class LiteQueue(Huey):
                         delay: float | None = None) -> Result | None:
         """Enqueue a registered task by name (what ``litequeue enqueue`` calls)."""
         cls = self.find_task(name)
-        eta = None
-        if delay:
-            eta = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=delay)
+        eta = normalize_time(delay=delay, utc=self.utc) if delay else None
         task = cls(tuple(args), dict(kwargs or {}), eta=eta, priority=priority)
         if queue:
             task.queue = queue
         return self.enqueue(task)
 
-    def _write(self, jobs: list[NewJob]) -> None:
-        self.storage.write_jobs(jobs)
-        if self.storage.unit is None:
-            ring(self.bell_target)
-
-    def new_jobs(self, task: Task) -> list[NewJob]:
+    def new_jobs(self, task: Task, data: bytes | None = None) -> list[NewJob]:
         """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps)."""
-        unit = self.storage.unit
+        unit = self._unit()
         retry = unit is not None and task.id == unit.job_id
         parent = None if unit is None or retry else unit.job_id
-        job = self._job_row(task, parent)
+        job = self._job_row(task, parent, data)
         job.retry = retry
         if retry and unit is not None:
             job.has_file = unit.has_file
@@ -240,20 +276,20 @@ class LiteQueue(Huey):
         while step is not None and not retry:
             jobs.append(NewJob(step.id, type(step).__name__, self._queue_of(step),
                                int(step.priority or 0), b"", parent_id=prev, waiting=True,
-                               args=preview(list(step.args)), kwargs=preview(step.kwargs)))
+                               args=_args_preview(step.args), kwargs=preview(step.kwargs)))
             step, prev = step.on_complete, step.id
         return jobs
 
-    def _job_row(self, task: Task, parent: str | None) -> NewJob:
+    def _job_row(self, task: Task, parent: str | None, data: bytes | None = None) -> NewJob:
         return NewJob(
             id=task.id,
             task=type(task).__name__,
             queue=self._queue_of(task),
             priority=int(task.priority or 0),
-            data=self.serialize_task(task),
-            eta=to_epoch(task.eta),
+            data=self.serialize_task(task) if data is None else data,
+            eta=to_epoch(task.eta, self.utc),
             crash_cap=int(getattr(task, "crash_cap", None) or self.crash_cap),
-            args=preview(list(task.args)),
+            args=_args_preview(task.args),
             kwargs=preview(task.kwargs),
             parent_id=parent,
         )
@@ -276,23 +312,77 @@ class LiteQueue(Huey):
     # -- what a running job records ---------------------------------------------------------
 
     def _record_signal(self, signal: str, task: Task, *args: Any) -> None:
-        unit = self.storage.unit
+        unit = self._unit()
         if unit is not None and task.id == unit.job_id:
+            if signal == S.SIGNAL_EXECUTING:
+                unit.in_body = True
+            elif signal == S.SIGNAL_CANCELED:
+                unit.in_body = False
             unit.signals.add(signal)
             if signal == S.SIGNAL_ERROR and args and unit.exception is None:
                 unit.exception = args[0]
 
     def _record_outcome(self, task: Task, value: Any, exception: BaseException | None) -> None:
-        unit = self.storage.unit
+        unit = self._unit()
         if unit is not None and task.id == unit.job_id:
+            unit.in_body = False  # Huey's own enqueues (retry, next step) follow: ack them with it
             unit.value = value
             unit.exception = exception
 
     def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
-        unit = self.storage.unit
+        unit = self._unit()
         if unit is not None and not unit.revocable and isinstance(task, Task) and task.id == unit.job_id:
             return False  # no revocation existed when the job was claimed
         return super().is_revoked(task, timestamp, peek)
+
+    # -- running one job in this process (Huey's dequeue / execute) ------------------------
+
+    def dequeue(self) -> Task | None:
+        """Claim the next ready job for this process (Huey's ``dequeue``): the job stays in
+        the queue, claimed, until :meth:`execute` acks it; recovered if this process dies."""
+        storage = self.storage
+        if not isinstance(storage, LiteStorage):
+            return super().dequeue()
+        from .worker import load_claimed
+
+        while True:
+            claim = storage.inline.dequeue()
+            if claim is None:
+                return None
+            task = load_claimed(self, claim, storage.inline.holder())
+            if task is not None:
+                return task
+            storage.inline.take(claim.job_id)  # failed visibly in the ledger; try the next one
+
+    def read_schedule(self, timestamp: dt.datetime | None = None) -> list[Task]:
+        """The jobs due at ``timestamp``, off the schedule and claimed by this process:
+        enqueue them to hand them to any consumer, or execute them here."""
+        storage = self.storage
+        if not isinstance(storage, LiteStorage):
+            return super().read_schedule(timestamp)
+        from .worker import load_claimed
+
+        until = time.time() if timestamp is None else to_epoch(timestamp, self.utc)
+        tasks = []
+        for claim in storage.inline.read_due(until or 0.0):
+            task = load_claimed(self, claim, storage.inline.holder())
+            if task is None:
+                storage.inline.take(claim.job_id)
+            else:
+                tasks.append(task)
+        return tasks
+
+    def execute(self, task: Task, timestamp: dt.datetime | None = None) -> Any:
+        """Huey's ``execute``; a job this process dequeued is acked (or released) after."""
+        storage = self.storage
+        if not isinstance(storage, LiteStorage) or storage.unit is not None:
+            return super().execute(task, timestamp)  # immediate mode, or inside a worker's run
+        claim = storage.inline.take(task.id)
+        if claim is None:  # not a job from the queue (a task built by hand): just run it
+            return super().execute(task, timestamp)
+        from .inline import run_claimed
+
+        return run_claimed(self, claim, task, timestamp)
 
     def record_progress(self, job_id: str, done: float, total: float | None, message: str | None) -> None:
         with self.storage.write():
@@ -304,9 +394,18 @@ class LiteQueue(Huey):
     # -- consumer ---------------------------------------------------------------------------
 
     def create_consumer(self, **options: Any) -> Any:
+        """litequeue's consumer; takes Huey's consumer options too (``huey_consumer``)."""
         from .consumer import LiteConsumer
 
         return LiteConsumer(self, **options)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 _default_app: LiteQueue | None = None

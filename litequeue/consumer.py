@@ -25,12 +25,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from huey.consumer import Consumer, ConsumerStopped, ProcessEnvironment, ThreadEnvironment
+from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
 from . import dberrors, defaults, interrupts, sdnotify
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .faultwait import FaultWait
+from .hueyseams import ConsumerSeams
 from .ledger import queries
 from .liveness import LifeLock, holder_of, holder_pattern, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
@@ -80,17 +81,33 @@ class ChildProcessEnvironment(ProcessEnvironment):
             os._exit(1)
 
 
-class LiteConsumer(Consumer):
-    """Runs workers (threads or processes), a scheduler and a supervisor for one app."""
+#: Options of Huey's consumer (``huey_consumer``, ``create_consumer``) that are kept but
+#: change nothing here: workers and the scheduler are woken by the doorbell instead of
+#: polling, and SIGINT and SIGTERM both stop gracefully.
+HUEY_POLLING_OPTIONS = ("initial_delay", "backoff", "max_delay", "scheduler_interval", "graceful_signal")
+
+
+class LiteConsumer(ConsumerSeams):
+    """Runs workers (threads or processes), a scheduler and a supervisor for one app.
+
+    Takes Huey's consumer options too (what ``huey_consumer`` passes): ``flush_locks``,
+    ``extra_locks``, ``check_worker_health``, ``health_check_interval`` and
+    ``shutdown_timeout=None`` (wait for running jobs without limit) work as in Huey; the
+    polling options are kept but change nothing (see :data:`HUEY_POLLING_OPTIONS`)."""
 
     worker_class = LiteWorker
     scheduler_class = LiteScheduler
 
     def __init__(self, huey: LiteQueue, workers: int = 1, worker_type: str = defaults.WORKER_TYPE,
                  queues: Sequence[str] | None = None, burst: bool = False,
-                 max_tasks: int | None = None, shutdown_timeout: float = defaults.SHUTDOWN_TIMEOUT,
+                 max_tasks: int | None = None, shutdown_timeout: float | None = defaults.SHUTDOWN_TIMEOUT,
                  periodic: bool = True, observers: Sequence[Observer] = (),
-                 pruner: AutoPruner | bool | None = None, **options: Any) -> None:
+                 pruner: AutoPruner | bool | None = None, flush_locks: bool = False,
+                 extra_locks: str | None = None, check_worker_health: bool = True,
+                 health_check_interval: float = 1, **options: Any) -> None:
+        unknown = set(options) - set(HUEY_POLLING_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown consumer option(s): {', '.join(sorted(unknown))}")
         self.consumer_id = new_consumer_id()
         self.queues = [q for q in (queues or ()) if q] or None
         self.burst = burst
@@ -107,9 +124,11 @@ class LiteConsumer(Consumer):
         self._burst_done = False
         super().__init__(huey, workers=workers, periodic=periodic, worker_type=worker_type,
                          max_tasks=max_tasks, shutdown_timeout=shutdown_timeout,
-                         check_worker_health=True, health_check_interval=1, **options)
-        self._signal_actions = {signal.SIGINT: (False, True), signal.SIGTERM: (False, True),
-                                signal.SIGHUP: (True, True)}
+                         check_worker_health=check_worker_health,
+                         health_check_interval=health_check_interval,
+                         flush_locks=flush_locks, extra_locks=extra_locks, **options)
+        self.set_signal_actions({signal.SIGINT: (False, True), signal.SIGTERM: (False, True),
+                                 signal.SIGHUP: (True, True)})
 
     storage = property(lambda self: self.huey.storage)
 
@@ -124,10 +143,10 @@ class LiteConsumer(Consumer):
             return env
         raise ValueError(f"worker type must be thread or process, not {worker_type!r}")
 
-    def _create_worker(self) -> LiteWorker:
+    def create_worker(self) -> LiteWorker:
         return LiteWorker(self.huey, self.stop_flag, self, max_tasks=self.max_tasks)
 
-    def _create_scheduler(self) -> LiteScheduler:
+    def create_scheduler(self) -> LiteScheduler:
         return LiteScheduler(self.huey, self.stop_flag, self, self.periodic)
 
     def make_bell(self, name: str) -> Doorbell:
@@ -202,7 +221,7 @@ class LiteConsumer(Consumer):
                 if not fault.handles(exc):
                     raise
                 fault.wait(exc, self.stop_event, reconnect=self.storage.close)
-                if self._signum is not None or self.stop_event.is_set():
+                if self.signal_received() is not None or self.stop_event.is_set():
                     log.info("consumer %s stopped before it could register", self.consumer_id)
                     if self.lock is not None and self.lock.fd >= 0:
                         self.lock.release()
@@ -230,7 +249,7 @@ class LiteConsumer(Consumer):
 
     def run(self) -> None:
         """Run until stopped; always hand unfinished claims back before returning."""
-        self._set_signal_handlers()  # before start(): a SIGTERM while starting is a graceful stop
+        self.install_signal_handlers()  # before start(): a SIGTERM while starting is a graceful stop
         self.start()
         health_check_ts = time.monotonic()
         try:
@@ -244,7 +263,7 @@ class LiteConsumer(Consumer):
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_IGN)
             self.shutdown()
-        if self._restart:
+        if self.restart_requested:
             log.info("consumer restarting (SIGHUP)")
             sdnotify.reloading()
             os.execv(sys.executable, [sys.executable, *sys.argv])
@@ -277,7 +296,9 @@ class LiteConsumer(Consumer):
         for bell in (self._bell, self.scheduler_bell):
             if bell is not None:
                 bell.wake()
-        super().stop(graceful=graceful)
+        # Workers never started (stopped before start()): nothing to wait for.
+        started = any(proc.ident is not None for _, proc in self.worker_threads)
+        super().stop(graceful=graceful and started)
 
     def shutdown(self) -> None:
         """Commit finished acks, hand every unfinished claim back, deregister."""
@@ -316,15 +337,3 @@ class LiteConsumer(Consumer):
             with FORK_GUARD:  # no thread of ours is inside a write transaction while we fork
                 return super().check_worker_health()
         return super().check_worker_health()
-
-    def _set_signal_handlers(self) -> None:
-        # Only the main thread may set handlers; tests run consumers in other threads.
-        if threading.current_thread() is threading.main_thread():
-            super()._set_signal_handlers()
-
-    def _handle_signal(self, signum: int, frame: Any) -> None:
-        if self._signum is not None and not self._restart:
-            raise KeyboardInterrupt  # a second signal: stop now (claims are still handed back)
-        self._signum = signum
-        self._restart, self._graceful = self._signal_actions[signum]
-

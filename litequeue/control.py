@@ -82,6 +82,8 @@ def resume_queues(store: LiteStorage, queues: Sequence[str], actor: str = "cli")
     ring(_bell(store))
 
 
+
+
 def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = False,
                  actor: str = "cli", batch: int = 1000,
                  progress: Callable[[int], None] | None = None) -> dict[str, int]:

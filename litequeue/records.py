@@ -30,6 +30,12 @@ class NewJob:
     waiting: bool = False
     #: the job works on a file of a plugin (the inbox): its observers look at it when it ends
     has_file: bool = False
+    #: enqueued through Huey's enqueue: goes to the ready queue even with a future ETA, as in
+    #: Huey (the worker that takes it puts it on the schedule); the ledger says ``scheduled``
+    on_queue: bool = False
+    #: put on the schedule by Huey (``add_to_schedule``): waits there even if already due,
+    #: until the scheduler (or ``read_schedule``) takes it
+    on_schedule: bool = False
 
 
 @dataclass
@@ -63,6 +69,9 @@ class Unit:
     value: Any = None
     exception: BaseException | None = None
     has_file: bool = False
+    #: the task's own code is running: what it enqueues is written at once, as in Huey
+    #: (only what Huey enqueues after it, retries and pipeline steps, waits for the ack)
+    in_body: bool = False
 
 
 @dataclass

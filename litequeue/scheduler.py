@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from huey.consumer import Scheduler
 
+from . import hueyseams
 from .dberrors import is_transient
 from .doorbell import Doorbell, ring
 from .faultwait import FaultWait
@@ -34,7 +35,7 @@ def fire_slot(huey: LiteQueue, slot: dt.datetime, names: set[str] | None = None,
     owed: set[str] = set()
     fired = [] if fired is None else fired
     for task in huey.read_periodic(slot):
-        name = huey._registry.task_to_string(type(task))
+        name = hueyseams.registry(huey).task_to_string(type(task))
         if names is not None and name not in names:
             continue
         try:
@@ -113,7 +114,9 @@ class LiteScheduler(Scheduler):
 
     def fire_periodic(self, now: dt.datetime | None = None) -> None:
         """Fire every slot owed up to ``now`` (naive UTC; default: the clock)."""
-        now = (now or dt.datetime.now(dt.UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
+        if now is None:  # Huey's crontabs read UTC (utc=True, the default) or local time
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None) if self.huey.utc else dt.datetime.now()
+        now = now.replace(second=0, microsecond=0)
         if self.last_minute is None or now > self.last_minute:
             # A pass that took minutes (a database lock wait) leaves no minute behind.
             slot = now if self.last_minute is None else max(self.last_minute + MINUTE,

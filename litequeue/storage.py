@@ -20,10 +20,11 @@ next pipeline step) is collected in the job's :class:`Unit` and written by ``ack
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import peewee as pw
@@ -31,6 +32,7 @@ from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
 from . import dberrors, dialect, interrupts, migrations, transitions
+from .errors import ConfigurationError
 from .ledger.models import Ledger, make_ledger
 from .records import Claim, Finished, NewJob, Unit
 
@@ -46,6 +48,15 @@ class LiteStorage(SqlStorage):
         super().__init__(name, database=database, create_tables=False, **kwargs)
         self.ledger: Ledger = make_ledger(self.database)
         self.is_sqlite = isinstance(self.database, pw.SqliteDatabase)
+        #: set by LiteQueue: the rows a serialized task writes, and what to do after a commit
+        #: that made jobs ready (ring the consumers' doorbell)
+        self.describe: Callable[[bytes], list[NewJob]] | None = None
+        self.committed: Callable[[], None] = lambda: None
+        self.utc = True
+        from .inline import InlineClaims
+
+        #: this process's claims taken through Huey's dequeue() / read_schedule()
+        self.inline = InlineClaims(self)
         if create_tables:
             self.create_tables()
 
@@ -168,6 +179,13 @@ class LiteStorage(SqlStorage):
     def unit(self) -> Unit | None:
         return getattr(self._local, "unit", None)
 
+    @property
+    def deferring(self) -> Unit | None:
+        """The running job's unit while its writes wait for its ack (not while its own
+        code runs)."""
+        unit = getattr(self._local, "unit", None)
+        return None if unit is None or unit.in_body else unit
+
     # -- enqueue ------------------------------------------------------------------------
 
     def write_jobs(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
@@ -175,7 +193,7 @@ class LiteStorage(SqlStorage):
 
         Inside a running job the rows go to its unit instead and are written by its ack.
         """
-        unit = self.unit
+        unit = self.deferring
         if unit is not None:
             unit.jobs.extend(jobs)
             return
@@ -186,11 +204,70 @@ class LiteStorage(SqlStorage):
         """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
         transitions.enqueue(self, jobs, now)
 
-    def enqueue(self, data: bytes, priority: float | None = None) -> None:
-        raise NotImplementedError("LiteStorage writes jobs through LiteQueue.enqueue (write_jobs)")
+    # -- Huey's storage API: what Huey.enqueue / add_schedule / dequeue call ----------------
 
-    def dequeue(self) -> None:
-        raise NotImplementedError("LiteStorage hands out jobs through claim(), never dequeue()")
+    def enqueue(self, data: bytes, priority: float | None = None) -> None:
+        """Huey's enqueue: write the job (queue row + ledger row, one transaction) and ring
+        the doorbell after the commit; what Huey enqueues after a running job's code (a
+        retry, the next pipeline step) waits for that job's ack."""
+        jobs = self._rows_for(data)
+        jobs[0].on_queue = True
+        self._add(jobs)
+
+    def add_to_schedule(self, data: bytes, ts: Any) -> None:
+        """Huey's add_schedule (a delayed job, a retry with a delay, a job not due yet)."""
+        jobs = self._rows_for(data)
+        jobs[0].eta = _epoch(ts, self.utc)
+        jobs[0].on_schedule = True
+        self._add(jobs)
+
+    def _rows_for(self, data: bytes) -> list[NewJob]:
+        if self.describe is None:
+            raise ConfigurationError("LiteStorage writes jobs for a LiteQueue; create one with LiteQueue(...)")
+        return self.describe(data)
+
+    def _add(self, jobs: list[NewJob]) -> None:
+        if self.deferring is not None:
+            self.write_jobs(jobs)  # into the unit, written by the ack
+            return
+        if self.inline.hand_back(jobs[0]):
+            self.committed()  # a job dequeue()/read_schedule() handed out, enqueued again
+            return
+        pending = getattr(self._local, "batch", None)
+        if pending is not None:
+            pending.extend(jobs)
+            if self._local.chunk is not None and len(pending) >= self._local.chunk:
+                self._flush_batch()
+            return
+        self.write_jobs(jobs)
+        self.committed()
+
+    @contextlib.contextmanager
+    def batch(self, chunk: int | None = 10_000) -> Iterator[None]:
+        """Collect the jobs enqueued inside the block and write them ``chunk`` per
+        transaction (``None``: all in one, all or nothing), ringing the doorbell once per
+        commit (``enqueue_many``, ``map``)."""
+        if self.deferring is not None or getattr(self._local, "batch", None) is not None:
+            yield  # a running job's unit or an outer batch already collects them
+            return
+        self._local.batch, self._local.chunk = [], chunk
+        try:
+            yield
+            self._flush_batch()
+        finally:
+            self._local.batch = None
+
+    def _flush_batch(self) -> None:
+        jobs, self._local.batch = self._local.batch, []
+        if jobs:
+            self.write_jobs(jobs)
+            self.committed()
+
+    def dequeue(self) -> bytes | None:
+        """Huey's dequeue: the next ready job, *claimed* by this process (not deleted).
+        ``LiteQueue.execute`` acks it; if this process dies first, a consumer recovers it."""
+        claim = self.inline.dequeue()
+        return None if claim is None else claim.data
 
     # -- claim ---------------------------------------------------------------------------
 
@@ -269,13 +346,26 @@ class LiteStorage(SqlStorage):
             return False
         return True
 
-    # Huey's own schedule API, for code that calls it directly.
-    def add_to_schedule(self, data: bytes, ts: Any) -> None:
-        raise NotImplementedError("LiteStorage schedules jobs through LiteQueue.add_schedule")
-
     def read_schedule(self, ts: Any) -> list[bytes]:
-        self.dispatch_due()
-        return []
+        """Huey's read_schedule: the jobs due at ``ts``, taken off the schedule and handed to
+        the caller under this process's claim (enqueue them to hand them to any worker, or
+        execute them here); a caller that dies leaves them to be recovered, not lost."""
+        return [c.data for c in self.inline.read_due(_epoch(ts, self.utc))]
+
+    def claim_due(self, holder: str, until: float) -> list[Claim]:
+        """Move the jobs due at ``until`` to ready, claimed by ``holder`` (one transaction)."""
+        with self.write():
+            return transitions.claim_due(self, holder, until)
+
+    def start_claim(self, holder: str, claim: Claim) -> None:
+        """Mark a claimed job running (a new attempt), as a consumer's claim does."""
+        with self.write():
+            transitions.start_claimed(self, holder, claim)
+
+    def hand_back(self, holder: str, claim: Claim, data: bytes) -> int:
+        """Give a claimed job back to the ready queue with ``data`` as its payload."""
+        with self.write():
+            return transitions.hand_back(self, holder, claim, data)
 
     def schedule_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()[0]
@@ -320,7 +410,25 @@ class LiteStorage(SqlStorage):
             return
         self.put_many([(self.name, key, bytes(value))])
 
+    def _unit_result(self, key: str, pop: bool = False) -> Any:
+        # A result Huey stored for the running job is written by its ack; a signal handler
+        # or post-execute hook reading it before then gets it from the unit, as in Huey.
+        unit = self.unit
+        if unit is None or key != unit.job_id or not unit.results:
+            return EmptyData
+        value = unit.results[-1][1]
+        if pop:
+            unit.results.clear()
+        return value
+
+    def pop_data(self, key: str) -> Any:
+        value = self._unit_result(key, pop=True)
+        return super().pop_data(key) if value is EmptyData else value
+
     def peek_data(self, key: str) -> Any:
+        value = self._unit_result(key)
+        if value is not EmptyData:
+            return value
         row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone()
         return EmptyData if row is None else bytes(row[0])
 
@@ -331,8 +439,34 @@ class LiteStorage(SqlStorage):
         return {k: bytes(v) for k, v in rows}
 
     def has_data_for_key(self, key: str) -> bool:
-        return self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
-                        (self.name, key)).fetchone() is not None
+        if self._unit_result(key) is not EmptyData:
+            return True
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
+            return False
+        return not self._expired(key)
+
+    # A key written with a ttl (``lock_task(name, ttl=...)``) has its expiry beside it.
+    @staticmethod
+    def _ttl_key(key: str) -> str:
+        return f"ttl:{key}"
+
+    def _expired(self, key: str, now: float | None = None) -> bool:
+        row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?",
+                       (self.name, self._ttl_key(key))).fetchone()
+        return row is not None and float(bytes(row[0])) <= (time.time() if now is None else now)
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Huey's put_if_empty (task locks); ``ttl``: the key lapses after that many seconds."""
+        now = time.time()
+        with self.write():
+            if self._expired(key, now):
+                self.many("DELETE FROM lq_kv WHERE queue = ? AND key = ?",
+                          [(self.name, key), (self.name, self._ttl_key(key))])
+            added = self.sql("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) ON CONFLICT "
+                             "(queue, key) DO NOTHING", (self.name, key, bytes(value))).rowcount == 1
+            if added and ttl is not None:
+                self.put_many([(self.name, self._ttl_key(key), str(now + ttl).encode())])
+        return added
 
     def delete_data(self, key: str) -> bool:
         # Huey deletes a revoke key after every job: skip it when none existed at claim
@@ -340,8 +474,11 @@ class LiteStorage(SqlStorage):
         unit = self.unit
         if unit is not None and not unit.revocable and key == f"r:{unit.job_id}":
             return False
-        if not self.has_data_for_key(key):
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
             return False
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
+                    (self.name, self._ttl_key(key))).fetchone() is not None:
+            super().delete_data(self._ttl_key(key))
         return super().delete_data(key)
 
 
@@ -413,6 +550,15 @@ def _is_db_error(exc: object) -> bool:
 def _clear(exc: Exception, database: pw.Database | None = None) -> Exception:
     clear = dberrors.translate(exc, database if database is not None else "the database")
     return clear if isinstance(clear, Exception) else exc
+
+
+def _epoch(ts: Any, utc: bool = True) -> float:
+    """Huey's timestamps are naive datetimes: UTC (``utc=True``) or local time."""
+    if isinstance(ts, (int, float)):
+        return float(ts)
+    if ts.tzinfo is None and utc:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return ts.timestamp()
 
 
 class _null:

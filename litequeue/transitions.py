@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from .dialect import marks, skip_locked
 from .errors import JobNotFoundError, LiteQueueError
 from .ids import new_job_id
+from .ledger.queries import NOT_SCHEDULED
 from .records import Claim, Finished, NewJob
 from .status import FINAL_STATUSES, AttemptOutcome, JobStatus
 
@@ -73,8 +74,9 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
     name = app or store.name
     ready, scheduled, ledger_new, ledger_retry = [], [], [], []
     for job in jobs:
+        later = job.eta is not None and (job.eta > now or job.on_schedule)
         if not job.waiting:
-            if job.eta is not None and job.eta > now:
+            if later and not job.on_queue:
                 scheduled.append((name, job.queue, job.priority, job.id, job.data, job.eta,
                                   job.crash_cap, int(job.has_file)))
             else:
@@ -85,7 +87,7 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
         else:
             if job.waiting:
                 status = S.WAITING
-            elif job.eta is not None and job.eta > now:
+            elif later:
                 status = S.SCHEDULED
             else:
                 status = S.QUEUED
@@ -196,6 +198,46 @@ def claim(store: LiteStorage, holder: str, queues: Sequence[str] | None, limit: 
     return claims
 
 
+def claim_due(store: LiteStorage, holder: str, until: float) -> list[Claim]:
+    """Move the jobs due at ``until`` from the schedule to ready, claimed by ``holder`` but
+    not started (Huey's ``read_schedule``); soonest first."""
+    now = time.time()
+    rows = store.sql(
+        "DELETE FROM lq_schedule WHERE app = ? AND eta <= ? "
+        "RETURNING id, queue, priority, job_id, data, crash_cap, eta, has_file",
+        (store.name, until)).fetchall()
+    rows.sort(key=lambda r: (r[6], r[0]))
+    claims = []
+    for _, queue, priority, job_id, data, cap, _, has_file in rows:
+        row_id = store.sql(
+            "INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, "
+            "claimed_by, claimed_at, has_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (store.name, queue, priority, job_id, data, cap, now, holder, now, has_file)).fetchone()[0]
+        claims.append(Claim(row_id, job_id, queue, priority, bytes(data), cap, attempt=0,
+                            has_file=bool(has_file)))
+    store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ? "
+               f"WHERE id = ? AND status IN ('{S.SCHEDULED}', '{S.RETRYING}')", [(now, c.job_id) for c in claims])
+    return claims
+
+
+def start_claimed(store: LiteStorage, holder: str, claim: Claim) -> None:
+    """Start a job claimed but not started (``dequeue``/``read_schedule`` then ``execute``)."""
+    now = time.time()
+    start(store, [claim], holder, now)
+    claim.claimed_at = now
+    claim.revocable = _revocations_exist(store)
+
+
+def hand_back(store: LiteStorage, holder: str, claim: Claim, data: bytes) -> int:
+    """Give a claimed job back to the ready queue with ``data`` as its payload (a job
+    ``dequeue()`` handed out, enqueued again). Fenced by ``holder``."""
+    store.sql("UPDATE lq_ready SET data = ? WHERE id = ? AND claimed_by = ?", (data, claim.row_id, holder))
+    if claim.attempt:
+        return release(store, holder, [claim.row_id], reason="handed back to the queue by enqueue()")
+    return store.sql("UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL "
+                     "WHERE id = ? AND claimed_by = ?", (claim.row_id, holder)).rowcount
+
+
 def _claim_rows(store: LiteStorage, query: str, params: Sequence[Any], now: float) -> list[Claim]:
     return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now,
                   suspect=crashes > 0, has_file=bool(has_file))
@@ -257,6 +299,13 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
     store.many(
         "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND number = ?",
         [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt) for i in acked])
+    # Not due yet (Huey put it on the schedule): taking it was no attempt at running it.
+    early = [(i.claim.job_id, i.claim.attempt) for i in acked if i.outcome is AttemptOutcome.RELEASED]
+    if early:
+        store.many("DELETE FROM lq_attempt WHERE job_id = ? AND number = ?", early)
+        store.many("UPDATE lq_job SET attempts = attempts - 1, "
+                   "started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END "
+                   "WHERE id = ? AND attempts = ?", early)
     _count_finished(store, acked)
     return acked
 
@@ -457,7 +506,7 @@ def purge(store: LiteStorage, queue: str, batch: int) -> int:
     now = time.time()
     ids = [r[0] for r in store.sql(
         "DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE queue = ? AND "
-        "claimed_by IS NULL LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
+        f"claimed_by IS NULL{NOT_SCHEDULED} LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
     store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, "
                f"error = 'purged' WHERE id = ? AND status IN ('{S.QUEUED}', '{S.RETRYING}')",
                [(now, now, i) for i in ids])

@@ -88,6 +88,45 @@ def classify(claim: Claim, task: Any, unit: Unit, started: float) -> Finished | 
     return Finished(claim, name, status, outcome, started, time.time(), error, tb, result, unit)
 
 
+def load_claimed(huey: LiteQueue, claim: Claim, holder: str) -> Any:
+    """The task a claimed row holds, or None after failing a payload that cannot run."""
+    try:
+        task = huey.deserialize_task(claim.data)
+    except (HueyException, pickle.UnpicklingError, AttributeError, ImportError,
+            EOFError, TypeError, ValueError) as exc:
+        error = describe_unrunnable(exc, claim)
+        log.error("job %s failed: %s", claim.job_id, error)
+        huey.storage.fail_unclaimable(holder, claim, error)
+        return None
+    # A retried job reuses its original payload under a new id: the row's id wins.
+    task.id = claim.job_id
+    task.revoke_id = f"r:{claim.job_id}"
+    return task
+
+
+def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = None) -> tuple[Finished | None, Any]:
+    """Run a claimed job through Huey's ``execute`` inside a unit of work; return its
+    outcome (not yet acked; None if interrupted) and the task's value."""
+    started = time.time()
+    unit = huey.storage.begin_unit(claim.job_id, claim.revocable)
+    unit.has_file = claim.has_file
+    context = JobContext(claim.job_id, type(task).__name__, claim.queue, claim.attempt, huey)
+    set_current_job(context)
+    try:
+        huey.execute(task, timestamp)
+    except Exception as exc:  # noqa: BLE001 - Huey itself failed (say, the database); keep going
+        log.exception("job %s: error outside the task", claim.job_id)
+        unit.exception = unit.exception or exc
+    finally:
+        huey.storage.end_unit()
+        set_current_job(None)
+    try:
+        context.flush()
+    except Exception:  # noqa: BLE001 - a lost progress report must not lose the job's outcome
+        log.exception("job %s: could not write its last progress report", claim.job_id)
+    return classify(claim, task, unit, started), unit.value
+
+
 class LiteWorker(Worker):
     """Runs claimed jobs one at a time; never deletes a queue row itself."""
 
@@ -126,39 +165,14 @@ class LiteWorker(Worker):
     def run(self, claim: Claim, holder: str) -> Finished | None:
         """Run one claimed job through Huey and return its outcome (not yet acked)."""
         huey: LiteQueue = self.huey
-        started = time.time()
-        try:
-            task = huey.deserialize_task(claim.data)
-        except (HueyException, pickle.UnpicklingError, AttributeError, ImportError,
-                EOFError, TypeError, ValueError) as exc:
-            error = describe_unrunnable(exc, claim)
-            log.error("job %s failed: %s", claim.job_id, error)
-            huey.storage.fail_unclaimable(holder, claim, error)
+        task = load_claimed(huey, claim, holder)
+        if task is None:
             return None
-        # A retried job reuses its original payload under a new id: the row's id wins.
-        task.id = claim.job_id
-        task.revoke_id = f"r:{claim.job_id}"
         name = type(task).__name__
         log.info("job %s start task=%s queue=%s attempt=%d", claim.job_id, name, claim.queue,
                  claim.attempt, extra={"action": "start", "job_id": claim.job_id, "task": name,
                                        "queue": claim.queue, "attempt": claim.attempt})
-        unit = huey.storage.begin_unit(claim.job_id, claim.revocable)
-        unit.has_file = claim.has_file
-        context = JobContext(claim.job_id, name, claim.queue, claim.attempt, huey)
-        set_current_job(context)
-        try:
-            huey.execute(task)
-        except Exception as exc:  # noqa: BLE001 - Huey itself failed (say, the database); keep going
-            log.exception("job %s: error outside the task", claim.job_id)
-            unit.exception = unit.exception or exc
-        finally:
-            huey.storage.end_unit()
-            set_current_job(None)
-        try:
-            context.flush()
-        except Exception:  # noqa: BLE001 - a lost progress report must not lose the job's outcome
-            log.exception("job %s: could not write its last progress report", claim.job_id)
-        finished = classify(claim, task, unit, started)
+        finished, _ = execute_claim(huey, claim, task)
         if finished is not None:
             log.info("job %s end task=%s queue=%s duration=%.3fs outcome=%s", claim.job_id, name,
                      claim.queue, finished.duration, finished.status.value,

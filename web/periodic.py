@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from huey.api import PeriodicTask
 
+from litequeue import hueyseams
 from litequeue.ledger.queries import iso
 
 if TYPE_CHECKING:
@@ -28,8 +29,7 @@ class NextRuns:
         self._lock = threading.Lock()
 
     def _tasks(self) -> list[tuple[str, type[PeriodicTask]]]:
-        registry = self.app._registry
-        return sorted((registry.task_to_string(cls), cls) for cls in registry._registry.values()
+        return sorted((name, cls) for name, cls in hueyseams.task_classes(self.app).items()
                       if isinstance(cls, type) and issubclass(cls, PeriodicTask))
 
     def upcoming(self, now: float | None = None) -> list[dict[str, Any]]:

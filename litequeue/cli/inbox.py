@@ -84,7 +84,7 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
         click.echo(f"watching {layout.root} ({'polling' if poll else 'inotify'}); Ctrl-C to stop", err=True)
         # A job written to a deleted or replaced database file would be lost: restart in
         # place (the new process rescans the inbox), as a consumer does.
-        replaced.watch(lq.db_identity, _restart, watcher.stop)
+        replaced.watch(lq.db_identity, _restart_watcher, watcher.stop)
         watcher.run()
         return
     try:
@@ -99,7 +99,7 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
         raise click.ClickException(f"{states['failed']} file(s) failed; see {layout.folder(layout.failed)}")
 
 
-def _restart(message: str) -> None:
+def _restart_watcher(message: str) -> None:
     logging.getLogger("litequeue.inbox").error(
         "%s; restarting to write to the file now at that path", message, extra={"action": "database-replaced"})
     replaced.restart_in_place()

@@ -211,7 +211,7 @@ def tasks(app: str | None, as_json: bool) -> None:
     lq = user_app(app)
     rows = []
     for key in lq.task_names():
-        cls = lq._registry._registry[key]
+        cls = lq.task_class(key)
         periodic = hasattr(cls, "validate_datetime")
         rows.append({"name": cls.__name__, "qualified_name": key,
                      "queue": getattr(cls, "queue", "default"),

@@ -340,9 +340,15 @@ def running_since(db: pw.Database, before: float, limit: int) -> list[tuple[str,
                    "ORDER BY started_at LIMIT ?", [JobStatus.RUNNING.value, before, limit]).fetchall()
 
 
+#: A job enqueued through Huey with a future ETA waits in the ready queue until a worker puts
+#: it on the schedule (Huey's way); the ledger already says ``scheduled``: not "queued".
+NOT_SCHEDULED = (" AND NOT EXISTS (SELECT 1 FROM lq_job j WHERE j.id = lq_ready.job_id "
+                 f"AND j.status = '{JobStatus.SCHEDULED}')")
+
+
 def queued_count(db: pw.Database, queue: str) -> int:
-    """Unclaimed jobs in ``queue``."""
-    return int(sql(db, "SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL",
+    """Unclaimed jobs in ``queue`` that are due (what ``purge`` would drop)."""
+    return int(sql(db, f"SELECT COUNT(*) FROM lq_ready WHERE queue = ? AND claimed_by IS NULL{NOT_SCHEDULED}",
                    [queue]).fetchone()[0])
 
 

@@ -1,0 +1,97 @@
+"""Every private attribute of Huey that litequeue touches, in one place.
+
+Huey has public hooks for most of what litequeue needs (``signal()``, ``post_execute()``,
+``storage.enqueue``/``add_to_schedule``, ``create_consumer``), and litequeue uses those.
+What is left has no public spelling: the task registry, and the consumer's signal
+handling. Those names are read only here, and ``tests/unit/test_hueyseams.py`` names each
+one, so a Huey release that renames one fails in CI instead of in production. The Huey
+versions this was tested against are pinned in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from huey.api import Huey, Task
+from huey.consumer import Consumer
+from huey.registry import Registry
+
+#: (owner, attribute): what litequeue relies on; the test checks each one exists.
+PRIVATE: tuple[tuple[str, str], ...] = (
+    ("Huey", "_registry"),  # the registry instance (replaced by LiteRegistry)
+    ("Registry", "_registry"),  # its name -> task class dict
+    ("Consumer", "_signal_actions"),  # signal -> (restart, graceful)
+    ("Consumer", "_signum"),  # the signal received, read by Consumer.loop
+    ("Consumer", "_restart"),
+    ("Consumer", "_graceful"),
+    ("Consumer", "_set_signal_handlers"),
+    ("Consumer", "_handle_signal"),
+    ("Consumer", "_create_worker"),  # documented by Huey as the override point for workers
+    ("Consumer", "_create_scheduler"),
+)
+
+
+# -- the task registry --------------------------------------------------------------------
+
+def registry(huey: Huey) -> Registry:
+    return huey._registry
+
+
+def install_registry(huey: Huey, replacement: Registry) -> None:
+    """Swap Huey's registry for ``replacement`` (before any task is declared)."""
+    huey._registry = replacement
+
+
+def registered(reg: Registry) -> dict[str, type[Task]]:
+    """The registry's qualified name -> task class mapping (live, not a copy)."""
+    return reg._registry
+
+
+def task_classes(huey: Huey) -> dict[str, type[Task]]:
+    return registered(registry(huey))
+
+
+# -- the consumer's signal handling ---------------------------------------------------------
+
+class ConsumerSeams(Consumer):
+    """The consumer hooks Huey only has as private methods, overridden once, here.
+
+    Subclasses implement :meth:`create_worker`, :meth:`create_scheduler` and
+    :meth:`on_signal` (which returns ``(restart, graceful)``)."""
+
+    def set_signal_actions(self, actions: dict[int, tuple[bool, bool]]) -> None:
+        self._signal_actions = actions
+
+    def install_signal_handlers(self) -> None:
+        # Only the main thread may set handlers; tests run consumers in other threads.
+        if threading.current_thread() is threading.main_thread():
+            super()._set_signal_handlers()
+
+    @property
+    def restart_requested(self) -> bool:
+        return bool(self._restart)
+
+    def signal_received(self) -> int | None:
+        return self._signum
+
+    def _set_signal_handlers(self) -> None:
+        self.install_signal_handlers()
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        if self._signum is not None and not self._restart:
+            raise KeyboardInterrupt  # a second signal: stop now
+        self._signum = signum
+        self._restart, self._graceful = self._signal_actions[signum]
+
+    def _create_worker(self) -> Any:
+        return self.create_worker()
+
+    def _create_scheduler(self) -> Any:
+        return self.create_scheduler()
+
+    def create_worker(self) -> Any:
+        raise NotImplementedError
+
+    def create_scheduler(self) -> Any:
+        raise NotImplementedError
