@@ -89,7 +89,7 @@ class LiteTaskWrapper(TaskWrapper):
         return super().create_task(func, context, name, **settings)
 
     def map(self, it: Iterable[Any]) -> ResultGroup | None:
-        with self.huey.batch(None):  # all of them or none
+        with self.huey.bulk(None):  # all of them or none
             return super().map(it)
 
 
@@ -236,17 +236,17 @@ class LiteQueue(Huey):
         task = last[0] if last is not None and last[1] is data else self.deserialize_task(data)
         return self.new_jobs(task, data)
 
-    def batch(self, chunk: int | None = 10_000) -> Any:
+    def bulk(self, chunk: int | None = 10_000) -> Any:
         """A block whose enqueues are written ``chunk`` jobs per transaction (``None``: all
         of them in one)."""
         if isinstance(self.storage, LiteStorage):
-            return self.storage.batch(chunk)
+            return self.storage.bulk(chunk)
         return _nullcontext()
 
     def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
         """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
         none. ``chunk`` is accepted for compatibility and ignored."""
-        with self.batch(None):
+        with self.bulk(None):
             for task in tasks:
                 self.enqueue(task)
         return [t.id for t in tasks]

@@ -237,28 +237,28 @@ class LiteStorage(SqlStorage):
         if pending is not None:
             pending.extend(jobs)
             if self._local.chunk is not None and len(pending) >= self._local.chunk:
-                self._flush_batch()
+                self._flush_bulk()
             return
         self.write_jobs(jobs)
         self.committed()
 
     @contextlib.contextmanager
-    def batch(self, chunk: int | None = 10_000) -> Iterator[None]:
+    def bulk(self, chunk: int | None = 10_000) -> Iterator[None]:
         """Collect the jobs enqueued inside the block and write them ``chunk`` per
         transaction (``None``: all in one, all or nothing), ringing the doorbell once per
         commit (``enqueue_many``, ``map``)."""
         if self.deferring is not None or getattr(self._local, "batch", None) is not None:
-            yield  # a running job's unit or an outer batch already collects them
+            yield  # a running job's unit or an outer bulk block already collects them
             return
-        self._local.batch, self._local.chunk = [], chunk
+        self._local.bulk, self._local.chunk = [], chunk
         try:
             yield
-            self._flush_batch()
+            self._flush_bulk()
         finally:
-            self._local.batch = None
+            self._local.bulk = None
 
-    def _flush_batch(self) -> None:
-        jobs, self._local.batch = self._local.batch, []
+    def _flush_bulk(self) -> None:
+        jobs, self._local.bulk = self._local.bulk, []
         if jobs:
             self.write_jobs(jobs)
             self.committed()
