@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 from huey import signals as S
-from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper
+from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper, chord, group
 from huey.exceptions import HueyException
 from huey.registry import Registry
 from huey.utils import normalize_time
@@ -29,6 +29,10 @@ from .ids import new_job_id
 from .ledger.preview import preview
 from .replaced import FileIdentity
 from .storage import LiteStorage, NewJob, Unit
+
+# chord and group are re-exported: examples import them from here
+__all__ = ["LiteQueue", "LiteRegistry", "LiteTaskWrapper", "chord", "default_app", "group", "periodic_task",
+           "task", "to_epoch"]
 
 
 def to_epoch(value: dt.datetime | None, utc: bool = True) -> float | None:
