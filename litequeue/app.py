@@ -27,6 +27,7 @@ from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
 from .ids import new_job_id
 from .ledger.preview import preview
+from .options import LiteTask, clean_tags, options_for
 from .replaced import FileIdentity
 from .storage import LiteStorage, NewJob, Unit
 
@@ -175,17 +176,33 @@ class LiteQueue(Huey):
 
     def task(self, *args: Any, queue: str = defaults.QUEUE, priority: int | None = None,
              crash_cap: int | None = None, on_worker_death: str = "retry",
+             tags: Iterable[str] | None = None, unique: bool = False, unique_for: float | None = None,
              **kwargs: Any) -> Any:
         """Declare a task: ``@app.task`` or ``@app.task(retries=3, queue="mail", priority=5)``.
 
         Huey's options all work (retries, retry_delay, retry_backoff, expires, timeout,
         context, name). ``crash_cap``: how many worker deaths end the job ``failed``
         (default 3). ``on_worker_death="fail"``: never re-run it after a crash.
+        ``tags``: tags of every job of the task. ``unique=True``: a job with the same task
+        and arguments is not enqueued twice while one waits, is queued or runs (or finished
+        less than ``unique_for`` seconds ago).
         """
         if args and callable(args[0]) and len(args) == 1 and not kwargs:
             return self.task(queue=queue, priority=priority)(args[0])
-        return super().task(*args, **self._settings(queue, priority, crash_cap,
-                                                     on_worker_death, kwargs))
+        settings = self._settings(queue, priority, crash_cap, on_worker_death, kwargs)
+        settings.setdefault("task_base", LiteTask)
+        settings.update(lq_tags=tuple(clean_tags(tags or ())), lq_unique=bool(unique), lq_unique_for=unique_for)
+        return super().task(*args, **settings)
+
+    def enqueue(self, task: Any, **options: Any) -> Any:
+        """Huey's enqueue; ``options`` are litequeue's per-job options (``tags``,
+        ``depends_on``, ``on_dependency_failure``, ``unique_key``, ``unique_for``,
+        ``batch``; see :class:`litequeue.records.JobOptions`)."""
+        if options:
+            if not isinstance(task, LiteTask):
+                raise ConfigurationError("job options need a task declared with @app.task (a LiteQueue task)")
+            task.with_options(**options)
+        return super().enqueue(task)
 
     def periodic_task(self, validate_datetime: Callable[[dt.datetime], bool], *args: Any,
                       queue: str = defaults.QUEUE, priority: int | None = None,
@@ -296,6 +313,7 @@ class LiteQueue(Huey):
             args=_args_preview(task.args),
             kwargs=preview(task.kwargs),
             parent_id=parent,
+            options=options_for(task),
         )
 
     @staticmethod

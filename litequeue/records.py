@@ -10,6 +10,27 @@ from .status import AttemptOutcome, JobStatus
 
 
 @dataclass
+class JobOptions:
+    """What litequeue adds to a job beyond Huey's message: given to ``app.enqueue(task,
+    tags=..., ...)``, to ``task.s(...).with_options(...)``, or as ``@app.task(tags=...,
+    unique=...)`` defaults; carried to the job's :class:`NewJob` and written by
+    :func:`transitions.enqueue`."""
+
+    #: labels to list, count, retry, cancel and purge jobs by (``site:acme``)
+    tags: tuple[str, ...] = ()
+    #: ids of jobs that must succeed before this one is queued (it waits meanwhile)
+    depends_on: tuple[str, ...] = ()
+    #: when a dependency fails for good: "cancel" this job (the default) or "run" it anyway
+    on_dependency_failure: str = "cancel"
+    #: while a job with this key waits, is queued or runs (or finished less than
+    #: ``unique_for`` seconds ago), enqueueing again returns that job instead
+    unique_key: str | None = None
+    unique_for: float | None = None
+    #: the batch the job belongs to
+    batch_id: str | None = None
+
+
+@dataclass
 class NewJob:
     """A row to write to the queue (or schedule) and the ledger."""
 
@@ -36,6 +57,8 @@ class NewJob:
     #: put on the schedule by Huey (``add_to_schedule``): waits there even if already due,
     #: until the scheduler (or ``read_schedule``) takes it
     on_schedule: bool = False
+    #: tags, dependencies, unique key, batch (None: none of them)
+    options: JobOptions | None = None
 
 
 @dataclass
