@@ -47,7 +47,6 @@ class InlineClaims:
         self._beat = 0.0
         self._done = 0
         self._held: dict[str, Claim] = {}
-        self.observers: list[Any] | None = None
 
     def holder(self) -> str:
         """This process's claim holder, registered like a consumer on first use."""
@@ -138,7 +137,6 @@ def _close_at_exit(ref: weakref.ref[InlineClaims]) -> None:
 def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None) -> Any:
     """Run a job this process claimed, then ack it (or release it if interrupted), as a
     consumer's worker would. Returns the task's value, as ``Huey.execute`` does."""
-    from .inbox import observers
     from .pool import _adds_ready_jobs, notify
     from .worker import execute_claim
 
@@ -159,7 +157,5 @@ def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None)
     inline._done += 1
     if _adds_ready_jobs(acked):
         storage.committed()
-    if inline.observers is None:
-        inline.observers = observers(app)
-    notify(inline.observers, acked)
+    notify(app.observers, acked)
     return value

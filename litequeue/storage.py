@@ -233,7 +233,7 @@ class LiteStorage(SqlStorage):
         if self.inline.hand_back(jobs[0]):
             self.committed()  # a job dequeue()/read_schedule() handed out, enqueued again
             return
-        pending = getattr(self._local, "batch", None)
+        pending = getattr(self._local, "bulk", None)
         if pending is not None:
             pending.extend(jobs)
             if self._local.chunk is not None and len(pending) >= self._local.chunk:
@@ -247,7 +247,7 @@ class LiteStorage(SqlStorage):
         """Collect the jobs enqueued inside the block and write them ``chunk`` per
         transaction (``None``: all in one, all or nothing), ringing the doorbell once per
         commit (``enqueue_many``, ``map``)."""
-        if self.deferring is not None or getattr(self._local, "batch", None) is not None:
+        if self.deferring is not None or getattr(self._local, "bulk", None) is not None:
             yield  # a running job's unit or an outer bulk block already collects them
             return
         self._local.bulk, self._local.chunk = [], chunk

@@ -69,8 +69,9 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
     """Write queue (or schedule) rows and ledger rows for ``jobs`` (of ``app``, by default
     the storage's own).
 
-    ``guarded``: skip the queue row of a job the ledger already has as final (a pipeline
-    step cancelled while it waited must not run when its parent finishes)."""
+    ``guarded``: skip the queue row of a job the ledger already has as ``cancelled`` (a
+    pipeline step cancelled while it waited must not run when its parent finishes). Only
+    cancelled: Huey enqueues an error callback again under the same id on every failure."""
     name = app or store.name
     ready, scheduled, ledger_new, ledger_retry = [], [], [], []
     for job in jobs:
@@ -95,8 +96,7 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
                                job.args, job.kwargs, job.data, now, job.eta, now, job.parent_id,
                                job.retried_from, job.crash_cap, int(job.has_file)))
     if guarded:
-        final = ", ".join(f"'{s}'" for s in FINAL)
-        unless_final = f" WHERE NOT EXISTS (SELECT 1 FROM lq_job WHERE id = ? AND status IN ({final}))"
+        unless_final = f" WHERE NOT EXISTS (SELECT 1 FROM lq_job WHERE id = ? AND status = '{S.CANCELLED}')"
         store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
                    "SELECT ?, ?, ?, ?, ?, ?, ?, ?" + unless_final, [(*r, r[3]) for r in ready])
         store.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "

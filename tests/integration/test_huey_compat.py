@@ -164,7 +164,7 @@ def test_flush_cancels_the_flushed_jobs_in_the_ledger(make_app: Callable[..., Li
     assert [job_row(app, j.id)["status"] for j in (a, b, c)] == ["succeeded", "cancelled", "cancelled"]
 
 
-def test_enqueue_many_and_map_write_many_jobs_per_transaction(make_app: Callable[..., LiteQueue]) -> None:
+def test_enqueue_many_and_map_write_all_jobs_in_one_transaction(make_app: Callable[..., LiteQueue]) -> None:
     app = make_app()
     commits: list[int] = []
 
@@ -181,7 +181,7 @@ def test_enqueue_many_and_map_write_many_jobs_per_transaction(make_app: Callable
     app.storage.write_jobs = counting  # type: ignore[method-assign]
     results = add.map([(i, i) for i in range(25)])
     app.enqueue_many([add.s(i, 1) for i in range(25)], chunk=10)
-    assert commits == [25, 10, 10, 5]
+    assert commits == [25, 25]  # each call all or nothing: one transaction (chunk is ignored)
     assert len(app) == 50 and len(ledger_ids(app)) == 50
     with running_consumer(app, workers=2):
         assert results.get(blocking=True, timeout=20) == [2 * i for i in range(25)]
