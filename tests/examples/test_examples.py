@@ -116,7 +116,9 @@ def test_hello_readme(example: Example) -> None:
     first, cli = example.run_readme()
     assert "enqueued 3 jobs" in first
     assert "add(2, 3) = 5 " in first and "add(40, 2) = 42 " in first and "shout('hello') = 'HELLO!'" in first
-    assert cli.count("succeeded") == 3  # two adds from run.py, one from `litequeue enqueue`
+    listed = [line for line in cli.splitlines() if "  succeeded " in line]
+    assert len(listed) == 3  # two adds from run.py, one from `litequeue enqueue`
+    assert "all queues empty; 4 succeeded in the last hour" in cli
     assert dict(example.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status")) == {"succeeded": 4}
 
 
