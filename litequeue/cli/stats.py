@@ -9,26 +9,9 @@ import click
 
 from .. import retention
 from ..ledger import stats as ledger_stats
+from ..ledger.stats import parse_since
 from . import ConfigError, main
 from .helpers import echo_json, json_option, store
-
-#: The longest window (a year and a day): by hour that is 8 800 rows already.
-MAX_WINDOW = ledger_stats.MAX_HOURS * ledger_stats.HOUR
-
-
-def parse_since(text: str, option: str = "--since") -> float:
-    """A window length for ``stats`` (``30m``, ``24h``, ``7d``) in seconds; a ``ValueError``
-    says what is wrong in one line."""
-    try:
-        seconds = retention.parse_duration(text)
-    except ValueError as exc:
-        raise ValueError(f"{option}: {exc}") from None
-    if seconds <= 0:
-        raise ValueError(f"{option}: the window must be longer than 0; e.g. 30m, 24h, 7d")
-    if seconds > MAX_WINDOW:
-        raise ValueError(f"{option}: {text} is longer than the {MAX_WINDOW // 86400:.0f}d a report covers; "
-                         "use a shorter window")
-    return seconds
 
 
 def duration(value: float | None) -> str:

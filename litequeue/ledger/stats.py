@@ -44,6 +44,7 @@ from typing import Any
 import peewee as pw
 
 from ..dialect import is_sqlite, sql, unindexed
+from ..retention import parse_duration
 from ..status import JobStatus
 from .queries import iso
 
@@ -60,6 +61,21 @@ ENDED = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.
          JobStatus.EXPIRED.value)
 #: The longest window, in hours, a report by hour covers (a year).
 MAX_HOURS = 24 * 366
+
+
+def parse_since(text: str, option: str = "--since") -> float:
+    """A window length (``30m``, ``24h``, ``7d``) in seconds; a ``ValueError`` says in one
+    line what is wrong with it."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+    if seconds <= 0:
+        raise ValueError(f"{option}: the window must be longer than 0; e.g. 30m, 24h, 7d")
+    if seconds > MAX_HOURS * HOUR:
+        raise ValueError(f"{option}: {text} is longer than the {MAX_HOURS // 24}d a report covers; "
+                         "use a shorter window")
+    return seconds
 
 
 def _hour(db: pw.Database, column: str) -> str:
