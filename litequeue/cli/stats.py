@@ -40,7 +40,7 @@ def _rate(row: dict[str, Any]) -> str:
               help="The window: runs and jobs that ended in the last DURATION (30m, 24h, 7d).")
 @click.option("--by", type=click.Choice(ledger_stats.GROUPINGS), default="task",
               help="One row per task, per queue, or per hour (UTC) for trends.")
-@click.option("--task", default=None, help="Only this task (its qualified name, as `jobs list` shows).")
+@click.option("--task", default=None, help="Only this task (its name as `jobs list` shows it).")
 @click.option("-Q", "--queue", default=None, help="Only this queue.")
 @json_option
 @click.pass_context

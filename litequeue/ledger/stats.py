@@ -220,19 +220,19 @@ def _runs_in_postgres(db: pw.Database, source: str, params: list[Any],
     pcs = ", ".join(f"percentile_cont({p}) WITHIN GROUP (ORDER BY {col})"
                     for col in ("run_s", "wait_s") for _, p in PERCENTILES)
     sets = ", ".join([f"({g})" for g in groupings] + ["()"])
-    rows = sql(db, "SELECT task, queue, hour, GROUPING(task, queue, hour), COUNT(*), "
-                   "SUM(CASE WHEN number > 1 THEN 1 ELSE 0 END), MAX(run_s), COUNT(wait_s), MAX(wait_s), "
-                   f"{pcs} FROM ({source}) r GROUP BY GROUPING SETS ({sets})", params).fetchall()
-    # GROUPING(task, queue, hour): a bit set for each column left out, task the highest.
-    which = {0b011: "task", 0b101: "queue", 0b110: "hour", 0b111: ""}
-    n_p = len(PERCENTILES)
+    keys = "".join(f"{g}, GROUPING({g}), " for g in groupings)
+    rows = sql(db, f"SELECT {keys}COUNT(*), SUM(CASE WHEN number > 1 THEN 1 ELSE 0 END), MAX(run_s), "
+                   f"COUNT(wait_s), MAX(wait_s), {pcs} FROM ({source}) r GROUP BY GROUPING SETS ({sets})",
+               params).fetchall()
+    n_g, n_p = len(groupings), len(PERCENTILES)
     out = {}
-    for task, queue, hour, bits, runs, retries, run_max, waits, wait_max, *pcts in rows:
-        g = which[bits]
-        key = {"task": task, "queue": queue, "hour": hour, "": ""}[g]
-        out[(g, key)] = {"runs": runs, "retries": int(retries or 0),
-                         "run_s": _figures(runs, run_max, pcts[:n_p]),
-                         "wait_s": _figures(waits, wait_max, pcts[n_p:])}
+    for row in rows:
+        # GROUPING(g) is 0 in the rows of the set grouped by g; every one is 1 in the total.
+        key = next(((g, row[2 * i]) for i, g in enumerate(groupings) if row[2 * i + 1] == 0), ("", ""))
+        runs, retries, run_max, waits, wait_max, *pcts = row[2 * n_g:]
+        out[key] = {"runs": runs, "retries": int(retries or 0),
+                    "run_s": _figures(runs, run_max, pcts[:n_p]),
+                    "wait_s": _figures(waits, wait_max, pcts[n_p:])}
     return out
 
 
