@@ -64,7 +64,8 @@ def chart(hourly: list[dict[str, Any]]) -> dict[str, Any]:
     top_runs = max([h["runs"] for h in hourly] + [1])
     p95s = [h["run_s"]["p95"] for h in hourly]
     top_p95 = max([v for v in p95s if v is not None] + [0.0]) or 1.0
-    bars, points = [], []
+    bars: list[dict[str, Any]] = []
+    points: list[tuple[float, float]] = []
     for i, h in enumerate(hourly):
         run_h = room * h["runs"] / top_runs
         fail_h = min(run_h, room * h["failed"] / top_runs)
@@ -77,8 +78,9 @@ def chart(hourly: list[dict[str, Any]]) -> dict[str, Any]:
                      "h": round(run_h, 2), "fail_y": round(inner - fail_h, 2), "fail_h": round(fail_h, 2),
                      "title": title})
         if p95 is not None:
-            points.append(f"{round(x + step / 2, 2)},{round(inner - room * p95 / top_p95, 2)}")
-    return {"w": CHART_W, "h": CHART_H, "base": inner, "bars": bars, "line": " ".join(points),
+            points.append((round(x + step / 2, 2), round(inner - room * p95 / top_p95, 2)))
+    return {"w": CHART_W, "h": CHART_H, "base": inner, "bars": bars,
+            "line": " ".join(f"{px},{py}" for px, py in points), "dots": points,
             "top_runs": top_runs, "top_p95": round(top_p95, 3),
             "first": clock(hourly[0]["hour"])[:16] if hourly else "", "hours": len(hourly)}
 
