@@ -55,6 +55,11 @@ def unindexed(db: pw.Database, column: str) -> str:
     return f"+{column}" if is_sqlite(db) else column
 
 
+def floor_int(db: pw.Database, expr: str) -> str:
+    """``expr`` rounded down to an integer: SQLite's CAST truncates, PostgreSQL's rounds."""
+    return f"CAST({expr} AS INTEGER)" if is_sqlite(db) else f"CAST(FLOOR({expr}) AS BIGINT)"
+
+
 def marks(n: int) -> str:
     """``?, ?, ?`` for an ``IN (...)`` list of ``n`` values."""
     return ", ".join("?" * n)

@@ -11,7 +11,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..dialect import sql, unindexed
+from ..dialect import floor_int, sql, unindexed
 from ..status import JobStatus
 
 JOB_FIELDS = (
@@ -219,7 +219,7 @@ def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None
     buckets = {start + 60 * i: {"minute": iso(start + 60 * i), "succeeded": 0, "failed": 0}
                for i in range(minutes)}
     for minute, status, n in sql(
-        db, "SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS m, status, COUNT(*) FROM lq_job "
+        db, f"SELECT {floor_int(db, 'finished_at / 60')} * 60 AS m, status, COUNT(*) FROM lq_job "
             f"WHERE finished_at >= ? AND {_unindexed(db, 'status')} IN "
             f"('{JobStatus.SUCCEEDED}', '{JobStatus.FAILED}') GROUP BY m, status",
             [start]).fetchall():
