@@ -159,6 +159,17 @@ def test_job_waits_for_every_dependency_then_runs_once(app):
     assert app.storage.sql("SELECT COUNT(*) FROM lq_ready").fetchone()[0] == 0
 
 
+def test_dependencies_acked_at_once_by_parallel_workers_release_each_dependent_once(app):
+    """Two dependencies acked in two concurrent transactions: the count is decremented in
+    place, so neither misses the last one and the dependent is queued exactly once."""
+    pairs = [(app.work(i), app.work(i + 100)) for i in range(40)]
+    after = [app.enqueue(app.work.s(1000 + i), depends_on=list(pair)) for i, pair in enumerate(pairs)]
+    with running_consumer(app, workers=8):
+        for job in after:
+            wait_job(app, job.id, "succeeded", timeout=60)
+    assert all(job_row(app, j.id)["attempts"] == 1 for j in after)
+
+
 def test_failed_dependency_cancels_dependents_with_the_reason_and_cascades(app):
     bad = app.work(-1)
     good = app.work(1)
