@@ -27,7 +27,7 @@ from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
 from .ids import new_job_id
 from .ledger.preview import preview
-from .options import LiteTask, clean_tags, options_for
+from .options import LiteTask, adopt_existing, clean_tags, options_for
 from .replaced import FileIdentity
 from .storage import LiteStorage, NewJob, Unit
 
@@ -274,14 +274,15 @@ class LiteQueue(Huey):
 
     def enqueue_by_name(self, name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
                         *, queue: str | None = None, priority: int | None = None,
-                        delay: float | None = None) -> Result | None:
-        """Enqueue a registered task by name (what ``litequeue enqueue`` calls)."""
+                        delay: float | None = None, **options: Any) -> Result | None:
+        """Enqueue a registered task by name (what ``litequeue enqueue`` calls); ``options``
+        as for :meth:`enqueue` (``tags=...``)."""
         cls = self.find_task(name)
         eta = normalize_time(delay=delay, utc=self.utc) if delay else None
         task = cls(tuple(args), dict(kwargs or {}), eta=eta, priority=priority)
         if queue:
             task.queue = queue
-        return self.enqueue(task)
+        return self.enqueue(task, **{k: v for k, v in options.items() if v})
 
     def new_jobs(self, task: Task, data: bytes | None = None) -> list[NewJob]:
         """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps)."""
@@ -290,6 +291,7 @@ class LiteQueue(Huey):
         parent = None if unit is None or retry else unit.job_id
         job = self._job_row(task, parent, data)
         job.retry = retry
+        job.on_duplicate = adopt_existing(task) if job.options and job.options.unique_key else None
         if retry and unit is not None:
             job.has_file = unit.has_file
         jobs = [job]

@@ -19,7 +19,7 @@ from .status import FINAL_STATUSES
 from .storage import LiteStorage
 from .transitions import RetryHook, record_event
 
-__all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues",
+__all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
            "record_event", "resume_queues", "retry_jobs"]
 
 RETRYABLE = {s.value for s in FINAL_STATUSES}
@@ -106,3 +106,25 @@ def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = Fals
         with store.write():
             record_event(store, "purge", queue=queue, detail=f"{counts[queue]} job(s)", actor=actor)
     return counts
+
+
+def purge_tag(store: LiteStorage, tag: str, queues: Sequence[str] = (), dry_run: bool = False,
+              actor: str = "cli", batch: int = 1000) -> int:
+    """Drop the *queued* jobs of ``tag`` (only in ``queues``, if given); they end
+    ``cancelled`` in the ledger. Returns how many (would be) dropped."""
+    total = 0
+    for queue in list(queues) or [None]:
+        if dry_run:
+            total += queries.queued_count_with_tag(store.database, tag, queue)
+            continue
+        while True:  # batches, each its own short transaction
+            with store.write():
+                n = transitions.purge(store, queue, batch, tag=tag)
+            total += n
+            if n < batch:
+                break
+    if not dry_run:
+        with store.write():
+            where = f" in {', '.join(queues)}" if queues else ""
+            record_event(store, "purge", detail=f"tag {tag}{where}: {total} job(s)", actor=actor)
+    return total

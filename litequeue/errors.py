@@ -52,6 +52,11 @@ class DatabaseReplacedError(DatabaseError):
     """The database file was deleted or replaced while this process had it open."""
 
 
+class DependencyError(ConfigurationError):
+    """A job's ``depends_on`` names a job that does not exist, or makes a cycle; nothing
+    was written."""
+
+
 class UnknownTaskError(LiteQueueError):
     """No task of that name is registered (or the short name is ambiguous)."""
 

@@ -224,11 +224,54 @@ def _file_flag_and_retried_as(db: pw.Database) -> None:
              "WHERE retried_as IS NULL AND EXISTS (SELECT 1 FROM lq_job r WHERE r.retried_from = lq_job.id)")
 
 
+# -- migration 3: reserved for batches (issue 12, developed on another branch) -------------
+
+def _reserved_for_batches(db: pw.Database) -> None:
+    """Placeholder so that migration 4 can be numbered as agreed: the batches branch
+    replaces this step with its own when the branches merge."""
+
+
+# -- migration 4: tags, dependencies, unique keys -------------------------------------------
+
+_V4_TABLES = (
+    # A job's tags; (tag, job_id) is the way in: list, count, cancel, retry and purge by tag.
+    'CREATE TABLE IF NOT EXISTS "lq_job_tag" ("tag" VARCHAR(255) NOT NULL, "job_id" VARCHAR(255) NOT NULL, '
+    'PRIMARY KEY ("tag", "job_id"))',
+    # One row per (dependent, dependency); ``outcome`` is the dependency's final status once
+    # it is counted (each dependency is counted once).
+    'CREATE TABLE IF NOT EXISTS "lq_dependency" ("job_id" VARCHAR(255) NOT NULL, '
+    '"depends_on" VARCHAR(255) NOT NULL, "outcome" VARCHAR(255), PRIMARY KEY ("job_id", "depends_on"))',
+    # A waiting dependent: how many dependencies it still waits for (decremented in place, so
+    # two dependencies acked at once by two consumers cannot both miss the last one).
+    'CREATE TABLE IF NOT EXISTS "lq_dependency_wait" ("job_id" VARCHAR(255) NOT NULL PRIMARY KEY, '
+    '"remaining" INTEGER NOT NULL, "run_anyway" INTEGER NOT NULL DEFAULT 0)',
+    # A unique key and the job holding it; ``held_until`` is NULL while the job has not
+    # ended, then its end + unique_for: only then may another job take the key.
+    'CREATE TABLE IF NOT EXISTS "lq_unique" ("key" VARCHAR(255) NOT NULL PRIMARY KEY, '
+    '"job_id" VARCHAR(255) NOT NULL, "unique_for" {real} NOT NULL, "held_until" {real}, '
+    '"created_at" {real} NOT NULL)',
+)
+_V4_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS lq_job_tag_job ON lq_job_tag (job_id)",
+    "CREATE INDEX IF NOT EXISTS lq_dependency_open ON lq_dependency (depends_on) WHERE outcome IS NULL",
+    "CREATE INDEX IF NOT EXISTS lq_unique_held ON lq_unique (job_id) WHERE held_until IS NULL",
+)
+
+
+def _tags_dependencies_unique(db: pw.Database) -> None:
+    types = _types(db)
+    _run(db, *(ddl.format(**types) for ddl in _V4_TABLES))
+    _run(db, *_V4_INDEXES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
     Migration(2, "has_file on queue, schedule and ledger rows (plugin files); retried_as on jobs "
                  "(a job is retried once)", _file_flag_and_retried_as),
+    Migration(3, "reserved for batches (no change)", _reserved_for_batches),
+    Migration(4, "job tags, job dependencies and unique job keys (lq_job_tag, lq_dependency, "
+                 "lq_dependency_wait, lq_unique)", _tags_dependencies_unique),
 )
 
 #: The schema version this code needs and writes.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -85,6 +85,15 @@ def unique_key_for(task: Task) -> str:
     """``@app.task(unique=True)``: the key is the task's name and its arguments."""
     args = json.dumps([list(task.args), task.kwargs], sort_keys=True, default=repr)
     return f"{type(task).__name__}:{hashlib.sha256(args.encode()).hexdigest()[:32]}"
+
+
+def adopt_existing(task: Task) -> Callable[[str], None]:
+    """What a job whose unique key another job holds does with that job's id: the task
+    takes it, so the handle Huey builds from the task (``Result``) is that job's."""
+    def adopt(job_id: str) -> None:
+        task.id = job_id
+        task.revoke_id = f"r:{job_id}"
+    return adopt
 
 
 def options_for(task: Task) -> JobOptions | None:

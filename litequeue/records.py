@@ -3,6 +3,7 @@ collected, and how it ended. Plain data; :mod:`litequeue.transitions` writes the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class NewJob:
     on_schedule: bool = False
     #: tags, dependencies, unique key, batch (None: none of them)
     options: JobOptions | None = None
+    #: called (inside the transaction) with the id of the job holding this job's unique key
+    #: when that job is returned instead of writing this one
+    on_duplicate: Callable[[str], None] | None = None
 
 
 @dataclass

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .dialect import marks, skip_locked
-from .errors import JobNotFoundError, LiteQueueError
+from .errors import DependencyError, JobNotFoundError, LiteQueueError
 from .ids import new_job_id
 from .ledger.queries import NOT_SCHEDULED
 from .records import Claim, Finished, NewJob
@@ -73,6 +73,7 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
     pipeline step cancelled while it waited must not run when its parent finishes). Only
     cancelled: Huey enqueues an error callback again under the same id on every failure."""
     name = app or store.name
+    jobs, write_options = _job_options(store, jobs, now)
     ready, scheduled, ledger_new, ledger_retry = [], [], [], []
     for job in jobs:
         later = job.eta is not None and (job.eta > now or job.on_schedule)
@@ -118,6 +119,7 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
         ledger_new,
     )
     store.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
+    write_options()
 
 
 # -- dispatch -------------------------------------------------------------------------------
@@ -299,6 +301,7 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
     store.many(
         "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND number = ?",
         [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt) for i in acked])
+    settle(store, [i.claim.job_id for i in acked if i.status.is_final], now)
     # Not due yet (Huey put it on the schedule): taking it was no attempt at running it.
     early = [(i.claim.job_id, i.claim.attempt) for i in acked if i.outcome is AttemptOutcome.RELEASED]
     if early:
@@ -339,6 +342,7 @@ def fail_unrunnable(store: LiteStorage, holder: str, claim: Claim, error: str) -
               "WHERE id = ?", (now, error, now, claim.job_id))
     store.sql(f"UPDATE lq_attempt SET finished_at = ?, outcome = '{AttemptOutcome.FAILED}', error = ? "
               "WHERE job_id = ? AND number = ?", (now, error, claim.job_id, claim.attempt))
+    settle(store, [claim.job_id], now)
     return True
 
 
@@ -394,6 +398,7 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died") 
         store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', crashes = ?, finished_at = ?, "
                   "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
     _interrupt_attempts(store, [j for _, j, _ in failed], reason, now)
+    settle(store, [j for _, j, _ in failed], now)
     return len(requeued), len(failed)
 
 
@@ -416,6 +421,7 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
         (now, now, f"cancelled by {actor}", job_id, *NOT_STARTED)).fetchone()
     if done is not None:
         steps = _cancel_waiting_steps(store, [job_id], now)
+        settle(store, [job_id], now)
         outcome = "cancelled" + (f" (and {steps} pipeline step(s) waiting on it)" if steps else "")
         record_event(store, "cancel", job_id=job_id, queue=done[0], detail=outcome, actor=actor)
         return outcome
@@ -473,6 +479,7 @@ def retry(store: LiteStorage, job_ids: Sequence[str], actor: str,
             retried_from=job_id, has_file=bool(has_file)))
     for app, batch in by_app.items():
         enqueue(store, batch, now, app=app)
+        _copy_tags(store, [(job.retried_from, job.id) for job in batch])
         for job in batch:
             record_event(store, "retry", job_id=job.retried_from, queue=job.queue,
                          detail=f"retried as {job.id}", actor=actor)
@@ -500,16 +507,25 @@ def _why_not_retried(store: LiteStorage, job_id: str) -> str:
     raise LiteQueueError(f"job {job_id} could not be retried")  # pragma: no cover - raced a prune
 
 
-def purge(store: LiteStorage, queue: str, batch: int) -> int:
-    """Up to ``batch`` queued (not running, not scheduled) jobs of ``queue`` end
-    ``cancelled`` ("purged"). Returns how many."""
+def purge(store: LiteStorage, queue: str | None, batch: int, tag: str | None = None) -> int:
+    """Up to ``batch`` queued (not running, not scheduled) jobs of ``queue`` (any queue:
+    None), and of ``tag`` if given, end ``cancelled`` ("purged"). Returns how many."""
     now = time.time()
+    where = [f"claimed_by IS NULL{NOT_SCHEDULED}"]
+    params: list[Any] = []
+    if queue is not None:
+        where.append("queue = ?")
+        params.append(queue)
+    if tag is not None:
+        where.append("job_id IN (SELECT job_id FROM lq_job_tag WHERE tag = ?)")
+        params.append(tag)
     ids = [r[0] for r in store.sql(
-        "DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE queue = ? AND "
-        f"claimed_by IS NULL{NOT_SCHEDULED} LIMIT ?) RETURNING job_id", (queue, batch)).fetchall()]
+        f"DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE {' AND '.join(where)} LIMIT ?) "
+        "RETURNING job_id", (*params, batch)).fetchall()]
     store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, "
                f"error = 'purged' WHERE id = ? AND status IN ('{S.QUEUED}', '{S.RETRYING}')",
                [(now, now, i) for i in ids])
+    settle(store, ids, now)
     return len(ids)
 
 
@@ -523,6 +539,7 @@ def flush(store: LiteStorage, table: str) -> int:
     store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, "
                f"error = 'flushed' WHERE id = ? AND status IN {_in(NOT_STARTED)}",
                [(now, now, i, *NOT_STARTED) for i in ids])
+    settle(store, ids, now)
     return len(ids)
 
 
@@ -554,6 +571,7 @@ def prune_jobs(store: LiteStorage, rows: Sequence[tuple[str, str]]) -> tuple[int
     _count(store, kv, [(app, f"{flag}:{job_id}") for job_id, app in rows for flag in ("cancel", "r")])
     jobs = _count(store, f"DELETE FROM lq_job WHERE id = ? AND status IN {_in(FINAL)}",
                   [(i, *FINAL) for (i,) in ids])
+    _forget_options(store, ids)
     return jobs, attempts, results
 
 
@@ -574,6 +592,232 @@ def take_prune_turn(store: LiteStorage, now: float, interval: float) -> bool:
         "INSERT INTO lq_meta (key, value) VALUES ('auto_prune_at', ?) ON CONFLICT (key) DO "
         "UPDATE SET value = excluded.value WHERE CAST(lq_meta.value AS REAL) <= ?",
         (repr(now), now - interval)).rowcount == 1
+
+
+# -- tags, dependencies, unique keys ------------------------------------------------------------
+# ``enqueue`` calls :func:`_job_options` first and what it returns last; every transition that
+# ends a job for good calls :func:`settle` in its transaction.
+
+#: A dependency that ended in one of these failed for good.
+DEPENDENCY_FAILED = (S.FAILED.value, S.CANCELLED.value, S.EXPIRED.value)
+_CHUNK = 500
+
+
+def _job_options(store: LiteStorage, jobs: Sequence[NewJob], now: float
+                 ) -> tuple[Sequence[NewJob], Callable[[], None]]:
+    """Before ``enqueue`` writes ``jobs``: take their unique keys (a job whose key another
+    job holds is not written; the holder's id goes to its ``on_duplicate``), refuse unknown
+    dependencies and cycles (raising before anything is written), and make a job whose
+    dependencies have not all succeeded ``waiting``. Returns the jobs to write and what to
+    write after them (tags, dependency rows)."""
+    if not any(j.options is not None and not j.retry for j in jobs):
+        return jobs, lambda: None
+    dropped = _take_unique_keys(store, [j for j in jobs if j.options and j.options.unique_key and not j.retry], now)
+    if dropped:
+        kept: list[NewJob] = []
+        for job in jobs:  # the pipeline steps of a job not written are not written either
+            if job.id in dropped or (job.waiting and job.parent_id in dropped):
+                dropped.add(job.id)
+            else:
+                kept.append(job)
+        jobs = kept
+    fresh = [j for j in jobs if j.options is not None and not j.retry]
+    statuses = _plan_dependencies(store, fresh, {j.id: j for j in jobs})
+
+    def write() -> None:
+        _write_job_options(store, fresh, statuses, now)
+
+    return jobs, write
+
+
+def _take_unique_keys(store: LiteStorage, jobs: list[NewJob], now: float) -> set[str]:
+    """Each job takes its unique key, unless a job holds it: one that has not ended, or
+    ended less than its ``unique_for`` ago. An upsert on the key's primary key, so of
+    any number of producers at once exactly one takes it (the others wait for its commit,
+    then find it held). Returns the ids of the jobs not to write."""
+    dropped: set[str] = set()
+    holders: dict[str, str] = {}
+    # In key order: two producers taking the same keys never wait for each other in a circle.
+    for job in sorted(jobs, key=lambda j: str(j.options.unique_key if j.options else "")):
+        assert job.options is not None and job.options.unique_key is not None
+        key = job.options.unique_key
+        holder = holders.get(key)
+        if holder is None:
+            took = store.sql(
+                "INSERT INTO lq_unique (key, job_id, unique_for, held_until, created_at) VALUES (?, ?, ?, NULL, ?) "
+                "ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, unique_for = excluded.unique_for, "
+                "held_until = NULL, created_at = excluded.created_at "
+                "WHERE lq_unique.held_until IS NOT NULL AND lq_unique.held_until <= ? RETURNING job_id",
+                (key, job.id, float(job.options.unique_for or 0.0), now, now)).fetchone()
+            if took is not None:
+                holders[key] = job.id
+                continue
+            holder = holders[key] = str(store.sql("SELECT job_id FROM lq_unique WHERE key = ?", (key,)).fetchone()[0])
+        if holder == job.id:
+            continue  # the holder itself, enqueued again under its id (a pipeline step's turn)
+        dropped.add(job.id)
+        if job.on_duplicate is not None:
+            job.on_duplicate(holder)
+    return dropped
+
+
+def _plan_dependencies(store: LiteStorage, jobs: list[NewJob], batch: dict[str, NewJob]) -> dict[str, str]:
+    """Check the dependencies of ``jobs`` (each exists in the ledger or in ``batch``, and no
+    cycle) and make a job ``waiting`` unless every dependency has succeeded (or ended, for
+    one that runs anyway). Returns the status of each dependency already in the ledger."""
+    dependents = [j for j in jobs if j.options and j.options.depends_on]
+    if not dependents:
+        return {}
+    outside = sorted({d for j in dependents for d in j.options.depends_on if d not in batch})  # type: ignore[union-attr]
+    statuses: dict[str, str] = {}
+    # PostgreSQL: a shared lock on each dependency's row, so its ack (which updates the row)
+    # waits for this commit and then finds the dependency rows written here.
+    lock = "" if store.is_sqlite else " ORDER BY id FOR SHARE"
+    for i in range(0, len(outside), _CHUNK):
+        part = outside[i:i + _CHUNK]
+        statuses.update(store.sql(f"SELECT id, status FROM lq_job WHERE id IN {_in(part)}{lock}", part).fetchall())
+    for job in dependents:
+        assert job.options is not None
+        for dep in job.options.depends_on:
+            if dep not in batch and dep not in statuses:
+                raise DependencyError(f"job {job.id} ({job.task}) depends on {dep}, which is not a job in the "
+                                      "ledger; enqueue that job first or leave it out of depends_on "
+                                      "(nothing was enqueued)")
+    _refuse_cycles(store, dependents, batch)
+    for job in dependents:
+        assert job.options is not None
+        ended = [statuses.get(d) for d in job.options.depends_on]
+        pending = any(s not in FINAL for s in ended)
+        failed = any(s in DEPENDENCY_FAILED for s in ended)
+        job.waiting = job.waiting or pending or (failed and job.options.on_dependency_failure != "run")
+    return statuses
+
+
+def _refuse_cycles(store: LiteStorage, dependents: list[NewJob], batch: dict[str, NewJob]) -> None:
+    """A cycle needs jobs given explicit ids (a new id is depended on by nobody yet): walk
+    each new job's dependencies, in this enqueue and in the ledger, looking for the job."""
+    def depends_on(job_id: str) -> list[str]:
+        if job_id in batch:
+            options = batch[job_id].options
+            return list(options.depends_on) if options else []
+        return [r[0] for r in store.sql("SELECT depends_on FROM lq_dependency WHERE job_id = ? "
+                                        "AND outcome IS NULL", (job_id,)).fetchall()]
+
+    for job in dependents:
+        seen: set[str] = set()
+        todo = depends_on(job.id)
+        while todo:
+            other = todo.pop()
+            if other == job.id:
+                raise DependencyError(f"job {job.id} ({job.task}) would wait for itself: its depends_on makes "
+                                      "a cycle; remove one of the dependencies (nothing was enqueued)")
+            if other not in seen:
+                seen.add(other)
+                todo.extend(depends_on(other))
+
+
+def _write_job_options(store: LiteStorage, jobs: list[NewJob], statuses: dict[str, str], now: float) -> None:
+    """After the job rows: their tags and dependency rows; a job whose dependency already
+    failed for good ends ``cancelled`` now (and its dependents with it)."""
+    store.many("INSERT INTO lq_job_tag (tag, job_id) VALUES (?, ?) ON CONFLICT (tag, job_id) DO NOTHING",
+               [(tag, j.id) for j in jobs if j.options for tag in j.options.tags])
+    doomed: list[tuple[str, str]] = []
+    for job in jobs:
+        if not job.options or not job.options.depends_on:
+            continue
+        deps = job.options.depends_on
+        store.many("INSERT INTO lq_dependency (job_id, depends_on, outcome) VALUES (?, ?, ?) "
+                   "ON CONFLICT (job_id, depends_on) DO NOTHING",
+                   [(job.id, d, statuses[d] if statuses.get(d) in FINAL else None) for d in deps])
+        if not job.waiting:
+            continue
+        run_anyway = job.options.on_dependency_failure == "run"
+        store.sql("INSERT INTO lq_dependency_wait (job_id, remaining, run_anyway) VALUES (?, ?, ?) "
+                  "ON CONFLICT (job_id) DO UPDATE SET remaining = excluded.remaining, run_anyway = excluded.run_anyway",
+                  (job.id, sum(statuses.get(d) not in FINAL for d in deps), int(run_anyway)))
+        failed = [d for d in deps if statuses.get(d) in DEPENDENCY_FAILED]
+        if failed and not run_anyway:
+            doomed.append((job.id, f"cancelled: dependency {failed[0]} {statuses[failed[0]]}"))
+    ended = [job_id for job_id, reason in doomed if _cancel_dependent(store, job_id, reason, now)]
+    settle(store, ended, now)
+
+
+def settle(store: LiteStorage, job_ids: Sequence[str], now: float) -> None:
+    """``job_ids`` may just have ended for good (the caller changed their rows): each one's
+    unique key is held ``unique_for`` seconds more, then free; each job waiting on it is
+    queued (its last dependency succeeded) or ends ``cancelled`` (a dependency failed for
+    good, unless it runs anyway), and so on down. Each dependency is counted once."""
+    todo = list(dict.fromkeys(job_ids))
+    while todo:
+        part, todo = todo[:_CHUNK], todo[_CHUNK:]
+        store.sql("UPDATE lq_unique SET held_until = ? + unique_for WHERE held_until IS NULL "
+                  f"AND job_id IN {_in(part)} AND EXISTS (SELECT 1 FROM lq_job j "
+                  f"WHERE j.id = lq_unique.job_id AND j.status IN {_in(FINAL)})",
+                  (now, *part, *FINAL))
+        edges = store.sql(
+            "SELECT d.job_id, d.depends_on, j.status FROM lq_dependency d JOIN lq_job j ON j.id = d.depends_on "
+            f"WHERE d.outcome IS NULL AND d.depends_on IN {_in(part)} AND j.status IN {_in(FINAL)} "
+            "ORDER BY d.job_id, d.depends_on", (*part, *FINAL)).fetchall()
+        for dependent, dep, status in edges:
+            counted = store.sql("UPDATE lq_dependency SET outcome = ? WHERE job_id = ? AND depends_on = ? "
+                                "AND outcome IS NULL RETURNING job_id", (status, dependent, dep)).fetchone()
+            if counted is None:
+                continue  # counted by someone else meanwhile
+            wait = store.sql("SELECT run_anyway FROM lq_dependency_wait WHERE job_id = ?", (dependent,)).fetchone()
+            if wait is None:
+                continue  # it never waited (its dependencies had ended when it was enqueued)
+            if status == S.SUCCEEDED.value or wait[0]:
+                # In place: two dependencies acked at once cannot both miss the last one.
+                left = store.sql("UPDATE lq_dependency_wait SET remaining = remaining - 1 WHERE job_id = ? "
+                                 "RETURNING remaining", (dependent,)).fetchone()
+                if left is not None and left[0] <= 0:
+                    _release_dependent(store, dependent, now)
+            elif _cancel_dependent(store, dependent, f"cancelled: dependency {dep} {status}", now):
+                todo.append(dependent)
+
+
+def _release_dependent(store: LiteStorage, job_id: str, now: float) -> bool:
+    """A waiting dependent whose dependencies are done: its queue (or schedule, if its ETA
+    is ahead) row from its stored payload. Once: only from ``waiting``."""
+    row = store.sql(
+        f"UPDATE lq_job SET status = CASE WHEN eta IS NOT NULL AND eta > ? THEN '{S.SCHEDULED}' "
+        f"ELSE '{S.QUEUED}' END, enqueued_at = ?, updated_at = ? WHERE id = ? AND status = '{S.WAITING}' "
+        "AND payload IS NOT NULL RETURNING app, queue, priority, payload, crash_cap, has_file, eta, status",
+        (now, now, now, job_id)).fetchone()
+    if row is None:
+        return False
+    app, queue, priority, payload, cap, has_file, eta, status = row
+    if status == S.SCHEDULED.value:
+        store.sql("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (app, queue, priority, job_id, payload, eta, cap, has_file))
+    else:
+        store.sql("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (app, queue, priority, job_id, payload, cap, now, has_file))
+    return True
+
+
+def _cancel_dependent(store: LiteStorage, job_id: str, reason: str, now: float) -> bool:
+    """A waiting dependent ends ``cancelled`` with ``reason`` (with its pipeline steps)."""
+    row = store.sql(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
+                    f"WHERE id = ? AND status = '{S.WAITING}' RETURNING queue", (now, now, reason, job_id)).fetchone()
+    if row is None:
+        return False
+    _cancel_waiting_steps(store, [job_id], now)
+    record_event(store, "cancel", job_id=job_id, queue=row[0], detail=reason, actor="litequeue")
+    return True
+
+
+def _copy_tags(store: LiteStorage, pairs: Sequence[tuple[str | None, str]]) -> None:
+    """A retried job keeps the original's tags (``jobs retry --all-failed --tag`` finds it again)."""
+    store.many("INSERT INTO lq_job_tag (tag, job_id) SELECT tag, ? FROM lq_job_tag WHERE job_id = ? "
+               "ON CONFLICT (tag, job_id) DO NOTHING", [(new, old) for old, new in pairs if old])
+
+
+def _forget_options(store: LiteStorage, job_ids: Sequence[tuple[str]]) -> None:
+    """Pruned jobs: their tags and the dependency rows that name them."""
+    store.many("DELETE FROM lq_job_tag WHERE job_id = ?", job_ids)
+    store.many("DELETE FROM lq_dependency WHERE job_id = ?", job_ids)
+    store.many("DELETE FROM lq_dependency_wait WHERE job_id = ?", job_ids)
 
 
 # -- consumers and queues ------------------------------------------------------------------------

@@ -59,11 +59,11 @@ def register(app: Flask, dbs: data.Databases) -> None:
     def retry_failed() -> Any:
         f = data.parse_filters({**request.form.to_dict(), "status": "failed", "after": ""})
         with store() as s:
-            ids = queries.failed_job_ids(s.database, queue=f["queue"], task=f["task"], search=f["q"])
+            ids = queries.failed_job_ids(s.database, queue=f["queue"], task=f["task"], search=f["q"], tag=f["tag"])
             for i in range(0, len(ids), BATCH):
                 control.retry_jobs(s, ids[i:i + BATCH], actor=ACTOR, hooks=plugins.retry_hooks())
         flash(f"Retried {len(ids)} failed job(s) with their original arguments.", "ok")
-        query = {k: v for k, v in (("queue", f["queue"]), ("task", f["task"])) if v}
+        query = {k: v for k, v in (("queue", f["queue"]), ("task", f["task"]), ("tag", f["tag"])) if v}
         return redirect(url_for("jobs") + ("?" + urlencode(query) if query else ""), 303)
 
     def queue_name() -> str:

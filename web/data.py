@@ -89,7 +89,8 @@ def parse_filters(args: dict[str, str]) -> dict[str, Any]:
     else:
         after_seq = None
     return {"status": status, "queue": args.get("queue") or None, "task": args.get("task") or None,
-            "q": (args.get("q") or "").strip() or None, "after": after_seq}
+            "q": (args.get("q") or "").strip() or None, "after": after_seq,
+            "tag": (args.get("tag") or "").strip() or None}
 
 
 def overview(db: pw.Database, now: float | None = None) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def job_list(db: pw.Database, args: dict[str, str], page_size: int) -> dict[str,
     """One page of jobs, newest first; ``next_after`` is the ``after`` of the next page."""
     f = parse_filters(args)
     jobs = queries.list_jobs(db, status=f["status"], queue=f["queue"], task=f["task"], search=f["q"],
-                             before=f["after"], limit=page_size + 1)
+                             before=f["after"], limit=page_size + 1, tag=f["tag"])
     more = len(jobs) > page_size
     jobs = jobs[:page_size]
     return {"filters": f, "jobs": jobs, "next_after": jobs[-1]["seq"] if more else None}

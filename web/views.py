@@ -32,8 +32,8 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
     def jobs() -> Any:
         db = dbs.reader()
         listing = data.job_list(db, request.args.to_dict(), settings.page_size)
-        return render_page("jobs.html", listing, facets=queries.job_facets(db), statuses=data.STATUSES,
-                          page="jobs")
+        return render_page("jobs.html", listing, facets={**queries.job_facets(db), "tags": queries.tag_facets(db)},
+                           statuses=data.STATUSES, page="jobs")
 
     @app.get("/api/jobs")
     def api_jobs() -> Any:
@@ -64,7 +64,7 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
             abort(403, "this status page is read-only (started with --read-only)")
         f = data.parse_filters({**request.args.to_dict(), "status": "failed", "after": ""})
         count = queries.count_matching(dbs.reader(), status="failed", queue=f["queue"], task=f["task"],
-                                       search=f["q"])
+                                       search=f["q"], tag=f["tag"])
         return render_page("confirm_retry.html", {"filters": f, "count": count}, page="jobs")
 
     @app.get("/periodic")

@@ -11,6 +11,7 @@ from .. import control, plugins
 from ..errors import JobNotFoundError
 from ..ledger import queries
 from ..status import JobStatus
+from ..storage import LiteStorage
 from . import main
 from .helpers import app_argument, echo_json, json_option, parse_json, store, user_app
 from .progress import progress
@@ -23,18 +24,20 @@ from .progress import progress
 @click.option("-q", "--queue", default=None, help="Queue (default: the task's own).")
 @click.option("--priority", type=int, default=None, help="Higher runs first within a queue.")
 @click.option("--delay", type=click.FloatRange(0), default=None, help="Run after this many seconds.")
+@click.option("--tag", "tags", multiple=True, help="Tag the job (repeat for more tags).")
 @click.option("--wait", is_flag=True, help="Wait for the job and print its result.")
 @click.option("--timeout", type=click.FloatRange(0), default=None, help="With --wait: give up after this many seconds.")
 @click.option("--app", "app_spec", envvar="LITEQUEUE_APP", show_envvar=True, metavar="APP",
               help="The app that defines TASK (MODULE or MODULE:ATTR).")
 def enqueue(task: str, args_json: str | None, kwargs_json: str | None, queue: str | None,
-            priority: int | None, delay: float | None, wait: bool, timeout: float | None,
-            app_spec: str | None) -> None:
+            priority: int | None, delay: float | None, tags: tuple[str, ...], wait: bool,
+            timeout: float | None, app_spec: str | None) -> None:
     """Enqueue TASK (its name, or module.name) and print the new job id."""
     args = parse_json(args_json, list, "--args")
     kwargs = parse_json(kwargs_json, dict, "--kwargs")
     lq = user_app(app_spec)
-    result = lq.enqueue_by_name(task, args, kwargs, queue=queue, priority=priority, delay=delay)
+    result = lq.enqueue_by_name(task, args, kwargs, queue=queue, priority=priority, delay=delay,
+                                tags=list(tags))
     if result is None:
         return
     click.echo(result.id)
@@ -52,12 +55,17 @@ def enqueue(task: str, args_json: str | None, kwargs_json: str | None, queue: st
 
 
 @main.command()
+@click.option("--by-tag", "by_tag", default=None, metavar="PREFIX",
+              help="Instead: per tag starting with PREFIX, per task, jobs succeeded of all (site:acme  ocr 23/50).")
 @json_option
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, by_tag: str | None, as_json: bool) -> None:
     """Per queue: scheduled, queued, running, failed jobs, the oldest queued job's age;
-    and the consumers alive."""
+    and the consumers alive. With --by-tag: the progress of each tag's jobs."""
     s = store(ctx)
+    if by_tag is not None:
+        _status_by_tag(s, by_tag, as_json)
+        return
     data = {"queues": queries.queue_summary(s.database),
             "consumers": queries.consumers(s.database, alive_only=True)}
     for extra in status_extras:
@@ -88,6 +96,26 @@ def status(ctx: click.Context, as_json: bool) -> None:
         printer(data)
 
 
+def _status_by_tag(s: LiteStorage, prefix: str, as_json: bool) -> None:
+    tags = queries.tag_progress(s.database, prefix)
+    if as_json:
+        echo_json({"tags": tags})
+        return
+    if not tags:
+        click.echo(f"no jobs with a tag starting with {prefix!r}")
+        return
+    width = max(len(t) for t in tags)
+    task_width = max(len(task) for per_task in tags.values() for task in per_task)
+    for tag, per_task in tags.items():
+        for task, counts in per_task.items():
+            others = ", ".join(f"{counts[st]} {st}" for st in _UNDONE if counts.get(st))
+            click.echo(f"{tag:<{width}}  {task:<{task_width}}  {counts['done']}/{counts['total']}"
+                       + (f"  ({others})" if others else ""))
+
+
+_UNDONE = ("failed", "cancelled", "expired", "running", "retrying", "queued", "scheduled", "waiting")
+
+
 #: Hooks later parts (inbox, progress) use to add to ``status``: fn(store) -> dict.
 status_extras: list = []
 status_printers: list = []
@@ -115,21 +143,23 @@ def jobs() -> None:
 @click.option("--queue", default=None, help="Only jobs of this queue.")
 @click.option("--task", default=None, help="Only jobs of this task.")
 @click.option("--search", default=None, help="Match id, argument text or error text.")
+@click.option("--tag", default=None, help="Only jobs with this tag.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=50, help="At most this many.")
 @json_option
 @click.pass_context
 def jobs_list(ctx: click.Context, status_: str | None, queue: str | None, task: str | None,
-              search: str | None, limit: int, as_json: bool) -> None:
+              search: str | None, tag: str | None, limit: int, as_json: bool) -> None:
     """Jobs, newest first."""
     rows = queries.list_jobs(store(ctx).database, status=status_, queue=queue, task=task,
-                             search=search, limit=limit)
+                             search=search, limit=limit, tag=tag)
     if as_json:  # every object has every ledger field (null when empty); `jobs show` adds attempts etc.
         echo_json(rows)
         return
     for r in rows:
         err = f"  {r['error'][:60]}" if r.get("error") else ""
+        tags = f"  [{', '.join(r['tags'])}]" if r.get("tags") else ""
         click.echo(f"{r['id']}  {r['status']:<10}{r['queue']:<12}{r['task']:<24}"
-                   f"attempts={r['attempts']}{err}")
+                   f"attempts={r['attempts']}{tags}{err}")
 
 
 @jobs.command("show")
@@ -146,9 +176,15 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
         return
     for key in ("id", "task", "queue", "priority", "status", "attempts", "crashes", "args",
                 "kwargs", "enqueued_at", "eta", "started_at", "finished_at", "worker", "result",
-                "error", "parent_id", "retried_from", "children", "retries"):
+                "error", "parent_id", "retried_from", "children", "retries", "tags", "depends_on",
+                "dependents"):
         if job.get(key) not in (None, [], ""):
-            click.echo(f"{key + ':':<14}{job[key]}")
+            value = job[key]
+            if key == "depends_on":
+                value = ", ".join(f"{d['id']} ({d['outcome'] or 'pending'})" for d in value)
+            elif key in ("tags", "dependents"):
+                value = ", ".join(value)
+            click.echo(f"{key + ':':<14}{value}")
     if job.get("progress"):
         p = job["progress"]
         pct = f" ({p['percent']}%)" if "percent" in p else ""
@@ -169,14 +205,17 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
 @click.option("--all-failed", is_flag=True, help="Retry every failed job.")
 @click.option("--queue", default=None, help="With --all-failed: only this queue.")
 @click.option("--task", default=None, help="With --all-failed: only this task.")
+@click.option("--tag", default=None, help="With --all-failed: only jobs with this tag.")
 @click.pass_context
 def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, queue: str | None,
-               task: str | None) -> None:
+               task: str | None, tag: str | None) -> None:
     """Re-enqueue jobs with their original arguments (linked to the original)."""
     s = store(ctx)
     ids = list(job_ids)
+    if tag is not None and not all_failed:
+        raise click.UsageError("--tag goes with --all-failed (retry the failed jobs of a tag)")
     if all_failed:
-        ids += queries.failed_job_ids(s.database, queue=queue, task=task)
+        ids += queries.failed_job_ids(s.database, queue=queue, task=task, tag=tag)
     if not ids:
         raise click.UsageError("give job ids or --all-failed")
     done = 0
@@ -195,11 +234,21 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, q
 
 
 @jobs.command("cancel")
-@click.argument("job_ids", nargs=-1, required=True)
+@click.argument("job_ids", nargs=-1)
+@click.option("--tag", default=None, help="Cancel every job with this tag that has not ended.")
 @click.pass_context
-def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
-    """Cancel queued or scheduled jobs; ask running ones to stop."""
-    for job_id, what in control.cancel_jobs(store(ctx), list(job_ids)).items():
+def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None) -> None:
+    """Cancel waiting, queued or scheduled jobs; ask running ones to stop."""
+    s = store(ctx)
+    ids = list(job_ids)
+    if tag is not None:
+        ids += queries.unfinished_ids_with_tag(s.database, tag)
+        if not ids:
+            click.echo(f"no unfinished job has tag {tag}")
+            return
+    if not ids:
+        raise click.UsageError("give job ids or --tag")
+    for job_id, what in control.cancel_jobs(s, list(dict.fromkeys(ids))).items():
         click.echo(f"{job_id}: {what}")
 
 

@@ -74,15 +74,19 @@ def resume(ctx: click.Context, queues: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("queues", nargs=-1, required=True, metavar="QUEUE...")
+@click.argument("queues", nargs=-1, required=False, metavar="[QUEUE...]")
+@click.option("--tag", default=None, help="Only the jobs with this tag (then QUEUE... is optional).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Only count the jobs that would be dropped.")
 @click.pass_context
-def purge(ctx: click.Context, queues: tuple[str, ...], yes: bool, dry_run: bool) -> None:
-    """Drop the queued jobs of QUEUE... (not running, scheduled or retrying ones).
+def purge(ctx: click.Context, queues: tuple[str, ...], tag: str | None, yes: bool, dry_run: bool) -> None:
+    """Drop the queued jobs of QUEUE... or of --tag (not running, scheduled or retrying ones).
 
     Dropped jobs end `cancelled` in the ledger, so they can still be found and retried.
     """
+    if tag is not None:
+        _purge_tag(ctx, tag, _names(queues) if queues else [], yes, dry_run)
+        return
     names = _names(queues)
     s = store(ctx)
     counts = control.purge_queues(s, names, dry_run=True)
@@ -104,6 +108,19 @@ def purge(ctx: click.Context, queues: tuple[str, ...], yes: bool, dry_run: bool)
             report(dropped, max(total, dropped))
             click.echo(f"{name}: dropped {n} queued job(s)")
     click.echo(f"dropped {dropped} job(s); they are cancelled in the ledger")
+
+
+def _purge_tag(ctx: click.Context, tag: str, names: list[str], yes: bool, dry_run: bool) -> None:
+    s = store(ctx)
+    where = f" in {', '.join(names)}" if names else ""
+    total = control.purge_tag(s, tag, names, dry_run=True)
+    if dry_run or total == 0:
+        click.echo(f"tag {tag}{where}: {total} queued job(s) {'would be dropped' if dry_run else ''}".rstrip())
+        return
+    if not yes:
+        click.confirm(f"Drop {total} queued job(s) tagged {tag}{where}? They end cancelled", abort=True, err=True)
+    dropped = control.purge_tag(s, tag, names)
+    click.echo(f"tag {tag}{where}: dropped {dropped} queued job(s); they are cancelled in the ledger")
 
 
 @main.command()

@@ -26,12 +26,18 @@ class Ledger:
     QueueState: type[pw.Model]
     Finished: type[pw.Model]
     InboxFile: type[pw.Model]
+    #: tags, dependencies and unique keys (see ``make_options_models``)
+    JobTag: type[pw.Model]
+    Dependency: type[pw.Model]
+    DependencyWait: type[pw.Model]
+    Unique: type[pw.Model]
 
     @property
     def models(self) -> list[type[pw.Model]]:
         return [
             self.Meta, self.Job, self.Attempt, self.Consumer, self.PeriodicRun,
             self.Event, self.QueueState, self.Finished, self.InboxFile,
+            self.JobTag, self.Dependency, self.DependencyWait, self.Unique,
         ]
 
 
@@ -198,4 +204,46 @@ def make_ledger(db: pw.Database) -> Ledger:
         class Meta:
             table_name = "lq_inbox_file"
 
-    return Ledger(db, Meta, Job, Attempt, Consumer, PeriodicRun, Event, QueueState, Finished, InboxFile)
+    return Ledger(db, Meta, Job, Attempt, Consumer, PeriodicRun, Event, QueueState, Finished, InboxFile,
+                  *make_options_models(Base))
+
+
+def make_options_models(base: type[pw.Model]) -> tuple[type[pw.Model], ...]:
+    """Tags, dependencies and unique keys of jobs (migration 4)."""
+
+    class JobTag(base):  # type: ignore[misc,valid-type]
+        tag = pw.CharField()
+        job_id = pw.CharField(index=True)
+
+        class Meta:
+            table_name = "lq_job_tag"
+            primary_key = pw.CompositeKey("tag", "job_id")
+
+    class Dependency(base):  # type: ignore[misc,valid-type]
+        job_id = pw.CharField()
+        depends_on = pw.CharField()
+        outcome = pw.CharField(null=True)  # the dependency's final status, once counted
+
+        class Meta:
+            table_name = "lq_dependency"
+            primary_key = pw.CompositeKey("job_id", "depends_on")
+
+    class DependencyWait(base):  # type: ignore[misc,valid-type]
+        job_id = pw.CharField(primary_key=True)
+        remaining = pw.IntegerField()
+        run_anyway = pw.IntegerField(default=0)
+
+        class Meta:
+            table_name = "lq_dependency_wait"
+
+    class Unique(base):  # type: ignore[misc,valid-type]
+        key = pw.CharField(primary_key=True)
+        job_id = pw.CharField()
+        unique_for = pw.DoubleField()
+        held_until = pw.DoubleField(null=True)  # NULL while the job has not ended
+        created_at = pw.DoubleField()
+
+        class Meta:
+            table_name = "lq_unique"
+
+    return JobTag, Dependency, DependencyWait, Unique

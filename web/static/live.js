@@ -157,7 +157,8 @@
     }
     lastJobs = key;
     fill("jobs", data.jobs.map((j) => el("tr", { class: "row-" + j.status },
-      cell({}, jobLink(j.id)), cell({ text: j.task }), cell({ text: j.queue }), cell({}, badge(j.status)),
+      cell({}, jobLink(j.id)), cell({}, j.task, ...(j.tags || []).flatMap((t) => [" ", el("a", { class: "tag", href: url("/jobs", { tag: t }), text: t })])),
+      cell({ text: j.queue }), cell({}, badge(j.status)),
       cell({ class: "mono args" }, inline(j.args, 60) + (j.kwargs && Object.keys(j.kwargs).length ? " " + inline(j.kwargs, 40) : "")),
       cell({ class: "num", text: j.attempts }), cell({}, when(j.enqueued_at)), cell({}, when(j.finished_at)),
       cell({ class: "err", text: (j.error || "").slice(0, 100) }),
