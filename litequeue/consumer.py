@@ -33,7 +33,7 @@ from .doorbell import Doorbell, make_doorbell
 from .faultwait import FaultWait
 from .hueyseams import ConsumerSeams
 from .ledger import queries
-from .liveness import LifeLock, holder_of, holder_pattern, new_consumer_id
+from .liveness import LifeLock, consumer_of, holder_of, holder_pattern, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
 from .replaced import restart_in_place
 from .retention import AutoPruner
@@ -335,5 +335,19 @@ class LiteConsumer(ConsumerSeams):
                                     "%d failed at the crash cap", proc.pid, back, failed)
             self.storage.close()  # the main thread's connection must not be inherited by new workers
             with FORK_GUARD:  # no thread of ours is inside a write transaction while we fork
-                return super().check_worker_health()
+                healthy = super().check_worker_health()
+            self._recover_vanished_workers()
+            return healthy
         return super().check_worker_health()
+
+    def _recover_vanished_workers(self) -> None:
+        """Recover claims of this consumer held by a pid that is none of its live workers: a
+        worker that died after the look above, just before Huey replaced it."""
+        live = {holder_of(self.consumer_id, proc.pid) for _, proc in self.worker_threads
+                if proc.pid and proc.is_alive()}
+        for holder in self.storage.claim_holders():
+            if consumer_of(holder) != self.consumer_id or holder == self.consumer_id or holder in live:
+                continue
+            back, failed = self.storage.recover(holder, reason="interrupted: its worker process died")
+            log.warning("worker %s is gone: %d job(s) back to the queue, %d failed at the crash cap",
+                        holder, back, failed)

@@ -120,3 +120,31 @@ def test_delayed_jobs_survive_kills_around_their_due_time(faults: Faults) -> Non
     assert early == [(0,)], "a delayed job ran before it was due"
     say(f"5 delayed jobs (due over {last_due - first_due:.1f}s), kills around their due time: kills={kills} "
         f"{acct.summary()} seed={faults.seed}")
+
+
+def test_claims_of_a_vanished_worker_process_are_recovered(faults: Faults) -> None:
+    """A worker process that died between the consumer's look at its workers and Huey's
+    restart of them left its claim held by a pid no worker has: the job stayed ``running``
+    until the consumer restarted. Any claim of this consumer held by a pid that is not one
+    of its live workers is now recovered at the next health check."""
+    from litequeue import control
+    from litequeue.liveness import holder_of
+
+    proc = faults.project.start_consumer("tasks", "-w", "2", "-k", "process", "-Q", "default")
+    consumer_id = faults.wait_ready(proc)
+    # A job in a queue this consumer does not serve: only the orphan below takes it.
+    job_id = faults.project.cli("enqueue", "plain", "--args", "[2]", "-q", "side", "--app", "tasks").stdout.strip()
+    (app,) = faults.project.query("SELECT app FROM lq_job WHERE id = ?", (job_id,))[0]
+    store = control.open_store(str(faults.project.db), app=app)
+    try:
+        orphan = holder_of(consumer_id, 999_999)  # a worker pid that is gone
+        claims = store.claim(orphan, ["side"], 1)
+        assert [c.job_id for c in claims] == [job_id]
+    finally:
+        store.database.close()
+    wait_for(lambda: faults.project.query("SELECT status FROM lq_job WHERE id = ?", (job_id,))[0][0] == "queued",
+             15, what="the orphaned claim to be recovered")
+    attempts = faults.project.query("SELECT outcome FROM lq_attempt WHERE job_id = ?", (job_id,))
+    assert [a[0] for a in attempts] == ["interrupted"]
+    assert faults.project.query("SELECT claimed_by FROM lq_ready WHERE job_id = ?", (job_id,)) == [(None,)]
+    assert faults.stop(proc) == 0
