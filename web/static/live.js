@@ -177,7 +177,7 @@
       cell({}, badge(b.state)), cell({}, batchBar(b)),
       cell({ class: "num", text: (b.succeeded + b.failed) + "/" + b.total }),
       cell({ class: "num", text: b.failed }), cell({ class: "num", text: b.running }), cell({ class: "num", text: b.queued }),
-      cell({ class: "num", text: b.percent }), cell({ text: b.eta_seconds === null ? "–" : seconds(b.eta_seconds) }),
+      cell({ class: "num", text: b.percent.toFixed(1) }), cell({ text: b.eta_seconds === null ? "–" : seconds(b.eta_seconds) }),
       cell({}, when(b.started)), cell({}, when(b.finished)),
     )), "No batches yet.", 11);
   }
