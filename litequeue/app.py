@@ -21,7 +21,7 @@ from huey.exceptions import HueyException
 from huey.registry import Registry
 from huey.utils import normalize_time
 
-from . import defaults, hueyseams, transitions
+from . import batches, defaults, hueyseams, transitions
 from .db import database_target, open_database
 from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
@@ -93,7 +93,10 @@ class LiteTaskWrapper(TaskWrapper):
         settings.setdefault("create_id", lambda _task: new_job_id())
         return super().create_task(func, context, name, **settings)
 
-    def map(self, it: Iterable[Any]) -> ResultGroup | None:
+    def map(self, it: Iterable[Any], batch: Any = None) -> ResultGroup | None:
+        """One job per item, all written in one transaction; ``batch``: as members of it."""
+        if batch is not None:
+            return batches.map_into(self, it, batch)
         with self.huey.bulk(None):  # all of them or none
             return super().map(it)
 
@@ -315,12 +318,26 @@ class LiteQueue(Huey):
             args=_args_preview(task.args),
             kwargs=preview(task.kwargs),
             parent_id=parent,
-            options=options_for(task),
+            options=batches.stamp(self, options_for(task)),
         )
 
     @staticmethod
     def _queue_of(task: Task) -> str:
         return getattr(task, "queue", None) or defaults.QUEUE
+
+    # -- batches --------------------------------------------------------------------------
+
+    def batch(self, name: str, on_complete: Any = None, on_failure: Any = None) -> batches.Batch:
+        """Open a batch of jobs (see :mod:`litequeue.batches`): ``with app.batch("crawl acme",
+        on_complete=assemble, on_failure=report) as b:`` makes every job enqueued inside
+        the block a member; ``on_complete(batch_id)`` runs once, after the last member.
+        Inside a running job, the batch is written with the job's ack."""
+        return batches.Batch(self, name, on_complete, on_failure)
+
+    def batch_results(self, batch_id: str) -> list[Any]:
+        """The results of a batch's members in enqueue order (None for a member that did
+        not succeed)."""
+        return batches.results(self, batch_id)
 
     # -- periodic -------------------------------------------------------------------------
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import JobCancelled
 
 if TYPE_CHECKING:
     from .app import LiteQueue
+    from .batches import Batch
 
 _local = threading.local()
 #: Progress is written at most this often, except the last report (done == total).
@@ -28,6 +29,7 @@ class JobContext:
     app: LiteQueue
     _last_progress: float = field(default=0.0, repr=False)
     _pending: tuple[float, float | None, str | None] | None = field(default=None, repr=False)
+    _batch: Any = field(default=False, repr=False)  # False: not looked up yet
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Record progress (``done`` of ``total``) in the ledger; cheap to call often.
@@ -50,6 +52,16 @@ class JobContext:
             done, total, message = self._pending
             self._pending = None
             self.app.record_progress(self.id, done, total, message)
+
+    @property
+    def batch(self) -> Batch | None:
+        """The batch this job is a member of, or None: ``current_job().batch.add(page.s(url))``
+        adds members (written with this job's ack, counted before this job is)."""
+        if self._batch is False:
+            from .batches import job_batch
+
+            self._batch = job_batch(self.app, self.id)
+        return self._batch
 
     @property
     def cancelled(self) -> bool:

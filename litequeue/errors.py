@@ -71,3 +71,7 @@ class JobNotFoundError(LiteQueueError):
 
 class JobCancelled(LiteQueueError):
     """Raised inside a running job when someone cancelled it (see ``current_job().cancelled``)."""
+
+
+class BatchClosedError(LiteQueueError):
+    """A job was added to a batch that has finished (or that does not exist)."""

@@ -224,11 +224,26 @@ def _file_flag_and_retried_as(db: pw.Database) -> None:
              "WHERE retried_as IS NULL AND EXISTS (SELECT 1 FROM lq_job r WHERE r.retried_from = lq_job.id)")
 
 
-# -- migration 3: reserved for batches (issue 12, developed on another branch) -------------
+# -- migration 3: batches -------------------------------------------------------------------
 
-def _reserved_for_batches(db: pw.Database) -> None:
-    """Placeholder so that migration 4 can be numbered as agreed: the batches branch
-    replaces this step with its own when the branches merge."""
+def _batches(db: pw.Database) -> None:
+    """``lq_batch`` (a group of jobs with a fan-in callback) and ``lq_job.batch_id``."""
+    _run(db, (
+        'CREATE TABLE IF NOT EXISTS "lq_batch" ("id" VARCHAR(255) NOT NULL PRIMARY KEY, '
+        '"app" VARCHAR(255) NOT NULL, "name" TEXT NOT NULL, "parent_id" VARCHAR(255), '
+        '"total" INTEGER NOT NULL DEFAULT 0, "succeeded" INTEGER NOT NULL DEFAULT 0, '
+        '"failed" INTEGER NOT NULL DEFAULT 0, "sealed" INTEGER NOT NULL DEFAULT 0, '
+        '"on_complete_id" VARCHAR(255), "on_complete_payload" {blob}, "on_complete_meta" TEXT, '
+        '"on_failure_id" VARCHAR(255), "on_failure_payload" {blob}, "on_failure_meta" TEXT, '
+        '"created_at" {real} NOT NULL, "sealed_at" {real}, "finished_at" {real}, '
+        '"completed_at" {real}, "failure_fired_at" {real})').format(**_types(db)))
+    _add_column(db, "lq_job", "batch_id", "VARCHAR(255)")
+    _run(db,
+         "CREATE INDEX IF NOT EXISTS lq_job_batch ON lq_job (batch_id, seq) WHERE batch_id IS NOT NULL",
+         "CREATE INDEX IF NOT EXISTS lq_batch_parent ON lq_batch (parent_id) WHERE parent_id IS NOT NULL",
+         "CREATE INDEX IF NOT EXISTS lq_batch_on_complete ON lq_batch (on_complete_id) "
+         "WHERE on_complete_id IS NOT NULL",
+         "CREATE INDEX IF NOT EXISTS lq_batch_created ON lq_batch (created_at)")
 
 
 # -- migration 4: tags, dependencies, unique keys -------------------------------------------
@@ -269,7 +284,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "databases stamped litequeue/1", _first_release),
     Migration(2, "has_file on queue, schedule and ledger rows (plugin files); retried_as on jobs "
                  "(a job is retried once)", _file_flag_and_retried_as),
-    Migration(3, "reserved for batches (no change)", _reserved_for_batches),
+    Migration(3, "batches: lq_batch (members, counters, fan-in callbacks) and lq_job.batch_id", _batches),
     Migration(4, "job tags, job dependencies and unique job keys (lq_job_tag, lq_dependency, "
                  "lq_dependency_wait, lq_unique)", _tags_dependencies_unique),
 )

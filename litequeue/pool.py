@@ -159,7 +159,7 @@ def log_dropped(batch: Sequence[Finished], acked: Sequence[Finished]) -> None:
 
 
 def _adds_ready_jobs(items: Sequence[Finished]) -> bool:
-    return any(i.unit and any(not j.waiting for j in i.unit.jobs) for i in items)
+    return any(i.unit and (i.unit.rings or any(not j.waiting for j in i.unit.jobs)) for i in items)
 
 
 class Dispatcher:

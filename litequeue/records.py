@@ -99,6 +99,11 @@ class Unit:
     #: the task's own code is running: what it enqueues is written at once, as in Huey
     #: (only what Huey enqueues after it, retries and pipeline steps, waits for the ack)
     in_body: bool = False
+    #: what the job did to batches (open, add members, seal), in order: written by its ack
+    #: if it succeeded, dropped otherwise (see litequeue.batches)
+    batch_ops: list[tuple[str, Any]] = field(default_factory=list)
+    #: its ack enqueued batch members or callbacks: the consumer rings its doorbell
+    rings: bool = False
 
 
 @dataclass
@@ -119,3 +124,16 @@ class Finished:
     @property
     def duration(self) -> float:
         return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclass
+class NewBatch:
+    """A batch to open: a group of jobs whose ``on_complete`` job is enqueued once every
+    member has finished, and whose ``on_failure`` job is too if any did not succeed."""
+
+    id: str
+    app: str
+    name: str
+    parent_id: str | None = None
+    on_complete: NewJob | None = None
+    on_failure: NewJob | None = None

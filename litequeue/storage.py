@@ -31,7 +31,7 @@ import peewee as pw
 from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
-from . import dberrors, dialect, interrupts, migrations, transitions
+from . import batches, dberrors, dialect, interrupts, migrations, transitions
 from .errors import ConfigurationError
 from .ledger.models import Ledger, make_ledger
 from .records import Claim, Finished, NewJob, Unit
@@ -227,6 +227,8 @@ class LiteStorage(SqlStorage):
         return self.describe(data)
 
     def _add(self, jobs: list[NewJob]) -> None:
+        if batches.defer(self.unit, jobs):
+            return  # a running job's batch members: written by its ack (litequeue.batches)
         if self.deferring is not None:
             self.write_jobs(jobs)  # into the unit, written by the ack
             return

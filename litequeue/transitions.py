@@ -33,6 +33,8 @@ key/value store in ``storage.py``, the inbox's own table, and the migrations) on
 
 from __future__ import annotations
 
+import json
+import logging
 import pickle
 import time
 from collections import Counter as Tally
@@ -40,16 +42,17 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .dialect import marks, skip_locked
-from .errors import DependencyError, JobNotFoundError, LiteQueueError
+from .errors import BatchClosedError, DependencyError, JobNotFoundError, LiteQueueError
 from .ids import new_job_id
 from .ledger.queries import NOT_SCHEDULED
-from .records import Claim, Finished, NewJob
+from .records import Claim, Finished, JobOptions, NewBatch, NewJob
 from .status import FINAL_STATUSES, AttemptOutcome, JobStatus
 
 if TYPE_CHECKING:
     from .storage import LiteStorage
 
 S = JobStatus
+log = logging.getLogger("litequeue.transitions")
 FINAL = tuple(sorted(s.value for s in FINAL_STATUSES))
 #: States a job can be cancelled from without stopping anything: it is not running.
 NOT_STARTED = (S.WAITING.value, S.SCHEDULED.value, S.QUEUED.value, S.RETRYING.value)
@@ -120,6 +123,7 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
     )
     store.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
     write_options()
+    _add_batch_members(store, jobs, strict=not guarded)
 
 
 # -- dispatch -------------------------------------------------------------------------------
@@ -310,6 +314,7 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
                    "started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END "
                    "WHERE id = ? AND attempts = ?", early)
     _count_finished(store, acked)
+    _batch_ack(store, acked, now)
     return acked
 
 
@@ -343,7 +348,177 @@ def fail_unrunnable(store: LiteStorage, holder: str, claim: Claim, error: str) -
     store.sql(f"UPDATE lq_attempt SET finished_at = ?, outcome = '{AttemptOutcome.FAILED}', error = ? "
               "WHERE job_id = ? AND number = ?", (now, error, claim.job_id, claim.attempt))
     settle(store, [claim.job_id], now)
+    batch_members_finished(store, [(claim.job_id, S.FAILED.value)], now)
     return True
+
+
+# -- batches ----------------------------------------------------------------------------------
+#
+# A batch's counters move in the transaction of each member's final transition (the ack, a
+# crash-cap recover, a cancel, a purge), and the statement that finds the last member counted
+# (a conditional UPDATE ... RETURNING, ``finished_at IS NULL`` in its WHERE) is the one that
+# enqueues the callbacks, in that transaction: a SIGKILL at any moment leaves either the count
+# and the callback or neither, and two consumers racing on the last members cannot both win.
+# A nested batch holds one slot in its parent, counted when its on_complete job has finished
+# (or, without one, when its last member has).
+
+_BATCH_FINISH = (
+    "UPDATE lq_batch SET finished_at = ?, "
+    "completed_at = CASE WHEN on_complete_id IS NULL THEN ? ELSE completed_at END, "
+    "failure_fired_at = CASE WHEN failed > 0 AND on_failure_id IS NOT NULL THEN ? ELSE NULL END "
+    "WHERE id = ? AND sealed = 1 AND finished_at IS NULL AND succeeded + failed >= total "
+    "RETURNING app, parent_id, failed, on_complete_id, on_complete_payload, on_complete_meta, "
+    "on_failure_id, on_failure_payload, on_failure_meta")
+
+
+def _job_meta(job: NewJob) -> str:
+    tags = list(job.options.tags) if job.options else []
+    return json.dumps({"task": job.task, "queue": job.queue, "priority": job.priority,
+                       "crash_cap": job.crash_cap, "args": job.args, "kwargs": job.kwargs, "tags": tags})
+
+
+def _job_from(job_id: str, payload: bytes, meta: str) -> NewJob:
+    m = json.loads(meta)
+    return NewJob(job_id, m["task"], m["queue"], m["priority"], bytes(payload), crash_cap=m["crash_cap"],
+                  args=m["args"], kwargs=m["kwargs"],
+                  options=JobOptions(tags=tuple(m["tags"])) if m.get("tags") else None)
+
+
+def open_batch(store: LiteStorage, batch: NewBatch, now: float, strict: bool = True) -> None:
+    """Open ``batch`` (unsealed, no members yet); a nested one takes a slot in its parent,
+    which must not have finished (``strict=False``: it is opened on its own instead)."""
+    parent = batch.parent_id
+    if parent is not None and store.sql("UPDATE lq_batch SET total = total + 1 WHERE id = ? "
+                                        "AND finished_at IS NULL RETURNING id", (parent,)).fetchone() is None:
+        if strict:
+            raise BatchClosedError(_why_closed(store, parent))
+        log.warning("batch %s opened outside batch %s: %s", batch.id, parent, _why_closed(store, parent))
+        parent = None
+    done, fail = batch.on_complete, batch.on_failure
+    store.sql("INSERT INTO lq_batch (id, app, name, parent_id, total, succeeded, failed, sealed, on_complete_id, "
+              "on_complete_payload, on_complete_meta, on_failure_id, on_failure_payload, on_failure_meta, "
+              "created_at) VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?, ?, ?, ?)",
+              (batch.id, batch.app, batch.name, parent,
+               done.id if done else None, done.data if done else None, _job_meta(done) if done else None,
+               fail.id if fail else None, fail.data if fail else None, _job_meta(fail) if fail else None, now))
+
+
+def seal_batch(store: LiteStorage, batch_id: str, now: float) -> list[NewJob]:
+    """No more members from its opener: the batch may finish now (at once if every member
+    has). Returns the callback jobs that enqueued."""
+    if store.sql("UPDATE lq_batch SET sealed = 1, sealed_at = ? WHERE id = ? RETURNING id",
+                 (now, batch_id)).fetchone() is None:
+        raise BatchClosedError(f"no batch {batch_id!r}; see `litequeue batches list`")
+    return _finish_batches(store, [batch_id], now)
+
+
+def _why_closed(store: LiteStorage, batch_id: str) -> str:
+    row = store.sql("SELECT name, finished_at FROM lq_batch WHERE id = ?", (batch_id,)).fetchone()
+    if row is None:
+        return f"no batch {batch_id!r}; open it with app.batch(...) first"
+    return (f"batch {batch_id} ({row[0]}) has finished: its callbacks ran; add jobs while it runs "
+            "(from its opener's block or from one of its own jobs)")
+
+
+def _add_batch_members(store: LiteStorage, jobs: Sequence[NewJob], strict: bool) -> None:
+    """Count new jobs into their batches (``lq_job.batch_id``, ``total``), in their
+    enqueue's transaction. A finished batch refuses them (``strict=False``: they are
+    written outside it, with a warning: an ack must not fail)."""
+    by_batch: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.options is not None and job.options.batch_id and not job.retry and not job.waiting:
+            by_batch.setdefault(job.options.batch_id, []).append(job.id)
+    for batch_id, ids in by_batch.items():
+        added = 0
+        for start_at in range(0, len(ids), 500):
+            chunk = ids[start_at:start_at + 500]
+            added += len(store.sql(f"UPDATE lq_job SET batch_id = ? WHERE id IN {_in(chunk)} AND batch_id IS NULL "
+                                   "RETURNING id", (batch_id, *chunk)).fetchall())
+        if store.sql("UPDATE lq_batch SET total = total + ? WHERE id = ? AND finished_at IS NULL RETURNING id",
+                     (added, batch_id)).fetchone() is None:
+            if strict:
+                raise BatchClosedError(_why_closed(store, batch_id))
+            log.warning("%d job(s) enqueued outside batch %s: %s", added, batch_id, _why_closed(store, batch_id))
+            store.sql(f"UPDATE lq_job SET batch_id = NULL WHERE id IN {_in(ids)} AND batch_id = ?", (*ids, batch_id))
+
+
+def batch_members_finished(store: LiteStorage, outcomes: Sequence[tuple[str, str]], now: float) -> list[NewJob]:
+    """Jobs reached a final status ((job id, status) pairs): count the members in their
+    batches and the on_complete jobs in their batch's parent, and finish the batches that
+    are done. Call in the transaction that wrote the statuses. Returns the callback jobs
+    that enqueued."""
+    status_of = {job_id: status for job_id, status in outcomes if status in FINAL}
+    if not status_of:
+        return []
+    ids = list(status_of)
+    rows = store.sql(f"SELECT id, batch_id, 0 FROM lq_job WHERE id IN {_in(ids)} AND batch_id IS NOT NULL "
+                     f"UNION ALL SELECT on_complete_id, id, 1 FROM lq_batch WHERE on_complete_id IN {_in(ids)}",
+                     (*ids, *ids)).fetchall()
+    tally: dict[str, list[int]] = {}
+    for job_id, batch_id, is_callback in rows:
+        ok = status_of[job_id] == S.SUCCEEDED.value
+        if is_callback:
+            done = store.sql("UPDATE lq_batch SET completed_at = ? WHERE id = ? AND completed_at IS NULL "
+                             "RETURNING parent_id, failed", (now, batch_id)).fetchone()
+            if done is None or done[0] is None:
+                continue
+            batch_id, ok = done[0], ok and not done[1]
+        tally.setdefault(batch_id, [0, 0])[0 if ok else 1] += 1
+    return _count_in_batches(store, tally, now)
+
+
+def _count_in_batches(store: LiteStorage, tally: dict[str, list[int]], now: float) -> list[NewJob]:
+    for batch_id in sorted(tally):  # one lock order for every writer (PostgreSQL)
+        ok, bad = tally[batch_id]
+        store.sql("UPDATE lq_batch SET succeeded = succeeded + ?, failed = failed + ? WHERE id = ?",
+                  (ok, bad, batch_id))
+    return _finish_batches(store, sorted(tally), now)
+
+
+def _finish_batches(store: LiteStorage, batch_ids: Sequence[str], now: float) -> list[NewJob]:
+    """Finish each batch whose members have all finished, once: enqueue its callbacks and,
+    without an on_complete job, count it in its parent right away."""
+    fired: list[NewJob] = []
+    for batch_id in batch_ids:
+        row = store.sql(_BATCH_FINISH, (now, now, now, batch_id)).fetchone()
+        if row is None:
+            continue
+        app, parent, failed, done_id, done_data, done_meta, fail_id, fail_data, fail_meta = row
+        jobs = [_job_from(done_id, done_data, done_meta)] if done_id else []
+        if failed and fail_id:
+            jobs.append(_job_from(fail_id, fail_data, fail_meta))
+        if jobs:
+            enqueue(store, jobs, now, app=app)
+            fired.extend(jobs)
+        if parent is not None and not done_id:
+            fired.extend(_count_in_batches(store, {parent: [0, 1] if failed else [1, 0]}, now))
+    return fired
+
+
+def _batch_ack(store: LiteStorage, acked: Sequence[Finished], now: float) -> None:
+    """The batch side of an ack: what each job that succeeded did to batches while it ran
+    (opened them, added members, sealed them; dropped for any other outcome: its next
+    attempt does it again), then the final outcomes counted."""
+    written: list[NewJob] = []
+    for item in acked:
+        unit = item.unit
+        if unit is None or not unit.batch_ops or item.status is not S.SUCCEEDED:
+            continue
+        for kind, value in unit.batch_ops:
+            if kind == "open":
+                open_batch(store, value, now, strict=False)
+        members = [value for kind, value in unit.batch_ops if kind == "job"]
+        if members:
+            enqueue(store, members, now, guarded=True)
+            written.extend(members)
+        for kind, value in unit.batch_ops:
+            if kind == "seal":
+                written.extend(seal_batch(store, value, now))
+    written.extend(batch_members_finished(store, [(i.claim.job_id, i.status.value) for i in acked], now))
+    if written:
+        for item in acked:
+            if item.unit is not None:
+                item.unit.rings = True  # the consumer rings its doorbell after the commit
 
 
 # -- release and recover ----------------------------------------------------------------------
@@ -399,6 +574,7 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died") 
                   "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
     _interrupt_attempts(store, [j for _, j, _ in failed], reason, now)
     settle(store, [j for _, j, _ in failed], now)
+    batch_members_finished(store, [(j, S.FAILED.value) for _, j, _ in failed], now)
     return len(requeued), len(failed)
 
 
@@ -422,6 +598,7 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
     if done is not None:
         steps = _cancel_waiting_steps(store, [job_id], now)
         settle(store, [job_id], now)
+        batch_members_finished(store, [(job_id, S.CANCELLED.value)], now)
         outcome = "cancelled" + (f" (and {steps} pipeline step(s) waiting on it)" if steps else "")
         record_event(store, "cancel", job_id=job_id, queue=done[0], detail=outcome, actor=actor)
         return outcome
@@ -526,6 +703,7 @@ def purge(store: LiteStorage, queue: str | None, batch: int, tag: str | None = N
                f"error = 'purged' WHERE id = ? AND status IN ('{S.QUEUED}', '{S.RETRYING}')",
                [(now, now, i) for i in ids])
     settle(store, ids, now)
+    batch_members_finished(store, [(i, S.CANCELLED.value) for i in ids], now)
     return len(ids)
 
 
@@ -540,6 +718,7 @@ def flush(store: LiteStorage, table: str) -> int:
                f"error = 'flushed' WHERE id = ? AND status IN {_in(NOT_STARTED)}",
                [(now, now, i, *NOT_STARTED) for i in ids])
     settle(store, ids, now)
+    batch_members_finished(store, [(i, S.CANCELLED.value) for i in ids], now)
     return len(ids)
 
 
@@ -803,6 +982,7 @@ def _cancel_dependent(store: LiteStorage, job_id: str, reason: str, now: float) 
     if row is None:
         return False
     _cancel_waiting_steps(store, [job_id], now)
+    batch_members_finished(store, [(job_id, S.CANCELLED.value)], now)  # a member of a batch ends
     record_event(store, "cancel", job_id=job_id, queue=row[0], detail=reason, actor="litequeue")
     return True
 

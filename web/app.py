@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from litequeue.errors import DatabaseError, JobNotFoundError, LiteQueueError
 
-from . import actions, data, format, security, stats, views
+from . import actions, batches, data, format, security, stats, views
 from .settings import WebSettings
 
 log = logging.getLogger("litequeue.web")
@@ -43,6 +43,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     views.register(app, settings, dbs)
     actions.register(app, dbs)
     stats.register(app, dbs)
+    batches.register(app, dbs)
 
     def failure(status: int, message: str) -> Any:
         if request.path.startswith("/api/") or request.path == "/metrics":

@@ -1,30 +1,43 @@
-"""Send documents through the pipeline and print what came out.
+"""Send documents through the pipeline, one batch each, and print what came out.
 
-    python run.py [DOCUMENTS] [PAGES]
+    python run.py [--docs 3] [--pages 23] [--broken PAGE] [--prefix doc]
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
-from tasks import app, fetch
+from tasks import app, fetch, open_document
 
-docs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-pages = int(sys.argv[2]) if len(sys.argv) > 2 else 23
+from litequeue.ledger import queries
 
-for i in range(1, docs + 1):
-    fetch(f"doc{i}", pages)
-print(f"enqueued {docs} documents of {pages} pages")
+parser = argparse.ArgumentParser()
+parser.add_argument("--docs", type=int, default=3)
+parser.add_argument("--pages", type=int, default=23)
+parser.add_argument("--broken", type=int, default=None, help="this page of each document fails")
+parser.add_argument("--prefix", default="doc")
+opts = parser.parse_args()
+
+batches = []
+for i in range(1, opts.docs + 1):
+    doc = f"{opts.prefix}{i}"
+    with open_document(doc) as batch:  # fetch is a member; the pages it finds join it
+        app.enqueue(fetch.s(doc, opts.pages, opts.broken), tags=[f"doc:{doc}"])
+    batches.append(batch)
+print(f"enqueued {opts.docs} document(s) of {opts.pages} pages, one batch each")
 
 # Serve the queues in this order; --burst: exit once everything (fan-out included) is done.
 subprocess.run([sys.executable, "-m", "litequeue", "-q", "run-consumer", "tasks", "-w", "4",
                 "-Q", "assemble,ocr,fetch", "--burst"], check=True)
 
-from litequeue.ledger import queries  # noqa: E402  (reads the ledger, never your code)
-
-for job in queries.list_jobs(app.storage.database, task="assemble", limit=docs):
-    print(f"assembled {job['result']['doc']}: {job['result']['pages']} pages, status {job['status']}")
-ocr = queries.list_jobs(app.storage.database, task="ocr_batch", limit=1)[0]
-print(f"an OCR batch reported progress {ocr['progress']['done']:g}/{ocr['progress']['total']:g} "
-      f"({ocr['progress']['percent']}%): {ocr['progress']['message']}")
+db = app.storage.database
+for batch in batches:
+    b = batch.status()
+    print(f"{b['name']}: {b['state']}, {b['succeeded']} of {b['total']} jobs succeeded ({b['percent']}%)")
+    assembled = queries.get_job(db, b["on_complete"]["id"])["result"]
+    missing = f", missing page(s) {assembled['missing']}" if assembled["missing"] else ""
+    print(f"  assembled {assembled['doc']}: {assembled['pages']} pages{missing}")
+    if b["on_failure"]["status"]:
+        print(f"  report: {'; '.join(queries.get_job(db, b['on_failure']['id'])['result'])}")

@@ -1,9 +1,12 @@
-"""A document-processing pipeline: fetch a document, fan out one OCR job per batch of
-pages, fan in to one job that assembles the text.
+"""A document pipeline: fetch a document, fan out one OCR job per page as the pages are
+found, fan in to one job that assembles the text; a report if any page failed.
 
-    fetch(doc) ──┬─ ocr_batch(doc, pages 1-5)  ─┐
-                 ├─ ocr_batch(doc, pages 6-10) ─┼─ assemble(doc, [texts...])
-                 └─ ...                        ─┘
+    fetch(doc) ──┬─ ocr_page(doc, 1) ─┐
+      (adds each ├─ ocr_page(doc, 2) ─┼─ assemble(batch_id, doc)   once, after every page
+       page it   └─ ...              ─┘  report(batch_id)          once, if a page failed
+       finds)
+Every job of a document is in one batch (``litequeue batches list``) and tagged
+``doc:<name>``.
 """
 
 from __future__ import annotations
@@ -11,36 +14,57 @@ from __future__ import annotations
 import hashlib
 
 from litequeue import LiteQueue, current_job
-from litequeue.app import chord
+from litequeue.ledger import queries
 
 app = LiteQueue("pipeline")
-BATCH = 5
+
+
+def open_document(doc: str) -> object:
+    """The batch of one document: assemble runs once every page is done, report if one failed."""
+    return app.batch(f"ocr {doc}", on_complete=assemble.s(doc), on_failure=report)
 
 
 @app.task(queue="fetch")
-def fetch(doc: str, pages: int) -> int:
-    """Stands in for downloading a document; fans out one OCR job per batch of pages and
-    one assemble job that runs once they have all finished (Huey's chord)."""
-    batches = [list(range(first, min(first + BATCH, pages + 1))) for first in range(1, pages + 1, BATCH)]
-    app.enqueue(chord([ocr_batch.s(doc, batch) for batch in batches], assemble.s(doc)))
-    return len(batches)
-
-
-@app.task(queue="ocr", retries=2, retry_delay=1)
-def ocr_batch(doc: str, pages: list[int]) -> list[str]:
-    """Stands in for OCR; reports progress page by page (`litequeue jobs show ID`)."""
+def fetch(doc: str, pages: int, broken: int | None = None) -> int:
+    """Stands in for downloading a document: adds one OCR job per page it finds to the
+    batch it runs in (written with this job's ack: a crash never adds a page twice)."""
     job = current_job()
-    texts = []
-    for done, page in enumerate(pages, start=1):
-        digest = hashlib.sha256(f"{doc}:{page}".encode()).hexdigest()[:8]
-        texts.append(f"[{doc} p{page} {digest}]")
-        if job is not None:
-            job.progress(done, len(pages), f"{doc} page {page}")
-    return texts
+    batch = job.batch if job is not None else None
+    if batch is None:  # enqueued on its own (`litequeue enqueue fetch ...`): open the batch here
+        with open_document(doc) as batch:
+            _add_pages(batch, doc, pages, broken)
+    else:
+        _add_pages(batch, doc, pages, broken)
+    return pages
+
+
+def _add_pages(batch: object, doc: str, pages: int, broken: int | None) -> None:
+    for n in range(1, pages + 1):
+        batch.add(ocr_page.s(doc, n, n == broken).with_tags(f"doc:{doc}"))  # type: ignore[attr-defined]
+
+
+@app.task(queue="ocr", retries=1, retry_delay=0)
+def ocr_page(doc: str, page: int, unreadable: bool = False) -> str:
+    """Stands in for OCR of one page."""
+    if unreadable:
+        raise ValueError(f"{doc} page {page}: unreadable scan")
+    digest = hashlib.sha256(f"{doc}:{page}".encode()).hexdigest()[:8]
+    return f"[{doc} p{page} {digest}]"
 
 
 @app.task(queue="assemble")
-def assemble(doc: str, batches: list[list[str]]) -> dict[str, object]:
-    """Runs once, after every batch: gets their results in order."""
-    pages = [text for batch in batches for text in batch]
-    return {"doc": doc, "pages": len(pages), "first": pages[0], "last": pages[-1]}
+def assemble(batch_id: str, doc: str) -> dict[str, object]:
+    """Runs once, after every page: reads their results in order (None: a page that failed)."""
+    results = app.batch_results(batch_id)  # every member's, in enqueue order
+    members = queries.batch_members(app.storage.database, batch_id)
+    texts = [text for m, text in zip(members, results, strict=True) if m["task"] == "ocr_page"]
+    missing = [n for n, text in enumerate(texts, start=1) if text is None]
+    found = [t for t in texts if t is not None]
+    return {"doc": doc, "pages": len(found), "missing": missing, "first": found[0] if found else None}
+
+
+@app.task(queue="assemble")
+def report(batch_id: str) -> list[str]:
+    """Runs once if any job of the batch did not succeed: what went wrong."""
+    return [m["error"] for m in queries.batch_members(app.storage.database, batch_id)
+            if m["status"] != "succeeded"]

@@ -165,7 +165,8 @@ def _top_level(ctx: click.Context, values: dict[str, Any]) -> tuple[dict[str, An
     return settings, sources
 
 
-from . import consumer as _consumer  # noqa: E402,F401  (registers commands)
+from . import batches as _batches  # noqa: E402,F401  (registers commands)
+from . import consumer as _consumer  # noqa: E402,F401
 from . import inbox as _inbox  # noqa: E402,F401
 from . import jobs as _jobs  # noqa: E402,F401
 from . import migrate as _migrate  # noqa: E402,F401

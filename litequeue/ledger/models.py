@@ -26,6 +26,7 @@ class Ledger:
     QueueState: type[pw.Model]
     Finished: type[pw.Model]
     InboxFile: type[pw.Model]
+    Batch: type[pw.Model]
     #: tags, dependencies and unique keys (see ``make_options_models``)
     JobTag: type[pw.Model]
     Dependency: type[pw.Model]
@@ -36,7 +37,7 @@ class Ledger:
     def models(self) -> list[type[pw.Model]]:
         return [
             self.Meta, self.Job, self.Attempt, self.Consumer, self.PeriodicRun,
-            self.Event, self.QueueState, self.Finished, self.InboxFile,
+            self.Event, self.QueueState, self.Finished, self.InboxFile, self.Batch,
             self.JobTag, self.Dependency, self.DependencyWait, self.Unique,
         ]
 
@@ -88,6 +89,8 @@ def make_ledger(db: pw.Database) -> Ledger:
         progress_total = pw.DoubleField(null=True)
         progress_message = pw.TextField(null=True)
         progress_at = pw.DoubleField(null=True)
+        #: the batch the job is a member of (litequeue.batches)
+        batch_id = pw.CharField(null=True)
 
         class Meta:
             table_name = "lq_job"
@@ -204,7 +207,37 @@ def make_ledger(db: pw.Database) -> Ledger:
         class Meta:
             table_name = "lq_inbox_file"
 
-    return Ledger(db, Meta, Job, Attempt, Consumer, PeriodicRun, Event, QueueState, Finished, InboxFile,
+    class Batch(Base):
+        """A group of jobs whose fan-in callback runs once every member has finished."""
+
+        id = pw.CharField(primary_key=True)
+        app = pw.CharField()
+        name = pw.TextField()
+        #: the batch this one is a member of (nested batches)
+        parent_id = pw.CharField(null=True)
+        total = pw.IntegerField(default=0)
+        succeeded = pw.IntegerField(default=0)
+        #: members that ended without succeeding: failed, cancelled or expired
+        failed = pw.IntegerField(default=0)
+        sealed = pw.IntegerField(default=0)
+        on_complete_id = pw.CharField(null=True)
+        on_complete_payload = pw.BlobField(null=True)
+        on_complete_meta = pw.TextField(null=True)
+        on_failure_id = pw.CharField(null=True)
+        on_failure_payload = pw.BlobField(null=True)
+        on_failure_meta = pw.TextField(null=True)
+        created_at = pw.DoubleField()
+        sealed_at = pw.DoubleField(null=True)
+        #: every member finished: the callbacks were enqueued in that same transaction
+        finished_at = pw.DoubleField(null=True)
+        #: the on_complete job finished too (or there is none): what a parent batch waits for
+        completed_at = pw.DoubleField(null=True)
+        failure_fired_at = pw.DoubleField(null=True)
+
+        class Meta:
+            table_name = "lq_batch"
+
+    return Ledger(db, Meta, Job, Attempt, Consumer, PeriodicRun, Event, QueueState, Finished, InboxFile, Batch,
                   *make_options_models(Base))
 
 

@@ -124,21 +124,25 @@ def test_hello_readme(example: Example) -> None:
 
 @pytest.mark.parametrize("example", ["pipeline"], indirect=True)
 def test_pipeline_readme(example: Example) -> None:
-    first, _, last = example.run_readme()
+    first, listing, broken, alone = example.run_readme()
     for doc in ("doc1", "doc2", "doc3"):
-        assert f"assembled {doc}: 23 pages, status succeeded" in first
-    assert re.search(r"an OCR batch reported progress (3/3|5/5) \(100.0%\): doc\d page \d+", first), first
-    assert "succeeded" in last
-    tasks = dict(example.query("SELECT task, COUNT(*) FROM lq_job WHERE status = 'succeeded' GROUP BY task"))
-    # 3 documents of 23 pages (5 batches each) and one of 12 pages (3 batches).
-    assert tasks == {"fetch": 4, "ocr_batch": 18, "assemble": 4}
-    assert example.query("SELECT COUNT(*) FROM lq_job WHERE status != 'succeeded'")[0][0] == 0
-    # Fan-out jobs are linked to the fetch that enqueued them; each reported its progress.
-    orphans = example.query("SELECT COUNT(*) FROM lq_job WHERE task = 'ocr_batch' AND parent_id NOT IN "
-                            "(SELECT id FROM lq_job WHERE task = 'fetch')")[0][0]
-    assert orphans == 0
-    assert example.query("SELECT COUNT(*) FROM lq_job WHERE task = 'ocr_batch' AND "
-                         "progress_done = progress_total")[0][0] == 18
+        assert f"ocr {doc}: succeeded, 24 of 24 jobs succeeded (100.0%)\n  assembled {doc}: 23 pages\n" in first
+    assert listing.count("succeeded") >= 3 and "ocr doc1" in listing
+    assert ("ocr scan1: failed, 12 of 13 jobs succeeded (100.0%)\n  assembled scan1: 11 pages, missing page(s) [5]\n"
+            "  report: ValueError: scan1 page 5: unreadable scan") in broken
+    assert alone.strip().endswith("ocr report.pdf succeeded 12 of 12")
+    tasks = dict(example.query("SELECT task, COUNT(*) FROM lq_job GROUP BY task"))
+    # 3 documents of 23 pages, one of 12 with a broken page, one of 12 from the command line
+    assert tasks == {"fetch": 5, "ocr_page": 3 * 23 + 12 + 12, "assemble": 5, "report": 1}
+    assert example.query("SELECT COUNT(*) FROM lq_job WHERE status != 'succeeded'")[0][0] == 1
+    # every job but the stand-alone fetch is a member of its document's batch, counted once
+    batches = example.query("SELECT name, total, succeeded, failed FROM lq_batch ORDER BY created_at")
+    assert batches == [("ocr doc1", 24, 24, 0), ("ocr doc2", 24, 24, 0), ("ocr doc3", 24, 24, 0),
+                       ("ocr scan1", 13, 12, 1), ("ocr report.pdf", 12, 12, 0)]
+    members = example.query("SELECT b.name, COUNT(*) FROM lq_job j JOIN lq_batch b ON b.id = j.batch_id "
+                            "GROUP BY b.name ORDER BY b.name")
+    assert members == [("ocr doc1", 24), ("ocr doc2", 24), ("ocr doc3", 24), ("ocr report.pdf", 12),
+                       ("ocr scan1", 13)]
     result = example.query("SELECT result FROM lq_job WHERE task = 'assemble' AND args LIKE '%report.pdf%'")
     assert '"pages": 12' in result[0][0]
 

@@ -170,7 +170,25 @@
     if (job.status !== body.dataset.status || String(job.attempts) !== body.dataset.attempts) window.location.reload();
   }
 
-  const renderers = { overview: renderOverview, jobs: renderJobs, job: watchJob };
+  const batchBar = (b) => el("progress", { class: "batch-bar s-" + b.state, max: b.total || 1,
+    value: b.succeeded + b.failed, title: (b.succeeded + b.failed) + " of " + b.total + " finished" });
+  function renderBatches(data) {
+    fill("batches", data.batches.map((b) => el("tr", { "data-batch": b.id },
+      cell({}, el("a", { href: url("/batches/" + encodeURIComponent(b.id)), title: b.id, text: b.name })),
+      cell({}, badge(b.state)), cell({}, batchBar(b)),
+      cell({ class: "num", text: (b.succeeded + b.failed) + "/" + b.total }),
+      cell({ class: "num", text: b.failed }), cell({ class: "num", text: b.running }), cell({ class: "num", text: b.queued }),
+      cell({ class: "num", text: b.percent.toFixed(1) }), cell({ text: b.eta_seconds === null ? "–" : seconds(b.eta_seconds) }),
+      cell({}, when(b.started)), cell({}, when(b.finished)),
+    )), "No batches yet.", 11);
+  }
+  function watchBatch(b) {
+    // One batch (server-rendered, members included): reload once its counts changed.
+    const key = [b.state, b.total, b.succeeded, b.failed, b.running, b.queued].join(",");
+    if (key !== body.dataset.batchKey) window.location.reload();
+  }
+
+  const renderers = { overview: renderOverview, jobs: renderJobs, job: watchJob, batches: renderBatches, batch: watchBatch };
   const kind = body.dataset.live;
   const api = body.dataset.api;
   if (!kind || !renderers[kind] || !api) return;
