@@ -145,14 +145,15 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "lq.db"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test (dropped afterwards)."""
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "lq_test", *, fsync: bool = True) -> Iterator[str]:
+    """A new PostgreSQL database (its URL), dropped afterwards. ``fsync=False``: commits
+    without waiting for the disk, where durability is not under test."""
     try:
         import psycopg2
     except ImportError:
         require_service("PostgreSQL", "psycopg2 is not installed")
-    name = f"lq_test_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
+    name = f"{prefix}_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
     try:
         admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test",
                                  connect_timeout=3)
@@ -160,6 +161,8 @@ def pg_url() -> Iterator[str]:
         require_service("PostgreSQL", str(exc))
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    if not fsync:
+        admin.cursor().execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
@@ -167,6 +170,13 @@ def pg_url() -> Iterator[str]:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (dropped afterwards)."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @contextlib.contextmanager

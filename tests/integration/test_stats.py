@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import statistics
 import time
 import urllib.error
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project, require_service
+from tests.conftest import Project, fresh_pg_database
 from tests.web.conftest import start_web
 
 TASKS = """
@@ -67,26 +66,9 @@ tasks.tick.schedule(delay={TICK_DELAY})
 """
 
 
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
+def pg_database() -> contextlib.AbstractContextManager[str]:
     """A fresh PostgreSQL database for the module (like the ``pg_url`` fixture, longer-lived)."""
-    try:
-        import psycopg2
-    except ImportError:
-        require_service("PostgreSQL", "psycopg2 is not installed")
-    name = f"lq_stats_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3)
-    except Exception as exc:  # noqa: BLE001
-        require_service("PostgreSQL", str(exc))
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.cursor().execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    return fresh_pg_database("lq_stats")
 
 
 class Ran:
