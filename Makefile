@@ -11,7 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
-	$(PY) -m pytest
+	# Two test processes: most tests wait on real consumers, sleeps and minute boundaries.
+	$(PY) -m pytest -n 2 --dist worksteal
 	$(VENV)/bin/ruff check .
 
 lint: install

@@ -7,7 +7,18 @@ and every other job goes on."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from tests.conftest import running_consumer, wait_job
+
+
+@pytest.fixture(autouse=True)
+def _quiet_huey(caplog: pytest.LogCaptureFixture) -> None:
+    # Huey logs the task's exception, lone surrogate and all; a test report (and pytest-xdist's
+    # wire format) must stay encodable.
+    caplog.set_level(logging.CRITICAL, logger="huey")
 
 
 def test_an_unrecordable_outcome_fails_that_job_and_the_consumer_goes_on(make_app):
