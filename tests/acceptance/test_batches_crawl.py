@@ -9,7 +9,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import time
 from collections import Counter
 from typing import Any
@@ -91,15 +90,7 @@ class Crawl:
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if self.pg_url is None:
-            conn = sqlite3.connect(f"file:{self.project.db}?mode=ro", uri=True, timeout=30)
-            try:
-                return conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
-            finally:
-                conn.close()
+            return self.project.query(sql, params)
         import psycopg2
 
         conn = psycopg2.connect(self.pg_url)

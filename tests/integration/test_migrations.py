@@ -18,30 +18,12 @@ import pytest
 
 from litequeue import migrations
 from tests.conftest import Project, wait_for
+from tests.fixtures import make_first_release
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
-#: The module the fixtures' jobs were made with (make_first_release.TASKS).
-TASKS = '''\
-from litequeue import LiteQueue
-
-app = LiteQueue()
-
-
-@app.task()
-def add(a, b):
-    return a + b
-
-
-@app.task()
-def boom(message):
-    raise ValueError(message)
-
-
-@app.task(queue="mail")
-def send(to):
-    return f"sent to {to}"
-'''
+#: The module the fixtures' jobs were made with.
+TASKS = make_first_release.TASKS
 
 FIRST_RELEASE_JOBS = {"succeeded": 3, "failed": 2, "queued": 5, "scheduled": 2}
 TOO_NEW = f"the database has schema version 99, newer than this litequeue's version {migrations.VERSION}"
