@@ -100,11 +100,11 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
                                job.args, job.kwargs, job.data, now, job.eta, now, job.parent_id,
                                job.retried_from, job.crash_cap, int(job.has_file)))
     if guarded:
-        unless_final = f" WHERE NOT EXISTS (SELECT 1 FROM lq_job WHERE id = ? AND status = '{S.CANCELLED}')"
+        unless_cancelled = f" WHERE NOT EXISTS (SELECT 1 FROM lq_job WHERE id = ? AND status = '{S.CANCELLED}')"
         store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
-                   "SELECT ?, ?, ?, ?, ?, ?, ?, ?" + unless_final, [(*r, r[3]) for r in ready])
+                   "SELECT ?, ?, ?, ?, ?, ?, ?, ?" + unless_cancelled, [(*r, r[3]) for r in ready])
         store.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "
-                   "SELECT ?, ?, ?, ?, ?, ?, ?, ?" + unless_final, [(*r, r[3]) for r in scheduled])
+                   "SELECT ?, ?, ?, ?, ?, ?, ?, ?" + unless_cancelled, [(*r, r[3]) for r in scheduled])
     else:
         store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ready)
