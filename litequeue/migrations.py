@@ -279,6 +279,19 @@ def _tags_dependencies_unique(db: pw.Database) -> None:
     _run(db, *_V4_INDEXES)
 
 
+# -- migration 5: schedules kept in the database -----------------------------------------------
+
+def _schedules(db: pw.Database) -> None:
+    """``lq_periodic_schedule``: cron schedules added with ``litequeue schedules add`` (their
+    runs are keyed in ``lq_periodic_run`` as ``schedule:NAME``, like code schedules)."""
+    _run(db, (
+        'CREATE TABLE IF NOT EXISTS "lq_periodic_schedule" ("name" VARCHAR(255) NOT NULL PRIMARY KEY, '
+        '"app" VARCHAR(255) NOT NULL, "task" VARCHAR(255) NOT NULL, "cron" VARCHAR(255) NOT NULL, '
+        '"timezone" VARCHAR(255) NOT NULL, "args" TEXT NOT NULL, "kwargs" TEXT NOT NULL, '
+        '"queue" VARCHAR(255), "priority" INTEGER, "enabled" INTEGER NOT NULL DEFAULT 1, '
+        '"created_at" {real} NOT NULL, "updated_at" {real} NOT NULL)').format(**_types(db)))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -287,6 +300,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "batches: lq_batch (members, counters, fan-in callbacks) and lq_job.batch_id", _batches),
     Migration(4, "job tags, job dependencies and unique job keys (lq_job_tag, lq_dependency, "
                  "lq_dependency_wait, lq_unique)", _tags_dependencies_unique),
+    Migration(5, "schedules kept in the database (lq_periodic_schedule)", _schedules),
 )
 
 #: The schema version this code needs and writes.

@@ -1039,3 +1039,29 @@ def pause_queue(store: LiteStorage, queue: str, until: float | None) -> None:
 def resume_queue(store: LiteStorage, queue: str) -> None:
     store.sql("UPDATE lq_queue_state SET paused = ?, paused_until = NULL, updated_at = ? WHERE queue = ?",
               (False, time.time(), queue))
+
+
+# -- schedules kept in the database ------------------------------------------------------------
+
+def add_schedule(store: LiteStorage, row: dict[str, Any], now: float) -> bool:
+    """Store a new schedule (``row``: name, app, task, cron, timezone, args, kwargs, queue,
+    priority); False, writing nothing, if one of that name exists."""
+    cols = [*row, "enabled", "created_at", "updated_at"]
+    done = store.sql(f"INSERT INTO lq_periodic_schedule ({', '.join(cols)}) VALUES ({marks(len(cols))}) "
+                     "ON CONFLICT (name) DO NOTHING RETURNING name",
+                     [*row.values(), 1, now, now]).fetchone()
+    return done is not None
+
+
+def set_schedule_enabled(store: LiteStorage, name: str, enabled: bool, now: float) -> bool:
+    """Pause (``enabled=False``) or resume a schedule; False if it does not exist or already
+    was in that state."""
+    done = store.sql("UPDATE lq_periodic_schedule SET enabled = ?, updated_at = ? "
+                     "WHERE name = ? AND enabled = ? RETURNING name",
+                     (int(enabled), now, name, int(not enabled))).fetchone()
+    return done is not None
+
+
+def remove_schedule(store: LiteStorage, name: str) -> bool:
+    """Delete a schedule (its past runs stay in ``lq_periodic_run``); False if none had that name."""
+    return store.sql("DELETE FROM lq_periodic_schedule WHERE name = ? RETURNING name", (name,)).fetchone() is not None

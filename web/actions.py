@@ -1,4 +1,5 @@
-"""The page's actions (retry, retry all failed, cancel, pause, resume): POST forms only.
+"""The page's actions (retry, retry all failed, cancel, pause, resume; pause, resume and
+run a schedule): POST forms only.
 
 The guards in security.py have already checked auth, read-only mode, origin and CSRF token
 when these run. Each action goes through litequeue.control, which records it in lq_event.
@@ -13,7 +14,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, flash, redirect, request, url_for
 
-from litequeue import control, plugins
+from litequeue import control, plugins, schedules
+from litequeue.app import LiteQueue
 from litequeue.ledger import queries
 from litequeue.storage import LiteStorage
 
@@ -29,7 +31,7 @@ def _back(default: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else default
 
 
-def register(app: Flask, dbs: data.Databases) -> None:
+def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None) -> None:
     @contextmanager
     def store() -> Iterator[LiteStorage]:
         s = dbs.store()
@@ -83,3 +85,32 @@ def register(app: Flask, dbs: data.Databases) -> None:
         name = queue_name()
         return run(lambda s: (control.resume_queues(s, [name], actor=ACTOR), f"Queue {name} resumed.")[1],
                    url_for("overview"))
+
+    def schedule_name() -> str:
+        name = request.form.get("name", "").strip()
+        if not name:
+            raise data.BadRequest("the form must name a schedule")
+        return name
+
+    @app.post("/periodic/pause")
+    def pause_schedule() -> Any:
+        name = schedule_name()
+        return run(lambda s: f"Schedule {name} " + (
+            "paused." if schedules.set_enabled(s, name, False, actor=ACTOR) else "was paused already."),
+            url_for("periodic"))
+
+    @app.post("/periodic/resume")
+    def resume_schedule() -> Any:
+        name = schedule_name()
+        return run(lambda s: f"Schedule {name} " + (
+            "resumed." if schedules.set_enabled(s, name, True, actor=ACTOR) else "was not paused."),
+            url_for("periodic"))
+
+    @app.post("/periodic/run")
+    def run_schedule() -> Any:
+        name = schedule_name()
+        if user_app is None:
+            raise data.BadRequest("Run now needs the app: start the page with `litequeue serve-web APP`")
+        lq = user_app
+        return run(lambda s: f"Schedule {name} run now as job {schedules.run_now(lq, name, s, actor=ACTOR)}.",
+                   url_for("periodic"))

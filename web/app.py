@@ -41,7 +41,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
 
     security.install(app, settings)
     views.register(app, settings, dbs)
-    actions.register(app, dbs)
+    actions.register(app, dbs, settings.app)
     stats.register(app, dbs)
     batches.register(app, dbs)
 

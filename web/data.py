@@ -10,7 +10,7 @@ from typing import Any
 
 import peewee as pw
 
-from litequeue import control
+from litequeue import control, schedules
 from litequeue.db import open_database
 from litequeue.errors import DatabaseError, LiteQueueError
 from litequeue.ledger import queries
@@ -118,7 +118,8 @@ def job_list(db: pw.Database, args: dict[str, str], page_size: int) -> dict[str,
 
 
 def periodic(db: pw.Database, next_runs: NextRuns | None, now: float | None = None) -> dict[str, Any]:
-    """Periodic tasks: last run (from the ledger) and, with the user's app, the next run."""
+    """Periodic tasks in code: last run (from the ledger) and, with the user's app, the next
+    run; the schedules stored in the database (``litequeue schedules add``)."""
     last = queries.periodic_last_runs(db)
     tasks: dict[str, dict[str, Any]] = {}
     if next_runs is not None:
@@ -126,5 +127,7 @@ def periodic(db: pw.Database, next_runs: NextRuns | None, now: float | None = No
             tasks[entry["task"]] = {**entry, "last_run": last.get(entry["task"])}
     for name, run in last.items():
         tasks.setdefault(name, {"task": name, "queue": None, "next_run": None, "last_run": run})
-    return {"tasks": sorted(tasks.values(), key=lambda t: t["task"]),
+    # Stored schedules' runs are keyed schedule:NAME: they are listed with the schedules.
+    code = [t for name, t in sorted(tasks.items()) if not name.startswith(schedules.KEY_PREFIX)]
+    return {"tasks": code, "schedules": schedules.listing(db, now=now),
             "runs": queries.periodic_runs(db, 100), "knows_schedule": next_runs is not None}

@@ -25,7 +25,8 @@ class WebSettings:
     ``db``: a SQLite path or database URL (default ``$LITEQUEUE_DB``, else ``./litequeue.db``).
     ``password``: when set, every page but ``/livez`` asks for HTTP Basic auth.
     ``read_only``: no action is shown or accepted. ``app``: the user's LiteQueue, only to
-    show each periodic task's next run (the page never runs or unpickles user code).
+    show each periodic task's next run and to build the job a schedule's Run now enqueues
+    (the page never runs or unpickles user code).
     ``host``: the address served; on a loopback address only loopback ``Host`` headers are
     answered (so a DNS-rebinding page cannot read it).
     """

@@ -172,6 +172,7 @@ from . import jobs as _jobs  # noqa: E402,F401
 from . import migrate as _migrate  # noqa: E402,F401
 from . import ops as _ops  # noqa: E402,F401
 from . import queues as _queues  # noqa: E402,F401
+from . import schedules as _schedules  # noqa: E402,F401
 from . import stats as _stats  # noqa: E402,F401
 from . import web as _web  # noqa: E402,F401
 

@@ -524,3 +524,20 @@ def _batch_state(row: dict[str, Any], callbacks: dict[str, str]) -> str:
         return "completing"
     done = callbacks.get(row["on_complete_id"]) if row["on_complete_id"] else None  # None: pruned, or none
     return JobStatus.FAILED.value if row["failed"] or done not in (None, JobStatus.SUCCEEDED.value) else "succeeded"
+
+
+def schedules(db: pw.Database, app: str | None = None, enabled_only: bool = False) -> list[dict[str, Any]]:
+    """Schedules kept in the database (``litequeue schedules add``), by name: every column,
+    ``args``/``kwargs`` decoded, ``enabled`` a bool, times as epoch seconds."""
+    where, params = [], []
+    if app is not None:
+        where.append("app = ?")
+        params.append(app)
+    if enabled_only:
+        where.append("enabled = 1")
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    rows = _rows(sql(db, "SELECT name, app, task, cron, timezone, args, kwargs, queue, priority, enabled, "
+                         f"created_at, updated_at FROM lq_periodic_schedule {clause}ORDER BY name", params))
+    for r in rows:
+        r["args"], r["kwargs"], r["enabled"] = json.loads(r["args"]), json.loads(r["kwargs"]), bool(r["enabled"])
+    return rows

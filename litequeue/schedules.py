@@ -1,0 +1,221 @@
+"""Schedules kept in the database: added, paused, resumed, removed and run while consumers
+run, beside the ``@periodic_task`` schedules in code.
+
+A stored schedule fires through the same door as a code one: the consumer's scheduler
+(:func:`litequeue.scheduler.fire_slot`) asks :func:`due` for the schedules due in a minute
+and records each run under the unique key (``schedule:NAME``, minute) in
+``lq_periodic_run`` before its job is enqueued, in one transaction, so however many
+consumers run, a slot fires once. The scheduler reads the table afresh for every minute it
+fires, so a change made by any process counts from the next minute on; every change still
+rings the doorbell. Writes go through :mod:`litequeue.transitions`, reads through
+:mod:`litequeue.ledger.queries`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import peewee as pw
+from huey.api import PeriodicTask, Task
+
+from . import hueyseams, transitions
+from .cron import Cron, parse
+from .doorbell import bell_target, ring
+from .errors import ConfigurationError, LiteQueueError, UnknownTaskError
+from .ledger import queries
+from .storage import LiteStorage
+
+if TYPE_CHECKING:
+    from .app import LiteQueue
+
+#: ``lq_periodic_run.task`` of a stored schedule's runs (a code schedule's is its task's name).
+KEY_PREFIX = "schedule:"
+#: In a scheduler's owed names: every stored schedule (their table could not be read).
+ALL_STORED = KEY_PREFIX + "*"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}")
+
+
+class ScheduleNotFoundError(LiteQueueError):
+    """No stored schedule has that name."""
+
+
+def run_key(name: str) -> str:
+    return KEY_PREFIX + name
+
+
+@functools.lru_cache(maxsize=256)
+def cron_of(expression: str, timezone: str) -> Cron:
+    return parse(expression, timezone)
+
+
+def _bell(store: LiteStorage) -> None:
+    ring(bell_target(store.database.database, store.database))
+
+
+# -- changes -------------------------------------------------------------------------------
+
+def add(lq: LiteQueue, name: str, cron: str, task: str, args: Any = (), kwargs: Any = None, *,
+        queue: str | None = None, priority: int | None = None, timezone: str = "UTC",
+        actor: str = "cli") -> dict[str, Any]:
+    """Store a schedule of ``lq``'s ``task`` (checked against its registry). A bad name, cron
+    expression, time zone, task, queue or argument raises :class:`ConfigurationError` and
+    stores nothing; so does a name already taken. Returns the stored row."""
+    if not NAME.fullmatch(name or ""):
+        raise ConfigurationError(f"bad schedule name {name!r}: use letters, digits and . _ - : @ / "
+                                 "(at most 200, starting with a letter or digit)")
+    parsed = parse(cron, timezone)
+    try:
+        cls = lq.find_task(task)
+    except UnknownTaskError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if name in code_schedules(lq):
+        raise ConfigurationError(f"{name!r} is a schedule defined in code (@periodic_task); pick another name")
+    if queue is not None and (not queue or "," in queue):
+        raise ConfigurationError(f"queue must be a non-empty name without commas, not {queue!r}")
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise ConfigurationError("args must be a list and kwargs an object (dict)")
+    try:
+        args_json, kwargs_json = json.dumps(list(args)), json.dumps(kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"schedule arguments must be JSON values: {exc}") from None
+    row = {"name": name, "app": lq.name, "task": hueyseams.registry(lq).task_to_string(cls),
+           "cron": parsed.expression, "timezone": timezone, "args": args_json, "kwargs": kwargs_json,
+           "queue": queue, "priority": priority}
+    store = lq.storage
+    with store.write():
+        if not transitions.add_schedule(store, row, time.time()):
+            raise ConfigurationError(f"a schedule named {name!r} exists; "
+                                     f"`litequeue schedules remove {name}` first to replace it")
+        transitions.record_event(store, "schedule-add", detail=f"{name}: {parsed.expression} "
+                                 f"({timezone}) -> {row['task']}", actor=actor)
+    _bell(store)
+    return row
+
+
+def set_enabled(store: LiteStorage, name: str, enabled: bool, actor: str = "cli") -> bool:
+    """Pause or resume the stored schedule ``name``; False if it already was. A pause
+    takes effect from the next minute a consumer fires (a run already enqueued stays)."""
+    with store.write():
+        changed = transitions.set_schedule_enabled(store, name, enabled, time.time())
+        if changed:
+            transitions.record_event(store, "schedule-resume" if enabled else "schedule-pause",
+                                     detail=name, actor=actor)
+        elif not _exists(store.database, name):
+            raise ScheduleNotFoundError(_missing(name))
+    if changed:
+        _bell(store)
+    return changed
+
+
+def remove(store: LiteStorage, name: str, actor: str = "cli") -> None:
+    """Delete the stored schedule ``name`` (its past runs stay in the ledger)."""
+    with store.write():
+        if not transitions.remove_schedule(store, name):
+            raise ScheduleNotFoundError(_missing(name))
+        transitions.record_event(store, "schedule-remove", detail=name, actor=actor)
+    _bell(store)
+
+
+def run_now(lq: LiteQueue, name: str, store: LiteStorage | None = None, actor: str = "cli") -> str:
+    """Enqueue one run of the schedule ``name`` (stored, or a code schedule's task name) now,
+    paused or not, through ``store`` (default: the app's); returns the job id. The run is
+    recorded as the schedule's last run."""
+    store = lq.storage if store is None else store
+    row = next((r for r in queries.schedules(store.database) if r["name"] == name), None)
+    if row is not None:
+        task, key = build_task(lq, row), run_key(name)
+    else:
+        code = code_schedules(lq)
+        cls = code.get(name) or next((c for c in code.values() if c.__name__ == name), None)
+        if cls is None:
+            raise ScheduleNotFoundError(_missing(name, code=True))
+        task, key = cls(), hueyseams.registry(lq).task_to_string(cls)
+    slot = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if not store.fire_periodic(key, slot, lq._job_row(task, None)):
+        raise LiteQueueError(f"schedule {name!r} was already run at {slot}; try again in a second")
+    with store.write():
+        transitions.record_event(store, "schedule-run", job_id=task.id, detail=name, actor=actor)
+    _bell(store)
+    return str(task.id)
+
+
+def _exists(db: pw.Database, name: str) -> bool:
+    return any(r["name"] == name for r in queries.schedules(db))
+
+
+def _missing(name: str, code: bool = False) -> str:
+    where = "stored or in code" if code else "in the database (schedules in code, @periodic_task, are read-only)"
+    return f"no schedule named {name!r} {where}; `litequeue schedules list` shows them"
+
+
+# -- firing --------------------------------------------------------------------------------
+
+def build_task(lq: LiteQueue, row: dict[str, Any]) -> Task:
+    """The task a stored schedule enqueues (raises UnknownTaskError if its task is gone)."""
+    cls = lq.find_task(row["task"])
+    task = cls(tuple(row["args"]), dict(row["kwargs"]), priority=row["priority"])
+    if row["queue"]:
+        task.queue = row["queue"]
+    return task
+
+
+def due(lq: LiteQueue, slot: dt.datetime) -> list[tuple[str, Callable[[], Task]]]:
+    """(run key, task maker) of each enabled stored schedule of ``lq`` due in the minute
+    ``slot`` (naive; UTC when ``lq.utc``, as Huey's periodic tasks get it)."""
+    moment = slot.replace(tzinfo=dt.UTC) if lq.utc else slot.astimezone()
+    out: list[tuple[str, Callable[[], Task]]] = []
+    for row in queries.schedules(lq.storage.database, app=lq.name, enabled_only=True):
+        if cron_of(row["cron"], row["timezone"]).matches(moment):
+            out.append((run_key(row["name"]), functools.partial(build_task, lq, row)))
+    return out
+
+
+# -- listing -------------------------------------------------------------------------------
+
+def code_schedules(lq: LiteQueue) -> dict[str, type[PeriodicTask]]:
+    """``@periodic_task`` tasks of ``lq`` by qualified name."""
+    return {name: cls for name, cls in hueyseams.task_classes(lq).items()
+            if isinstance(cls, type) and issubclass(cls, PeriodicTask)}
+
+
+def code_next_run(cls: type[PeriodicTask], now: float, horizon: int) -> float | None:
+    """The first minute after ``now`` that a code schedule accepts (Huey passes naive UTC)."""
+    task = cls()
+    start = dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
+    for step in range(1, horizon + 1):
+        moment = start + dt.timedelta(minutes=step)
+        if task.validate_datetime(moment):
+            return moment.replace(tzinfo=dt.UTC).timestamp()
+    return None
+
+
+def listing(db: pw.Database, lq: LiteQueue | None = None, now: float | None = None,
+            horizon: int = 31 * 24 * 60) -> list[dict[str, Any]]:
+    """Every schedule: the stored ones and, given the app, its code ones (``read_only``),
+    with next run (ISO UTC, or None: paused or not within ``horizon`` minutes) and last run."""
+    now = time.time() if now is None else now
+    last = queries.periodic_last_runs(db)
+    out = []
+    for row in queries.schedules(db):
+        cron = cron_of(row["cron"], row["timezone"])
+        nxt = cron.next_after(now, horizon) if row["enabled"] else None
+        out.append({"name": row["name"], "kind": "stored", "read_only": False, "enabled": row["enabled"],
+                    "task": row["task"], "cron": row["cron"], "timezone": row["timezone"],
+                    "args": row["args"], "kwargs": row["kwargs"], "queue": row["queue"],
+                    "priority": row["priority"], "app": row["app"], "next_run": queries.iso(nxt),
+                    "last_run": last.get(run_key(row["name"]))})
+    if lq is not None:
+        for name, cls in sorted(code_schedules(lq).items()):
+            out.append({"name": name, "kind": "code", "read_only": True, "enabled": True, "task": name,
+                        "cron": None, "timezone": "UTC" if lq.utc else "local", "args": [], "kwargs": {},
+                        "queue": getattr(cls, "queue", None), "priority": cls.default_priority,
+                        "app": lq.name, "next_run": queries.iso(code_next_run(cls, now, horizon)),
+                        "last_run": last.get(name)})
+    return out
