@@ -138,7 +138,8 @@ def run_now(lq: LiteQueue, name: str, store: LiteStorage | None = None, actor: s
             raise ScheduleNotFoundError(_missing(name, code=True))
         task, key = cls(), hueyseams.registry(lq).task_to_string(cls)
     slot = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if not store.fire_periodic(key, slot, lq._job_row(task, None)):
+    # A store opened without the app (the status page's) names the app the consumers serve.
+    if not store.fire_periodic(key, slot, lq._job_row(task, None), app=lq.name):
         raise LiteQueueError(f"schedule {name!r} was already run at {slot}; try again in a second")
     with store.write():
         transitions.record_event(store, "schedule-run", job_id=task.id, detail=name, actor=actor)

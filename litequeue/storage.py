@@ -339,11 +339,12 @@ class LiteStorage(SqlStorage):
         row = self.sql("SELECT MIN(eta) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()
         return row[0] if row else None
 
-    def fire_periodic(self, task: str, slot: str, job: NewJob) -> bool:
-        """Enqueue a periodic run unless this (task, slot) already fired. One transaction."""
+    def fire_periodic(self, task: str, slot: str, job: NewJob, app: str | None = None) -> bool:
+        """Enqueue a periodic run (of ``app``, by default this storage's) unless this (task,
+        slot) already fired. One transaction."""
         try:
             with self.write():
-                transitions.fire_periodic(self, task, slot, job, time.time())
+                transitions.fire_periodic(self, task, slot, job, time.time(), app=app)
         except pw.IntegrityError:
             return False
         return True

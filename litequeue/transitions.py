@@ -145,12 +145,14 @@ def dispatch_due(store: LiteStorage, now: float) -> int:
     return len(rows)
 
 
-def fire_periodic(store: LiteStorage, task: str, slot: str, job: NewJob, now: float) -> None:
-    """Record a periodic run under its unique (task, slot) key and enqueue its job; raises
-    ``IntegrityError`` (and writes nothing, with the caller's transaction) if it fired."""
+def fire_periodic(store: LiteStorage, task: str, slot: str, job: NewJob, now: float,
+                  app: str | None = None) -> None:
+    """Record a periodic run under its unique (task, slot) key and enqueue its job (of
+    ``app``, by default the storage's own); raises ``IntegrityError`` (and writes nothing,
+    with the caller's transaction) if it fired."""
     store.sql("INSERT INTO lq_periodic_run (task, slot, job_id, created_at) VALUES (?, ?, ?, ?)",
               (task, slot, job.id, now))
-    enqueue(store, [job], now)
+    enqueue(store, [job], now, app=app)
 
 
 # -- claim and start ------------------------------------------------------------------------
