@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 #: ``lq_periodic_run.task`` of a stored schedule's runs (a code schedule's is its task's name).
 KEY_PREFIX = "schedule:"
+log = logging.getLogger("litequeue.schedules")
 #: In a scheduler's owed names: every stored schedule (their table could not be read).
 ALL_STORED = KEY_PREFIX + "*"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}")
@@ -173,7 +175,12 @@ def due(lq: LiteQueue, slot: dt.datetime) -> list[tuple[str, Callable[[], Task]]
     moment = slot.replace(tzinfo=dt.UTC) if lq.utc else slot.astimezone()
     out: list[tuple[str, Callable[[], Task]]] = []
     for row in queries.schedules(lq.storage.database, app=lq.name, enabled_only=True):
-        if cron_of(row["cron"], row["timezone"]).matches(moment):
+        try:
+            cron = cron_of(row["cron"], row["timezone"])
+        except ConfigurationError as exc:  # its zone left this host's tzdata, say: skip it alone
+            log.error("schedule %s skipped: %s", row["name"], exc)
+            continue
+        if cron.matches(moment):
             out.append((run_key(row["name"]), functools.partial(build_task, lq, row)))
     return out
 
@@ -205,8 +212,10 @@ def listing(db: pw.Database, lq: LiteQueue | None = None, now: float | None = No
     last = queries.periodic_last_runs(db)
     out = []
     for row in queries.schedules(db):
-        cron = cron_of(row["cron"], row["timezone"])
-        nxt = cron.next_after(now, horizon) if row["enabled"] else None
+        try:
+            nxt = cron_of(row["cron"], row["timezone"]).next_after(now, horizon) if row["enabled"] else None
+        except ConfigurationError:
+            nxt = None  # the scheduler logs why it skips it
         out.append({"name": row["name"], "kind": "stored", "read_only": False, "enabled": row["enabled"],
                     "task": row["task"], "cron": row["cron"], "timezone": row["timezone"],
                     "args": row["args"], "kwargs": row["kwargs"], "queue": row["queue"],

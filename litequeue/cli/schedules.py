@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import click
 
 from .. import schedules as lib
 from ..cron import EXAMPLE
+from ..ledger import queries
 from . import ConfigError, main
 from .helpers import echo_json, json_option, parse_json, store, user_app
 
 _APP_HELP = "The app (MODULE or MODULE:ATTR) whose tasks the schedules run."
 
 
-def app_option(required: bool) -> Any:
+def app_option(listing: bool = False) -> Any:
+    more = " With it, its @periodic_task schedules are listed too." if listing else ""
     return click.option("--app", "app_spec", envvar="LITEQUEUE_APP", show_envvar=True, metavar="APP",
-                        required=False, help=_APP_HELP + ("" if required else
-                                                          " With it, its @periodic_task schedules are listed too."))
+                        help=_APP_HELP + more)
 
 
 @main.group()
@@ -41,7 +43,7 @@ def schedules() -> None:
 @click.option("--priority", type=int, default=None, help="Higher runs first within a queue.")
 @click.option("--timezone", default="UTC", metavar="ZONE",
               help="Read the cron expression on this zone's clock (IANA name, e.g. Europe/Berlin).")
-@app_option(True)
+@app_option()
 def add(name: str, cron: str, task: str, args_json: str | None, kwargs_json: str | None,
         queue: str | None, priority: int | None, timezone: str, app_spec: str | None) -> None:
     """Store schedule NAME: run TASK on a cron expression (checked first: nothing is
@@ -52,14 +54,14 @@ def add(name: str, cron: str, task: str, args_json: str | None, kwargs_json: str
     except click.BadParameter as exc:  # one line, like every other mistake in a schedule
         raise ConfigError(exc.format_message()) from None
     lq = user_app(app_spec)
-    lib.add(lq, name, cron, task, args, kwargs, queue=queue, priority=priority, timezone=timezone)
-    nxt = next((s["next_run"] for s in lib.listing(lq.storage.database) if s["name"] == name), None)
+    row = lib.add(lq, name, cron, task, args, kwargs, queue=queue, priority=priority, timezone=timezone)
+    nxt = queries.iso(lib.cron_of(row["cron"], timezone).next_after(time.time()))
     click.echo(f"added schedule {name}: {task} at {cron!r} ({timezone}); next run "
-               f"{_when(nxt) if nxt else 'not within 31 days'}")
+               f"{_when(nxt) + ' UTC' if nxt else 'not within 31 days'}")
 
 
 @schedules.command("list")
-@app_option(False)
+@app_option(listing=True)
 @json_option
 @click.pass_context
 def list_(ctx: click.Context, app_spec: str | None, as_json: bool) -> None:
@@ -120,7 +122,7 @@ def remove(ctx: click.Context, name: str) -> None:
 
 @schedules.command()
 @click.argument("name")
-@app_option(True)
+@app_option()
 def run(name: str, app_spec: str | None) -> None:
     """Enqueue one run of schedule NAME now (also a paused one, or a schedule in code) and
     print the job id."""

@@ -72,7 +72,7 @@ def test_basic_auth_applies_to_posts(make_app: MakeApp, web_db: Path) -> None:
 def test_read_only_hides_and_refuses_every_action(make_app: MakeApp, seeded: Seeded, web_db: Path) -> None:
     client = make_app(read_only=True).test_client()
     for path in ("/", "/jobs?status=failed", f"/jobs/{seeded.ids['boom2']}", f"/jobs/{seeded.ids['later']}",
-                 "/jobs/retry-failed"):
+                 "/jobs/retry-failed", "/periodic"):
         html = client.get(path).get_data(as_text=True)
         assert 'method="post"' not in html, path
         assert "Retry all failed" not in html and ">Pause<" not in html, path
@@ -81,7 +81,8 @@ def test_read_only_hides_and_refuses_every_action(make_app: MakeApp, seeded: See
         session["csrf"] = "known-token"
     for path, data in ((f"/jobs/{seeded.ids['boom2']}/retry", {}), (f"/jobs/{seeded.ids['later']}/cancel", {}),
                        ("/jobs/retry-failed", {}), ("/queues/pause", {"queue": "mail"}),
-                       ("/queues/resume", {"queue": "mail"})):
+                       ("/queues/resume", {"queue": "mail"}), ("/periodic/pause", {"name": "nightly"}),
+                       ("/periodic/resume", {"name": "nightly"}), ("/periodic/run", {"name": "tasks.tick"})):
         r = client.post(path, data={"csrf_token": "known-token", **data}, headers=ORIGIN)
         assert r.status_code == 403, path
         assert "read-only" in r.get_data(as_text=True)
