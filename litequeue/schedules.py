@@ -187,6 +187,13 @@ def due(lq: LiteQueue, slot: dt.datetime) -> list[tuple[str, Callable[[], Task]]
 
 # -- listing -------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1024)
+def _next_run(expression: str, timezone: str, minute: int, horizon: int) -> float | None:
+    # The same all minute long: a page reloaded every few seconds scans each schedule once
+    # a minute (a rare one costs up to 31 days of minutes).
+    return cron_of(expression, timezone).next_after(minute * 60.0, horizon)
+
+
 def code_schedules(lq: LiteQueue) -> dict[str, type[PeriodicTask]]:
     """``@periodic_task`` tasks of ``lq`` by qualified name."""
     return {name: cls for name, cls in hueyseams.task_classes(lq).items()
@@ -213,7 +220,7 @@ def listing(db: pw.Database, lq: LiteQueue | None = None, now: float | None = No
     out = []
     for row in queries.schedules(db):
         try:
-            nxt = cron_of(row["cron"], row["timezone"]).next_after(now, horizon) if row["enabled"] else None
+            nxt = _next_run(row["cron"], row["timezone"], int(now // 60), horizon) if row["enabled"] else None
         except ConfigurationError:
             nxt = None  # the scheduler logs why it skips it
         out.append({"name": row["name"], "kind": "stored", "read_only": False, "enabled": row["enabled"],
