@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from huey.api import Huey, Task
+from huey.api import Huey, Result, Task
 from huey.consumer import Consumer
 from huey.registry import Registry
 
@@ -29,6 +29,7 @@ PRIVATE: tuple[tuple[str, str], ...] = (
     ("Consumer", "_handle_signal"),
     ("Consumer", "_create_worker"),  # documented by Huey as the override point for workers
     ("Consumer", "_create_scheduler"),
+    ("Huey", "_pipeline_results"),  # the handles enqueue returns (LiteQueue: LiteResult)
 )
 
 
@@ -50,6 +51,19 @@ def registered(reg: Registry) -> dict[str, type[Task]]:
 
 def task_classes(huey: Huey) -> dict[str, type[Task]]:
     return registered(registry(huey))
+
+
+# -- the handles enqueue returns ----------------------------------------------------------
+
+class HueySeams(Huey):
+    """Huey with its result handles made by :meth:`result_handle` (LiteQueue returns
+    handles that can ``cancel()``)."""
+
+    def _pipeline_results(self, task: Task) -> list[Result]:
+        return [self.result_handle(r.task) for r in super()._pipeline_results(task)]
+
+    def result_handle(self, task: Task) -> Result:
+        return Result(self, task)
 
 
 # -- the consumer's signal handling ---------------------------------------------------------

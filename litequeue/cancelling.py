@@ -1,0 +1,213 @@
+"""Stopping a running job: the jobs this process runs, and the consumer's watch for cancels.
+
+A cancel request is a ``cancel:<job id>`` key (its value: who asked) written by
+``transitions.cancel``, which rings the doorbell after its commit. Each consumer has one
+:class:`CancelWatcher` thread. Woken by the doorbell, or every :data:`POLL` seconds, and
+only while it has jobs running, it asks the database ONCE which of this consumer's claims
+carry a cancel request (an indexed join over its own claims, never a query per job, and
+never on the claim or ack path). For each such job it:
+
+1. sets the job's flag at once, so ``current_job().cancelled`` is true without a query
+   (cooperative: the task stops at its next ``raise_if_cancelled()``);
+2. after the job's grace period (``@app.task(cancel_grace=...)``, else the consumer's
+   ``--cancel-grace``) stops it: a thread worker gets the same asynchronous interruption a
+   timeout gets (``interrupts.cancel_thread``), an async task's asyncio task is cancelled,
+   and a process worker is killed by :func:`stop_worker_process` and replaced by the
+   consumer's health check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import defaults, interrupts
+from .ledger import queries
+from .liveness import holder_of, holder_pattern
+from .transitions import cancel_actor
+
+if TYPE_CHECKING:
+    from .consumer import LiteConsumer
+
+log = logging.getLogger("litequeue.cancel")
+
+#: The watcher looks for cancel requests at least this often while jobs run (seconds).
+POLL = 0.5
+#: ... and at most this often, however often the doorbell rings.
+MIN_GAP = 0.1
+
+
+@dataclass
+class Running:
+    """A job running in this process (thread or async task)."""
+
+    job_id: str
+    task: str
+    grace: float | None  # the task's own cancel_grace, if it has one
+    state: Any = field(default_factory=interrupts.current_state)  # the running thread's
+    cancelled_by: str | None = None  # set once a cancel request is seen
+    asked_at: float = 0.0  # monotonic time the request was seen
+    enforced_after: float | None = None  # the grace it was stopped after
+    future: Future[Any] | None = None  # an async task's: cancelling it cancels the asyncio task
+
+    def note(self) -> str:
+        """What the attempt records: who cancelled it, and whether it had to be stopped."""
+        text = f"cancelled by {self.cancelled_by or 'someone'}"
+        if self.enforced_after is not None:
+            text += f"; stopped after its {self.enforced_after:g}s grace period"
+        return text
+
+
+_running: dict[str, Running] = {}
+_lock = threading.Lock()
+
+
+def started(job_id: str, task: str, grace: float | None) -> Running:
+    """Register the job the calling thread starts running."""
+    entry = Running(job_id, task, grace)
+    with _lock:
+        _running[job_id] = entry
+    return entry
+
+
+def finished(job_id: str) -> None:
+    with _lock:
+        _running.pop(job_id, None)
+
+
+def running(job_id: str) -> Running | None:
+    return _running.get(job_id)
+
+
+def any_running() -> bool:
+    return bool(_running)
+
+
+def stop_worker_process(consumer: LiteConsumer, holder: str, grace: float) -> int | None:
+    """Kill the worker process that holds the claim ``holder`` (one of ``consumer``'s),
+    wait for it, and recover its claim, which ends ``cancelled`` because a cancel was
+    requested (``transitions.recover``). The consumer's health check then starts a new
+    worker in its place, so it keeps its full worker count. Returns the pid, or None when
+    no live worker of this consumer holds that claim.
+
+    The one place a process worker is stopped for a cancel, kept small so a different
+    process-worker design can re-home it."""
+    for _, proc in consumer.worker_threads:
+        pid = getattr(proc, "pid", None)
+        if pid and holder_of(consumer.consumer_id, pid) == holder and proc.is_alive():
+            # SIGKILL: the workers ignore SIGTERM and SIGINT (those are the parent's).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            proc.join(5)
+            consumer.storage.recover(
+                holder, reason=f"its worker process was stopped after its {grace:g}s grace period")
+            return int(pid)
+    return None
+
+
+class CancelWatcher:
+    """The consumer's thread that notices cancel requests for its own running jobs."""
+
+    def __init__(self, consumer: LiteConsumer, grace: float = defaults.CANCEL_GRACE) -> None:
+        self.consumer = consumer
+        self.grace = grace
+        self.stop = threading.Event()
+        self.bell = consumer.make_bell("cancel")
+        self.seen: dict[str, float] = {}  # process mode: job id -> when first seen
+        self.thread = threading.Thread(target=self._run, name="litequeue-cancel-watch", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.bell.wake()
+        if self.thread.ident is not None:
+            self.thread.join(5)
+        self.bell.close()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            wait = POLL
+            try:
+                wait = self.tick()
+            except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
+                log.exception("looking for cancel requests failed; trying again")
+                with contextlib.suppress(Exception):
+                    self.consumer.storage.close()
+            self.bell.wait(max(0.0, min(POLL, wait)))
+            left = MIN_GAP - (time.monotonic() - started)
+            if left > 0:
+                self.stop.wait(left)
+
+    def _grace_of(self, task: str, own: float | None) -> float:
+        if own is not None:
+            return float(own)
+        with contextlib.suppress(Exception):
+            value = getattr(self.consumer.huey.find_task(task), "cancel_grace", None)
+            if value is not None:
+                return float(value)
+        return self.grace
+
+    def tick(self) -> float:
+        """Look once; act on what is due. Returns seconds until the next grace runs out."""
+        processes = self.consumer.worker_type == "process"
+        if not processes and not any_running():
+            return POLL
+        consumer_id = self.consumer.consumer_id
+        requests = queries.cancel_requests(self.consumer.storage.database, self.consumer.huey.name,
+                                           consumer_id, holder_pattern(consumer_id))
+        now = time.monotonic()
+        soonest = POLL
+        for job_id, holder, task, value in requests:
+            entry = running(job_id)
+            if entry is not None:
+                soonest = min(soonest, self._thread_job(entry, cancel_actor(value), now))
+            elif processes and holder != consumer_id:
+                soonest = min(soonest, self._process_job(job_id, holder, task, now))
+        live = {r[0] for r in requests}
+        self.seen = {k: v for k, v in self.seen.items() if k in live}
+        return soonest
+
+    def _thread_job(self, entry: Running, actor: str, now: float) -> float:
+        if entry.cancelled_by is None:
+            entry.cancelled_by, entry.asked_at = actor, now
+            log.info("job %s: cancel requested by %s", entry.job_id, actor,
+                     extra={"action": "cancel", "job_id": entry.job_id})
+        grace = self._grace_of(entry.task, entry.grace)
+        left = entry.asked_at + grace - now
+        if left > 0:
+            return left
+        if entry.enforced_after is None:
+            entry.enforced_after = grace
+            log.warning("job %s did not stop within its %gs grace period: stopping it", entry.job_id,
+                        grace, extra={"action": "cancel-enforced", "job_id": entry.job_id})
+            if entry.future is not None:
+                entry.future.cancel()
+            else:
+                interrupts.cancel_thread(entry.state)
+        elif now - entry.asked_at > grace + 5 and entry.future is None:
+            entry.asked_at = now - grace  # log again in 5 s if it is still stuck
+            log.warning("job %s was interrupted but is still running: it is blocked in a call Python "
+                        "cannot interrupt (such tasks stop for sure on process workers)", entry.job_id)
+        return POLL
+
+    def _process_job(self, job_id: str, holder: str, task: str, now: float) -> float:
+        first = self.seen.setdefault(job_id, now)
+        grace = self._grace_of(task, None)
+        left = first + grace - now
+        if left > 0:
+            return left
+        pid = stop_worker_process(self.consumer, holder, grace)
+        if pid is not None:
+            log.warning("job %s did not stop within its %gs grace period: stopped worker process %d",
+                        job_id, grace, pid, extra={"action": "cancel-enforced", "job_id": job_id})
+        return POLL
