@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 from huey import signals as S
-from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper, chord, group
+from huey.api import Result, ResultGroup, Task, TaskWrapper, chord, group
 from huey.exceptions import HueyException
 from huey.registry import Registry
 from huey.utils import normalize_time

@@ -13,7 +13,9 @@ never on the claim or ack path). For each such job it:
    ``--cancel-grace``) stops it: a thread worker gets the same asynchronous interruption a
    timeout gets (``interrupts.cancel_thread``), an async task's asyncio task is cancelled,
    and a process worker is killed by :func:`stop_worker_process` and replaced by the
-   consumer's health check.
+   consumer's health check. A thread blocked in a call Python cannot interrupt
+   (``time.sleep(60)``) is left behind: the job ends ``cancelled`` and a new worker thread
+   takes its place.
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from huey.consumer import WorkerRecycle
+
 from . import defaults, interrupts
 from .ledger import queries
 from .liveness import holder_of, holder_pattern
+from .records import Claim, Finished
+from .status import AttemptOutcome, JobStatus
 from .transitions import cancel_actor
 
 if TYPE_CHECKING:
@@ -42,6 +48,15 @@ log = logging.getLogger("litequeue.cancel")
 POLL = 0.5
 #: ... and at most this often, however often the doorbell rings.
 MIN_GAP = 0.1
+#: A thread worker still in the job this long after its interruption is blocked in a call
+#: Python cannot interrupt (``time.sleep(60)``, a C extension): its job ends ``cancelled``
+#: now and a new worker thread takes its place (the old one exits when the call returns).
+ABANDON_AFTER = 0.5
+
+
+class WorkerRetired(WorkerRecycle):
+    """Raised in a worker thread that was left behind in a cancelled job, once that job
+    finally returns: the thread ends (a new one took its place) and acks nothing."""
 
 
 @dataclass
@@ -56,22 +71,36 @@ class Running:
     asked_at: float = 0.0  # monotonic time the request was seen
     enforced_after: float | None = None  # the grace it was stopped after
     future: Future[Any] | None = None  # an async task's: cancelling it cancels the asyncio task
+    claim: Claim | None = None
+    started_at: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: bool = False  # the job returned (its outcome goes the normal way)
+    abandoned: bool = False  # its outcome was handed in for it; its thread must retire
 
     def note(self) -> str:
         """What the attempt records: who cancelled it, and whether it had to be stopped."""
         text = f"cancelled by {self.cancelled_by or 'someone'}"
         if self.enforced_after is not None:
             text += f"; stopped after its {self.enforced_after:g}s grace period"
+        if self.abandoned:
+            text += " (its worker thread, blocked in a call Python cannot interrupt, was replaced)"
         return text
+
+    def end(self) -> bool:
+        """The job returned in its thread; False if it was abandoned meanwhile (then the
+        thread must not hand in an outcome: see :class:`WorkerRetired`)."""
+        with self.lock:
+            self.done = True
+            return not self.abandoned
 
 
 _running: dict[str, Running] = {}
 _lock = threading.Lock()
 
 
-def started(job_id: str, task: str, grace: float | None) -> Running:
+def started(job_id: str, task: str, grace: float | None, claim: Claim | None = None) -> Running:
     """Register the job the calling thread starts running."""
-    entry = Running(job_id, task, grace)
+    entry = Running(job_id, task, grace, claim=claim)
     with _lock:
         _running[job_id] = entry
     return entry
@@ -88,6 +117,18 @@ def running(job_id: str) -> Running | None:
 
 def any_running() -> bool:
     return bool(_running)
+
+
+_retired: set[int] = set()  # idents of worker threads left behind in a cancelled job
+
+
+def retired(ident: int | None) -> bool:
+    """True for a worker thread left behind in a cancelled job (the consumer replaces it)."""
+    return ident in _retired
+
+
+def forget_retired(ident: int | None) -> None:
+    _retired.discard(ident or 0)
 
 
 def stop_worker_process(consumer: LiteConsumer, holder: str, grace: float) -> int | None:
@@ -192,13 +233,30 @@ class CancelWatcher:
                         grace, extra={"action": "cancel-enforced", "job_id": entry.job_id})
             if entry.future is not None:
                 entry.future.cancel()
-            else:
-                interrupts.cancel_thread(entry.state)
-        elif now - entry.asked_at > grace + 5 and entry.future is None:
-            entry.asked_at = now - grace  # log again in 5 s if it is still stuck
-            log.warning("job %s was interrupted but is still running: it is blocked in a call Python "
-                        "cannot interrupt (such tasks stop for sure on process workers)", entry.job_id)
+                return POLL
+            interrupts.cancel_thread(entry.state)
+            return ABANDON_AFTER
+        if entry.future is None and left <= -ABANDON_AFTER:
+            self._abandon(entry)
         return POLL
+
+    def _abandon(self, entry: Running) -> None:
+        """The interrupted thread is stuck in a call Python cannot interrupt: hand in the
+        job's ``cancelled`` outcome for it and have the consumer start a worker thread in
+        its place (its health check, see ``LiteConsumer.check_worker_health``)."""
+        dispatcher = self.consumer.dispatcher
+        if dispatcher is None or entry.claim is None:
+            return
+        with entry.lock:
+            if entry.done or entry.abandoned:
+                return
+            entry.abandoned = True
+        _retired.add(entry.state.ident.value)
+        log.warning("job %s is blocked in a call Python cannot interrupt: it ends cancelled and a new "
+                    "worker thread takes its place (this one exits when the call returns)", entry.job_id,
+                    extra={"action": "cancel-abandoned", "job_id": entry.job_id})
+        dispatcher.put(Finished(entry.claim, entry.task, JobStatus.CANCELLED, AttemptOutcome.CANCELLED,
+                                entry.started_at, time.time(), error=entry.note()))
 
     def _process_job(self, job_id: str, holder: str, task: str, now: float) -> float:
         first = self.seen.setdefault(job_id, now)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
-from . import dberrors, defaults, interrupts, sdnotify
+from . import cancelling, dberrors, defaults, interrupts, sdnotify
 from .cancelling import CancelWatcher
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
@@ -349,7 +349,16 @@ class LiteConsumer(ConsumerSeams):
                 healthy = super().check_worker_health()
             self._recover_vanished_workers()
             return healthy
+        self._replace_retired_threads()
         return super().check_worker_health()
+
+    def _replace_retired_threads(self) -> None:
+        """A worker thread left behind in a cancelled job (cancelling.py) gets a successor,
+        so the consumer keeps its full worker count; the old thread exits on its own."""
+        for i, (_, thread) in enumerate(self.worker_threads):
+            if cancelling.retired(thread.ident):
+                cancelling.forget_retired(thread.ident)
+                self.worker_threads[i] = self.start_worker(f"Worker-{i + 1}")
 
     def _recover_vanished_workers(self) -> None:
         """Recover claims of this consumer held by a pid that is none of its live workers: a

@@ -29,6 +29,7 @@ PRIVATE: tuple[tuple[str, str], ...] = (
     ("Consumer", "_handle_signal"),
     ("Consumer", "_create_worker"),  # documented by Huey as the override point for workers
     ("Consumer", "_create_scheduler"),
+    ("Consumer", "_create_process"),  # runs a worker's loop in a thread or process
     ("Huey", "_pipeline_results"),  # the handles enqueue returns (LiteQueue: LiteResult)
 )
 
@@ -100,6 +101,13 @@ class ConsumerSeams(Consumer):
 
     def _create_worker(self) -> Any:
         return self.create_worker()
+
+    def start_worker(self, name: str) -> tuple[Any, Any]:
+        """A new worker, started in its own thread or process: (worker, thread or process)."""
+        worker = self.create_worker()
+        process = self._create_process(worker, name)
+        process.start()
+        return worker, process
 
     def _create_scheduler(self) -> Any:
         return self.create_scheduler()

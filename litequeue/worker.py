@@ -120,7 +120,7 @@ def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = Non
     context = JobContext(claim.job_id, type(task).__name__, claim.queue, claim.attempt, huey)
     set_current_job(context)
     # Known to this process's cancel watcher while it runs (see cancelling.py).
-    cancelling.started(claim.job_id, type(task).__name__, getattr(task, "cancel_grace", None))
+    entry = cancelling.started(claim.job_id, type(task).__name__, getattr(task, "cancel_grace", None), claim)
     try:
         try:
             huey.execute(task, timestamp)
@@ -134,6 +134,8 @@ def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = Non
             context.flush()
         except Exception:  # noqa: BLE001 - a lost progress report must not lose the job's outcome
             log.exception("job %s: could not write its last progress report", claim.job_id)
+        if not entry.end():  # ended cancelled for it already; a new thread took its place
+            raise cancelling.WorkerRetired()
         return classify(claim, task, unit, started), unit.value
     finally:
         cancelling.finished(claim.job_id)
