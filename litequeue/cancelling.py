@@ -180,14 +180,26 @@ class CancelWatcher:
             wait = POLL
             try:
                 wait = self.tick()
+                self.bell.wait(max(0.0, min(POLL, wait)))
             except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
                 log.exception("looking for cancel requests failed; trying again")
                 with contextlib.suppress(Exception):
                     self.consumer.storage.close()
-            self.bell.wait(max(0.0, min(POLL, wait)))
+                self._new_bell()
+                self.stop.wait(POLL)
             left = MIN_GAP - (time.monotonic() - started)
             if left > 0:
                 self.stop.wait(left)
+
+    def _new_bell(self) -> None:
+        """A bell whose connection broke (PostgreSQL's LISTEN) is replaced; until then the
+        watcher polls."""
+        with contextlib.suppress(Exception):
+            self.bell.close()
+        try:
+            self.bell = self.consumer.make_bell("cancel")
+        except Exception:  # noqa: BLE001 - the database is away: poll until it is back
+            log.warning("cancel watcher: no doorbell (%s); polling", "database unreachable")
 
     def _grace_of(self, task: str, own: float | None) -> float:
         if own is not None:
@@ -259,6 +271,9 @@ class CancelWatcher:
                                 entry.started_at, time.time(), error=entry.note()))
 
     def _process_job(self, job_id: str, holder: str, task: str, now: float) -> float:
+        if job_id not in self.seen:
+            log.info("job %s: cancel requested (worker process %s)", job_id, holder,
+                     extra={"action": "cancel", "job_id": job_id})
         first = self.seen.setdefault(job_id, now)
         grace = self._grace_of(task, None)
         left = first + grace - now

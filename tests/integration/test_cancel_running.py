@@ -187,3 +187,21 @@ def test_200_async_jobs_run_at_once(make_app) -> None:
     first, last = queries.sql(app.storage.database,
                               "SELECT MIN(started_at), MAX(finished_at) FROM lq_job").fetchone()
     assert last - first < 3.0, f"200 async jobs took {last - first:.2f}s"
+
+
+def test_async_task_that_checks_ends_cancelled(make_app) -> None:
+    app = make_app()
+
+    @app.task(retries=2)
+    async def checks_async() -> None:
+        while True:
+            current_job().raise_if_cancelled()
+            await asyncio.sleep(0.02)
+
+    with running_consumer(app, workers=2, worker_type="asyncio", cancel_grace=30):
+        handle = checks_async()
+        wait_job(app, handle.id, "running")
+        assert handle.cancel(wait=10) == "cancelled"
+        job = job_row(app, handle.id)
+        assert job["attempts"] == 1 and job["error"].startswith("cancelled by result.cancel() (")
+        assert "grace" not in job["error"]
