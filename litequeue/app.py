@@ -16,12 +16,12 @@ from typing import Any
 
 import peewee as pw
 from huey import signals as S
-from huey.api import Huey, Result, ResultGroup, Task, TaskWrapper, chord, group
+from huey.api import Result, ResultGroup, Task, TaskWrapper, chord, group
 from huey.exceptions import HueyException
 from huey.registry import Registry
 from huey.utils import normalize_time
 
-from . import batches, defaults, hueyseams, transitions
+from . import aio, batches, control, defaults, hueyseams, transitions
 from .db import database_target, open_database
 from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
@@ -91,7 +91,8 @@ class LiteTaskWrapper(TaskWrapper):
     def create_task(self, func: Callable[..., Any], context: bool = False, name: str | None = None,
                     **settings: Any) -> type[Task]:
         settings.setdefault("create_id", lambda _task: new_job_id())
-        return super().create_task(func, context, name, **settings)
+        # async def runs on the event loop; a plain body is marked interruptible (aio.py).
+        return super().create_task(aio.wrap(func), context, name, **settings)
 
     def map(self, it: Iterable[Any], batch: Any = None) -> ResultGroup | None:
         """One job per item, all written in one transaction; ``batch``: as members of it."""
@@ -101,7 +102,23 @@ class LiteTaskWrapper(TaskWrapper):
             return super().map(it)
 
 
-class LiteQueue(Huey):
+class LiteResult(Result):
+    """Huey's result handle, plus :meth:`cancel`."""
+
+    def cancel(self, wait: float | None = None) -> str:
+        """Cancel this job: one not started ends ``cancelled`` at once; a running one is
+        asked to stop and stopped after its grace period (see ``litequeue jobs cancel``).
+        ``wait``: seconds to wait for a running job to end. Returns what happened, or the
+        job's status after the wait."""
+        store = self.huey.storage
+        what = control.cancel_jobs(store, [self.id], actor=control.who("result.cancel()"))[self.id]
+        if wait and what.startswith("cancel requested"):
+            job = control.wait_ended(store, [self.id], wait)[self.id]
+            return str(job["status"]) if job else what
+        return what
+
+
+class LiteQueue(hueyseams.HueySeams):
     """A Huey whose storage is the ledger's database (SQLite by default).
 
     ``LiteQueue("shop")`` uses ``$LITEQUEUE_DB`` or ``./litequeue.db``; ``db=`` takes a
@@ -188,7 +205,9 @@ class LiteQueue(Huey):
         (default 3). ``on_worker_death="fail"``: never re-run it after a crash.
         ``tags``: tags of every job of the task. ``unique=True``: a job with the same task
         and arguments is not enqueued twice while one waits, is queued or runs (or finished
-        less than ``unique_for`` seconds ago).
+        less than ``unique_for`` seconds ago). ``cancel_grace``: seconds a running job of
+        the task has to stop by itself once cancelled before it is stopped (default: the
+        consumer's ``--cancel-grace``). An ``async def`` task runs on an event loop.
         """
         if args and callable(args[0]) and len(args) == 1 and not kwargs:
             return self.task(queue=queue, priority=priority)(args[0])
@@ -370,6 +389,9 @@ class LiteQueue(Huey):
             unit.value = value
             unit.exception = exception
 
+    def result_handle(self, task: Task) -> LiteResult:
+        return LiteResult(self, task)
+
     def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
         unit = self._unit()
         if unit is not None and not unit.revocable and isinstance(task, Task) and task.id == unit.job_id:
@@ -430,7 +452,12 @@ class LiteQueue(Huey):
             transitions.record_progress(self.storage, job_id, done, total, message)
 
     def is_cancel_requested(self, job_id: str) -> bool:
-        return self.storage.has_data_for_key(f"cancel:{job_id}")
+        return self.cancel_requested_by(job_id) is not None
+
+    def cancel_requested_by(self, job_id: str) -> str | None:
+        """Who asked to cancel ``job_id``, or None if nobody did."""
+        value = self.storage.peek_many([f"cancel:{job_id}"]).get(f"cancel:{job_id}")
+        return None if value is None else transitions.cancel_actor(value)
 
     # -- consumer ---------------------------------------------------------------------------
 

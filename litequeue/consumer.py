@@ -9,7 +9,9 @@ What it changes at Huey's seams:
 * the consumer holds a lock file for life, so others know at once when it dies;
 * process workers die with their parent (``PR_SET_PDEATHSIG``) and ignore the signals
   meant for the parent; a dead worker process's claims are recovered before it is replaced;
-* task timeouts are enforced for thread workers too.
+* task timeouts are enforced for thread workers too;
+* a cancel watcher stops the running jobs someone cancelled (``cancelling.py``);
+* ``worker_type="asyncio"``: N slots running ``async def`` tasks on one event loop (``aio.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
-from . import dberrors, defaults, interrupts, sdnotify
+from . import cancelling, dberrors, defaults, interrupts, sdnotify
+from .cancelling import CancelWatcher
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .faultwait import FaultWait
@@ -104,7 +107,8 @@ class LiteConsumer(ConsumerSeams):
                  periodic: bool = True, observers: Sequence[Observer] = (),
                  pruner: AutoPruner | bool | None = None, flush_locks: bool = False,
                  extra_locks: str | None = None, check_worker_health: bool = True,
-                 health_check_interval: float = 1, **options: Any) -> None:
+                 health_check_interval: float = 1, cancel_grace: float = defaults.CANCEL_GRACE,
+                 **options: Any) -> None:
         unknown = set(options) - set(HUEY_POLLING_OPTIONS)
         if unknown:
             raise TypeError(f"unknown consumer option(s): {', '.join(sorted(unknown))}")
@@ -122,6 +126,8 @@ class LiteConsumer(ConsumerSeams):
         self._bell: Doorbell | None = None
         self.scheduler_bell: Doorbell | None = None
         self._burst_done = False
+        self.cancel_grace = cancel_grace
+        self.cancel_watcher: CancelWatcher | None = None
         super().__init__(huey, workers=workers, periodic=periodic, worker_type=worker_type,
                          max_tasks=max_tasks, shutdown_timeout=shutdown_timeout,
                          check_worker_health=check_worker_health,
@@ -135,13 +141,14 @@ class LiteConsumer(ConsumerSeams):
     # -- Huey's seams -------------------------------------------------------------------
 
     def get_environment(self, worker_type: str) -> Any:
-        if worker_type == "thread":
+        # asyncio: thread slots whose coroutines share one event loop (see aio.py).
+        if worker_type in ("thread", "asyncio"):
             return ThreadTimeoutEnvironment()
         if worker_type == "process":
             env = ChildProcessEnvironment(signal.SIGINT, signal.SIGUSR1)
             env.parent_pid = os.getpid()
             return env
-        raise ValueError(f"worker type must be thread or process, not {worker_type!r}")
+        raise ValueError(f"worker type must be thread, process or asyncio, not {worker_type!r}")
 
     def create_worker(self) -> LiteWorker:
         return LiteWorker(self.huey, self.stop_flag, self, max_tasks=self.max_tasks)
@@ -177,7 +184,7 @@ class LiteConsumer(ConsumerSeams):
         recovered = release_stalled_claims(self.storage, me=self.consumer_id)
         if recovered:
             log.warning("recovered %d job(s) from dead consumers", recovered)
-        if self.worker_type == "thread":
+        if self.worker_type != "process":
             self._bell = self.make_bell("dispatcher")
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done, pruner=self.pruner,
@@ -195,6 +202,8 @@ class LiteConsumer(ConsumerSeams):
                  ",".join(self.queues) if self.queues else "all", self.huey.db_target)
         super().start()  # forks process workers before any thread of ours exists
         self.supervisor.start()
+        self.cancel_watcher = CancelWatcher(self, self.cancel_grace)
+        self.cancel_watcher.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
         sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
@@ -305,6 +314,8 @@ class LiteConsumer(ConsumerSeams):
         self.stop_event.set()
         if self.supervisor is not None:
             self.supervisor.stop.set()
+        if self.cancel_watcher is not None:
+            self.cancel_watcher.close()
         if self.dispatcher is not None:
             left = self.dispatcher.close()
             if left:
@@ -338,7 +349,16 @@ class LiteConsumer(ConsumerSeams):
                 healthy = super().check_worker_health()
             self._recover_vanished_workers()
             return healthy
+        self._replace_retired_threads()
         return super().check_worker_health()
+
+    def _replace_retired_threads(self) -> None:
+        """A worker thread left behind in a cancelled job (cancelling.py) gets a successor,
+        so the consumer keeps its full worker count; the old thread exits on its own."""
+        for i, (_, thread) in enumerate(self.worker_threads):
+            if cancelling.retired(thread.ident):
+                cancelling.forget_retired(thread.ident)
+                self.worker_threads[i] = self.start_worker(f"Worker-{i + 1}")
 
     def _recover_vanished_workers(self) -> None:
         """Recover claims of this consumer held by a pid that is none of its live workers: a

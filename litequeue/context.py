@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
     from .batches import Batch
 
 _local = threading.local()
+# An async task runs on the event loop's thread: its job travels in its asyncio context.
+_job_var: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("litequeue_job", default=None)
+#: A task that asks ``cancelled`` in a loop reads the database at most this often.
+CANCEL_CHECK_INTERVAL = 0.2
 #: Progress is written at most this often, except the last report (done == total).
 PROGRESS_INTERVAL = 0.5
 
@@ -63,19 +68,48 @@ class JobContext:
             self._batch = job_batch(self.app, self.id)
         return self._batch
 
+    _cancelled_by: str | None = field(default=None, repr=False)
+    _cancel_checked: float = field(default=0.0, repr=False)
+
     @property
     def cancelled(self) -> bool:
-        """True once someone asked to cancel this job (``litequeue jobs cancel``)."""
-        return self.app.is_cancel_requested(self.id)
+        """True once someone asked to cancel this job (``litequeue jobs cancel``, the page,
+        ``result.cancel()``). Cheap to ask often: the consumer's cancel watcher sets it
+        without a query; elsewhere (process workers) the database is read at most every
+        :data:`CANCEL_CHECK_INTERVAL` seconds."""
+        return self.cancelled_by is not None
+
+    @property
+    def cancelled_by(self) -> str | None:
+        """Who asked to cancel this job, or None."""
+        if self._cancelled_by is None:
+            from .cancelling import running
+
+            entry = running(self.id)
+            if entry is not None and entry.cancelled_by is not None:
+                self._cancelled_by = entry.cancelled_by
+            elif time.monotonic() - self._cancel_checked >= CANCEL_CHECK_INTERVAL:
+                self._cancel_checked = time.monotonic()
+                self._cancelled_by = self.app.cancel_requested_by(self.id)
+        return self._cancelled_by
 
     def raise_if_cancelled(self) -> None:
-        if self.cancelled:
-            raise JobCancelled(f"job {self.id} was cancelled")
+        """Raise :class:`JobCancelled` if someone asked to cancel this job: the job ends
+        ``cancelled`` (not ``failed``) and is not retried."""
+        by = self.cancelled_by
+        if by is not None:
+            raise JobCancelled(f"cancelled by {by}")
 
 
 def current_job() -> JobContext | None:
-    """The job the calling thread is running, or None outside a job."""
-    return getattr(_local, "job", None)
+    """The job the calling thread (or async task) is running, or None outside a job."""
+    job = _job_var.get()
+    return job if job is not None else getattr(_local, "job", None)
+
+
+def set_async_job(job: JobContext | None) -> None:
+    """Set the job of the calling asyncio task (its context is its own)."""
+    _job_var.set(job)
 
 
 def set_current_job(job: JobContext | None) -> None:

@@ -6,8 +6,11 @@ payload under a new id (the worker gives a claimed payload its row's id).
 
 from __future__ import annotations
 
+import getpass
+import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import defaults, migrations, transitions
 from .db import open_database
@@ -20,7 +23,7 @@ from .storage import LiteStorage
 from .transitions import RetryHook, record_event
 
 __all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
-           "record_event", "resume_queues", "retry_jobs"]
+           "record_event", "resume_queues", "retry_jobs", "wait_ended", "who"]
 
 RETRYABLE = {s.value for s in FINAL_STATUSES}
 
@@ -56,10 +59,35 @@ def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli",
     return mapping
 
 
+def who(what: str) -> str:
+    """Who does something, for the ledger: ``what (user@host)``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return f"{what} ({user}@{socket.gethostname()})"
+
+
 def cancel_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -> dict[str, str]:
-    """Cancel jobs; returns {id: what happened} (see :func:`transitions.cancel`)."""
+    """Cancel jobs; returns {id: what happened} (see :func:`transitions.cancel`). The
+    doorbell rings, so consumers running one of them hear of it at once."""
     with store.write():
-        return {job_id: transitions.cancel(store, job_id, actor) for job_id in job_ids}
+        outcome = {job_id: transitions.cancel(store, job_id, actor) for job_id in job_ids}
+    if any(what.startswith("cancel requested") for what in outcome.values()):
+        ring(_bell(store))
+    return outcome
+
+
+def wait_ended(store: LiteStorage, job_ids: Sequence[str], seconds: float,
+               poll: float = 0.1) -> dict[str, dict[str, Any] | None]:
+    """Wait up to ``seconds`` for ``job_ids`` to stop running; returns each job's ledger
+    row as it is then (None for a job not in the ledger)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        jobs = {job_id: queries.get_job(store.database, job_id) for job_id in job_ids}
+        if time.monotonic() >= deadline or all(j is None or j["status"] != "running" for j in jobs.values()):
+            return jobs
+        time.sleep(poll)
 
 
 def pause_queues(store: LiteStorage, queues: Sequence[str], seconds: float | None = None,

@@ -24,6 +24,11 @@ HEARTBEAT_LEASE = 60.0
 IDLE_POLL = 1.0
 #: The systemd watchdog is no longer fed once the dispatcher has not turned for this long.
 DISPATCHER_STALL = 20.0
+#: A running job asked to cancel is stopped after this many seconds unless it stops
+#: itself first (``raise_if_cancelled``); ``--cancel-grace`` and ``cancel_grace=`` change it.
+CANCEL_GRACE = 10.0
+#: An async task that keeps the event loop from running for this long is named in the log.
+LOOP_BLOCKED = 1.0
 #: Longest a finished job waits for its acknowledgement to be grouped with others.
 ACK_GROUP_WINDOW = 0.002
 PREVIEW_MAX_CHARS = 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from huey.exceptions import CancelExecution
+
 
 class LiteQueueError(Exception):
     """Base class of every litequeue error."""
@@ -69,8 +71,14 @@ class JobNotFoundError(LiteQueueError):
     """No job with that id is in the ledger."""
 
 
-class JobCancelled(LiteQueueError):
-    """Raised inside a running job when someone cancelled it (see ``current_job().cancelled``)."""
+class JobCancelled(LiteQueueError, CancelExecution):
+    """Raised inside a running job when someone cancelled it (``raise_if_cancelled()``, or
+    by the consumer once the grace period is over): the job ends ``cancelled``, never
+    ``failed``, and is not retried (it is Huey's ``CancelExecution`` with ``retry=False``)."""
+
+    def __init__(self, *args: object) -> None:
+        Exception.__init__(self, *args)
+        self.retry = False
 
 
 class BatchClosedError(LiteQueueError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from huey.api import Huey, Task
+from huey.api import Huey, Result, Task
 from huey.consumer import Consumer
 from huey.registry import Registry
 
@@ -29,6 +29,8 @@ PRIVATE: tuple[tuple[str, str], ...] = (
     ("Consumer", "_handle_signal"),
     ("Consumer", "_create_worker"),  # documented by Huey as the override point for workers
     ("Consumer", "_create_scheduler"),
+    ("Consumer", "_create_process"),  # runs a worker's loop in a thread or process
+    ("Huey", "_pipeline_results"),  # the handles enqueue returns (LiteQueue: LiteResult)
 )
 
 
@@ -50,6 +52,19 @@ def registered(reg: Registry) -> dict[str, type[Task]]:
 
 def task_classes(huey: Huey) -> dict[str, type[Task]]:
     return registered(registry(huey))
+
+
+# -- the handles enqueue returns ----------------------------------------------------------
+
+class HueySeams(Huey):
+    """Huey with its result handles made by :meth:`result_handle` (LiteQueue returns
+    handles that can ``cancel()``)."""
+
+    def _pipeline_results(self, task: Task) -> list[Result]:
+        return [self.result_handle(r.task) for r in super()._pipeline_results(task)]
+
+    def result_handle(self, task: Task) -> Result:
+        return Result(self, task)
 
 
 # -- the consumer's signal handling ---------------------------------------------------------
@@ -86,6 +101,13 @@ class ConsumerSeams(Consumer):
 
     def _create_worker(self) -> Any:
         return self.create_worker()
+
+    def start_worker(self, name: str) -> tuple[Any, Any]:
+        """A new worker, started in its own thread or process: (worker, thread or process)."""
+        worker = self.create_worker()
+        process = self._create_process(worker, name)
+        process.start()
+        return worker, process
 
     def _create_scheduler(self) -> Any:
         return self.create_scheduler()

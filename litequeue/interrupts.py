@@ -1,4 +1,4 @@
-"""Where a thread worker's timeout is delivered: never inside a database write.
+"""Where a thread worker's timeout (or enforced cancel) is delivered: never inside a database write.
 
 A thread worker's timeout is an asynchronous exception (``PyThreadState_SetAsyncExc``),
 raised at whatever Python instruction the thread runs next. Raised inside a write (a
@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from huey.exceptions import TaskTimeout
+
+from .errors import JobCancelled
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 
@@ -31,8 +33,11 @@ class _ThreadState:
         self.lock = threading.Lock()
         self.depth = 0  # writes this thread is inside
         self.armed = False  # a deadline runs for this thread
+        self.in_body = False  # the thread runs a task's body: an enforced cancel may land
+        self.waker: Callable[[], None] | None = None  # wakes the thread from a wait we own
         self.sent = False  # raised asynchronously, not delivered yet
         self.held: type[BaseException] | None = None  # fired inside a write: raise on leaving it
+        self.pending: type[BaseException] = ThreadTimeout  # what was last sent asynchronously
 
 
 _local = threading.local()
@@ -49,8 +54,16 @@ class ThreadTimeout(TaskTimeout):
     """A thread worker's job ran past its timeout."""
 
     def __init__(self, *args: object) -> None:
-        super().__init__(*args)
+        super().__init__(*(args or ("timed out",)))
         # CPython builds the instance in the receiving thread as it is raised: delivered.
+        _state().sent = False
+
+
+class ThreadCancelled(JobCancelled):
+    """A thread worker's job was cancelled and did not stop within its grace period."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(args or ("cancelled: stopped after the grace period",)))
         _state().sent = False
 
 
@@ -63,7 +76,7 @@ def enter_write() -> None:
             if state.sent:  # fired just before this thread took the lock: hold it instead
                 _set_async_exc(state.ident, None)
                 state.sent = False
-                state.held = ThreadTimeout
+                state.held = state.pending
         except BaseException:  # delivered before it could be taken back: not in a write yet
             state.depth -= 1
             raise
@@ -78,18 +91,57 @@ def leave_write() -> None:
         if held is not None:
             state.held = None
     if held is not None:
-        raise held("timed out (raised once its database write had ended)")
+        raise held()
 
 
-def _fire(state: _ThreadState, exc: type[BaseException]) -> None:
+def _fire(state: _ThreadState, exc: type[BaseException], cancel: bool = False) -> bool:
     with state.lock:
-        if not state.armed:
-            return
+        if not (state.in_body if cancel else state.armed):
+            return False
         if state.depth:
             state.held = exc
         else:
             state.sent = True
+            state.pending = exc
             _set_async_exc(state.ident, ctypes.py_object(exc))
+        waker = state.waker
+    if waker is not None:
+        waker()
+    return True
+
+
+def current_state() -> _ThreadState:
+    """The calling thread's interrupt state (a handle for :func:`cancel_thread`)."""
+    return _state()
+
+
+def cancel_thread(state: _ThreadState) -> bool:
+    """Raise :class:`ThreadCancelled` in the thread of ``state`` if it runs a task's body
+    (outside its database writes, like a timeout). Returns whether it was sent."""
+    return _fire(state, ThreadCancelled, cancel=True)
+
+
+@contextlib.contextmanager
+def task_body(waker: Callable[[], None] | None = None) -> Iterator[None]:
+    """The calling thread runs a task's body: an enforced cancel may interrupt it.
+    ``waker``: called after an interruption is sent, to wake a wait the thread is in (the
+    exception lands at the next Python instruction, never inside a C-level wait)."""
+    state = _state()
+    with state.lock:
+        outer = state.in_body, state.waker
+        state.in_body = True
+        state.waker = waker or state.waker
+    try:
+        yield
+    finally:
+        with state.lock:
+            state.in_body, state.waker = outer
+            # A cancel sent as the body ended must not land in Huey's bookkeeping or the ack.
+            if state.sent and not state.in_body and (state.pending is ThreadCancelled or not state.armed):
+                _set_async_exc(state.ident, None)
+                state.sent = False
+            if not state.in_body and state.held is ThreadCancelled:
+                state.held = None
 
 
 @contextlib.contextmanager
@@ -98,7 +150,8 @@ def deadline(seconds: float) -> Iterator[None]:
     state = _state()
     with state.lock:
         state.armed = True
-        state.held = None
+        if state.held is ThreadTimeout:
+            state.held = None
     timer = threading.Timer(seconds, _fire, (state, ThreadTimeout))
     timer.daemon = True
     timer.start()
@@ -107,8 +160,9 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         with state.lock:
             state.armed = False
-            if state.sent:  # fired as the job ended: it must not land in what runs next (the ack)
+            if state.sent and not state.in_body:  # fired as the job ended: not into the ack
                 _set_async_exc(state.ident, None)
                 state.sent = False
-            state.held = None
+            if state.held is ThreadTimeout:
+                state.held = None
         timer.cancel()

@@ -565,6 +565,12 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died") 
         return 0, 0
     crashes = dict(store.sql(f"SELECT id, crashes FROM lq_job WHERE id IN {_in([r[1] for r in rows])}",
                              [r[1] for r in rows]).fetchall())
+    # A job someone asked to cancel ends cancelled instead: its worker died, or was stopped
+    # for the cancel (cancelling.stop_worker_process).
+    asked = _cancel_requests(store, [r[1] for r in rows])
+    if asked:
+        _end_cancelled(store, [(r[0], r[1]) for r in rows if r[1] in asked], asked, reason, now)
+        rows = [r for r in rows if r[1] not in asked]
     requeued = [job_id for _, job_id, cap in rows if crashes.get(job_id, 0) + 1 < cap]
     failed = [(row_id, job_id, crashes.get(job_id, 0) + 1) for row_id, job_id, cap in rows
               if crashes.get(job_id, 0) + 1 >= cap]
@@ -580,6 +586,37 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died") 
     return len(requeued), len(failed)
 
 
+def _cancel_requests(store: LiteStorage, job_ids: Sequence[str]) -> dict[str, str]:
+    """{job id: who asked} for the jobs among ``job_ids`` someone asked to cancel."""
+    rows = store.sql("SELECT j.id, kv.value FROM lq_job j JOIN lq_kv kv ON kv.queue = j.app "
+                     f"AND kv.key = 'cancel:' || j.id WHERE j.id IN {_in(job_ids)}", list(job_ids)).fetchall()
+    return {job_id: cancel_actor(value) for job_id, value in rows}
+
+
+def cancel_actor(value: Any) -> str:
+    """Who asked, from a ``cancel:`` key's value (``1`` from older releases)."""
+    if isinstance(value, memoryview):
+        value = value.tobytes()
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+    return "someone" if text in ("", "1") else text
+
+
+def _end_cancelled(store: LiteStorage, rows: Sequence[tuple[int, str]], asked: dict[str, str],
+                   reason: str, now: float) -> None:
+    """Recovered claims of jobs asked to cancel: the claim goes, the job and its running
+    attempt end ``cancelled``, saying who asked and what stopped it."""
+    store.many("DELETE FROM lq_ready WHERE id = ?", [(row_id,) for row_id, _ in rows])
+    ids = [job_id for _, job_id in rows]
+    notes = {j: f"cancelled by {asked[j]}; {reason}" for j in ids}
+    store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
+               f"WHERE id = ? AND status = '{S.RUNNING}'", [(now, now, notes[j], j) for j in ids])
+    store.many(f"UPDATE lq_attempt SET outcome = '{AttemptOutcome.CANCELLED}', finished_at = ?, error = ? "
+               f"WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}'", [(now, notes[j], j) for j in ids])
+    _cancel_waiting_steps(store, ids, now)
+    settle(store, ids, now)
+    batch_members_finished(store, [(j, S.CANCELLED.value) for j in ids], now)
+
+
 # -- actions people take ----------------------------------------------------------------------
 
 def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
@@ -587,8 +624,9 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
 
     A job that has not started (``waiting``, ``scheduled``, ``queued``, ``retrying``)
     leaves the queue and ends ``cancelled``, and so do the pipeline steps waiting on it.
-    A running job is asked to stop (``current_job().cancelled``) and revoked, so it will
-    not run again should its worker die."""
+    A running job is asked to stop (``current_job().cancelled``; its consumer stops it
+    after a grace period, see cancelling.py) and revoked, so it will not run again should
+    its worker die (:func:`recover` ends it ``cancelled``)."""
     now = time.time()
     # The queue row first (claims lock it first too): a claim that won keeps its row.
     store.sql("DELETE FROM lq_ready WHERE job_id = ? AND claimed_by IS NULL", (job_id,))
@@ -611,7 +649,8 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
     if status != S.RUNNING.value:
         return f"already {status}"
     revoke_once = pickle.dumps((None, True), pickle.HIGHEST_PROTOCOL)  # Huey's (revoke_until, once)
-    store.put_many([(app, f"cancel:{job_id}", b"1"), (app, f"r:{job_id}", revoke_once)])
+    # The cancel key holds who asked: the attempt names them when the job ends cancelled.
+    store.put_many([(app, f"cancel:{job_id}", actor.encode()), (app, f"r:{job_id}", revoke_once)])
     outcome = "cancel requested (running)"
     record_event(store, "cancel", job_id=job_id, queue=queue, detail=outcome, actor=actor)
     return outcome

@@ -17,7 +17,9 @@ from huey import signals as S
 from huey.consumer import Worker, WorkerRecycle
 from huey.exceptions import HueyException, TaskTimeout
 
+from . import cancelling
 from .context import JobContext, set_current_job
+from .errors import JobCancelled
 from .ledger.preview import preview
 from .status import AttemptOutcome, JobStatus
 from .storage import Claim, Finished, Unit
@@ -85,6 +87,11 @@ def classify(claim: Claim, task: Any, unit: Unit, started: float) -> Finished | 
         outcome = AttemptOutcome.TIMEOUT if S.SIGNAL_TIMEOUT in sig else AttemptOutcome.FAILED
     if isinstance(exc, TaskTimeout) or S.SIGNAL_TIMEOUT in sig:
         error = f"timed out after {task.timeout}s"
+    elif isinstance(exc, JobCancelled) and status is JobStatus.CANCELLED:
+        entry = cancelling.running(claim.job_id)
+        # The note says who asked and whether the job had to be stopped; no traceback.
+        error = entry.note() if entry is not None and entry.cancelled_by else str(exc)
+        tb = None
     return Finished(claim, name, status, outcome, started, time.time(), error, tb, result, unit)
 
 
@@ -112,19 +119,26 @@ def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = Non
     unit.has_file = claim.has_file
     context = JobContext(claim.job_id, type(task).__name__, claim.queue, claim.attempt, huey)
     set_current_job(context)
+    # Known to this process's cancel watcher while it runs (see cancelling.py).
+    entry = cancelling.started(claim.job_id, type(task).__name__, getattr(task, "cancel_grace", None), claim)
     try:
-        huey.execute(task, timestamp)
-    except Exception as exc:  # noqa: BLE001 - Huey itself failed (say, the database); keep going
-        log.exception("job %s: error outside the task", claim.job_id)
-        unit.exception = unit.exception or exc
+        try:
+            huey.execute(task, timestamp)
+        except Exception as exc:  # noqa: BLE001 - Huey itself failed (say, the database); keep going
+            log.exception("job %s: error outside the task", claim.job_id)
+            unit.exception = unit.exception or exc
+        finally:
+            huey.storage.end_unit()
+            set_current_job(None)
+        try:
+            context.flush()
+        except Exception:  # noqa: BLE001 - a lost progress report must not lose the job's outcome
+            log.exception("job %s: could not write its last progress report", claim.job_id)
+        if not entry.end():  # ended cancelled for it already; a new thread took its place
+            raise cancelling.WorkerRetired()
+        return classify(claim, task, unit, started), unit.value
     finally:
-        huey.storage.end_unit()
-        set_current_job(None)
-    try:
-        context.flush()
-    except Exception:  # noqa: BLE001 - a lost progress report must not lose the job's outcome
-        log.exception("job %s: could not write its last progress report", claim.job_id)
-    return classify(claim, task, unit, started), unit.value
+        cancelling.finished(claim.job_id)
 
 
 class LiteWorker(Worker):

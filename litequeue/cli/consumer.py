@@ -17,8 +17,9 @@ from .migrate import no_migrate_option, prepare_database
 @app_argument
 @click.option("-w", "--workers", type=click.IntRange(1, 512), default=defaults.WORKERS,
               show_envvar=True, help="How many jobs run at once.")
-@click.option("-k", "--worker-type", type=click.Choice(["thread", "process"]),
-              default=defaults.WORKER_TYPE, show_envvar=True, help="Run jobs in threads or processes.")
+@click.option("-k", "--worker-type", type=click.Choice(["thread", "process", "asyncio"]),
+              default=defaults.WORKER_TYPE, show_envvar=True,
+              help="Run jobs in threads or processes; asyncio: -w async jobs at once on one event loop.")
 @click.option("-Q", "--queues", default="", show_envvar=True, metavar="Q1,Q2",
               help="Serve only these queues, in this strict order (default: every queue).")
 @click.option("--burst", is_flag=True, help="Drain the queues, then exit 0.")
@@ -33,11 +34,15 @@ from .migrate import no_migrate_option, prepare_database
               help="Prune failed, cancelled and expired jobs after this many days.")
 @click.option("--prune-every", type=click.FloatRange(0), default=600.0,
               help="Seconds between automatic prunes (shared by all consumers); 0 disables them.")
+@click.option("--cancel-grace", type=click.FloatRange(0), default=defaults.CANCEL_GRACE, show_envvar=True,
+              help="Seconds a cancelled running job has to stop by itself before it is stopped "
+                   "(a task's cancel_grace wins).")
 @no_migrate_option
 @click.pass_context
 def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type: str, queues: str,
                  burst: bool, max_tasks: int | None, shutdown_timeout: float, no_periodic: bool,
-                 keep_succeeded_days: float, keep_failed_days: float, prune_every: float, no_migrate: bool) -> None:
+                 keep_succeeded_days: float, keep_failed_days: float, prune_every: float, cancel_grace: float,
+                 no_migrate: bool) -> None:
     """Run the jobs of APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP).
 
     SIGTERM or Ctrl-C: stop taking jobs, let running ones finish, hand the rest back
@@ -54,5 +59,6 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
         workers=workers, worker_type=worker_type,
         queues=[q.strip() for q in queues.split(",") if q.strip()], burst=burst,
         max_tasks=max_tasks, shutdown_timeout=shutdown_timeout, periodic=not no_periodic,
+        cancel_grace=cancel_grace,
         pruner=AutoPruner(keep_succeeded_days, keep_failed_days, interval=prune_every) if prune_every else False)
     consumer.run()

@@ -236,9 +236,15 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, q
 @jobs.command("cancel")
 @click.argument("job_ids", nargs=-1)
 @click.option("--tag", default=None, help="Cancel every job with this tag that has not ended.")
+@click.option("--wait", "wait", type=click.FloatRange(0), default=None, metavar="S",
+              help="Wait up to S seconds for running jobs to end and print how each ended "
+                   "(exit 1 if one still runs).")
 @click.pass_context
-def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None) -> None:
-    """Cancel waiting, queued or scheduled jobs; ask running ones to stop."""
+def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None, wait: float | None) -> None:
+    """Cancel waiting, queued or scheduled jobs; stop running ones.
+
+    A running job is asked to stop (current_job().cancelled) and, if it has not stopped
+    after its grace period (run-consumer --cancel-grace, 10 s by default), stopped."""
     s = store(ctx)
     ids = list(job_ids)
     if tag is not None:
@@ -248,8 +254,30 @@ def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None) -
             return
     if not ids:
         raise click.UsageError("give job ids or --tag")
-    for job_id, what in control.cancel_jobs(s, list(dict.fromkeys(ids))).items():
-        click.echo(f"{job_id}: {what}")
+    outcome = control.cancel_jobs(s, list(dict.fromkeys(ids)), actor=control.who("litequeue jobs cancel"))
+    asked = [job_id for job_id, what in outcome.items() if what.startswith("cancel requested")]
+    if wait is None or not asked:
+        for job_id, what in outcome.items():
+            click.echo(f"{job_id}: {what}")
+        return
+    for job_id, what in outcome.items():
+        if job_id not in asked:
+            click.echo(f"{job_id}: {what}")
+    started = time.monotonic()
+    ended = control.wait_ended(s, asked, wait)
+    still = 0
+    for job_id in asked:
+        job = ended[job_id] or {}
+        status = job.get("status", "gone")
+        if status == "running":
+            still += 1
+            click.echo(f"{job_id}: still running after {wait:g}s (cancel requested; it is stopped "
+                       "after its grace period)")
+        else:
+            why = f" ({job['error']})" if job.get("error") else ""
+            click.echo(f"{job_id}: {status} after {time.monotonic() - started:.1f}s{why}")
+    if still:
+        ctx.exit(1)
 
 
 @main.command()

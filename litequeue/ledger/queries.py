@@ -367,6 +367,17 @@ def unfinished_for(db: pw.Database, app: str, holder_like: str) -> int:
                        "claimed_by LIKE ?)", [app, holder_like]).fetchone()[0])
 
 
+def cancel_requests(db: pw.Database, app: str, holder: str, holder_like: str) -> list[tuple[Any, ...]]:
+    """(job id, holder, task, who asked) for each job of ``app`` that ``holder`` (a
+    consumer) or its worker processes (``holder_like``) hold and someone asked to cancel:
+    one query for all of a consumer's running jobs (the cancel watcher's)."""
+    return list(sql(db, "SELECT r.job_id, r.claimed_by, j.task, kv.value FROM lq_ready r "
+                        "JOIN lq_kv kv ON kv.queue = r.app AND kv.key = 'cancel:' || r.job_id "
+                        "JOIN lq_job j ON j.id = r.job_id "
+                        "WHERE r.app = ? AND (r.claimed_by = ? OR r.claimed_by LIKE ?)",
+                    [app, holder, holder_like]).fetchall())
+
+
 # -- tags ------------------------------------------------------------------------------------
 
 def with_tags(db: pw.Database, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
