@@ -9,8 +9,10 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import wait_for
+from tests.conftest import BOTH_BACKENDS, wait_for
 from tests.inbox.helpers import TASKS, effects, files_in, inbox_rows, sha, start_watcher, write_atomic
+
+pytestmark = BOTH_BACKENDS  # the inbox works the same on PostgreSQL
 
 
 def setup(project, *args: str) -> Path:
@@ -165,13 +167,23 @@ def test_a_restart_repairs_what_a_crash_left_in_the_processing_folder(project) -
     project.cli("watch-inbox", "inbox", "--app", "tasks", "--rule", "*.txt=ingest", "--oneshot", "--settle", "0.1")
     rows = {r[0]: r for r in inbox_rows(project)}
     ids = (rows["settled.txt"][2], rows["orphan.txt"][2])
-    db = sqlite3.connect(project.db)
-    with db:
-        db.execute("UPDATE lq_job SET status = 'succeeded', finished_at = ? WHERE id IN (?, ?)",
-                   (time.time() - 60, *ids))
-        db.execute("DELETE FROM lq_ready WHERE job_id IN (?, ?)", ids)
-        db.execute("UPDATE lq_inbox_file SET state = 'done', path = ?, settled_at = ? WHERE name = 'settled.txt'",
-                   (str(inbox / "done" / "settled.txt"), time.time() - 60))
+    crash_state = [
+        ("UPDATE lq_job SET status = 'succeeded', finished_at = ? WHERE id IN (?, ?)", (time.time() - 60, *ids)),
+        ("DELETE FROM lq_ready WHERE job_id IN (?, ?)", ids),
+        ("UPDATE lq_inbox_file SET state = 'done', path = ?, settled_at = ? WHERE name = 'settled.txt'",
+         (str(inbox / "done" / "settled.txt"), time.time() - 60))]
+    if project.pg_url:
+        import psycopg2
+
+        db = psycopg2.connect(project.pg_url)
+        with db, db.cursor() as cur:
+            for sql, params in crash_state:
+                cur.execute(sql.replace("?", "%s"), params)
+    else:
+        db = sqlite3.connect(project.db)
+        with db:
+            for sql, params in crash_state:
+                db.execute(sql, params)
     db.close()
     project.start_consumer("tasks", "-w", "2")
     out = project.cli("watch-inbox", "inbox", "--app", "tasks", "--rule", "*.txt=ingest", "--oneshot", "--wait",
