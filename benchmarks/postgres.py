@@ -201,6 +201,7 @@ def one_run(system: PgSystem, consumers: int, cfg: PgConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"load_before": load()}
     with workdir(cfg.dir, f"pg-{system.name}") as tmp, fresh_database(cfg.admin_url, system.name) as url:
         env = environment(url, tmp)
+        out["database"] = urlsplit(url).path.lstrip("/")
         for argv in system.setup:
             proc = subprocess.run(system.argv(argv, url), env=env, cwd=tmp, capture_output=True, text=True,
                                   timeout=120)
@@ -374,7 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.render:
         old = json.loads(Path(args.render).read_text())
-        print(f"# {old['uptime_before']}\n\n{render(old)}\n\n{old['uptime_after']}")
+        for run in old["runs"].values():  # a run stopped early has no summaries yet
+            run["summary"] = summarize(run["repeats"])
+        names = [n for n, info in old["systems"].items() if "skipped" not in info]
+        old["ratios"] = ratios(old["runs"], names, old["config"]["consumers"])
+        done = max((len(r["repeats"]) for r in old["runs"].values()), default=0)
+        old["config"]["repeats"] = done
+        print(f"# {old['uptime_before']}  ({old['command']}, git {old['git']})\n\n{render(old)}\n\n"
+              f"{old.get('uptime_after', 'stopped early: ' + str(done) + ' repeat(s) done')}")
         return 0
     q = args.quick
     cfg = PgConfig(jobs=args.jobs or (300 if q else 10_000), samples=args.samples or (2 if q else 10),
