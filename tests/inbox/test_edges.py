@@ -12,8 +12,6 @@ from pathlib import Path
 from tests.conftest import BOTH_BACKENDS, wait_for
 from tests.inbox.helpers import TASKS, effects, files_in, inbox_rows, sha, start_watcher, write_atomic
 
-pytestmark = BOTH_BACKENDS  # the inbox works the same on PostgreSQL
-
 
 def setup(project, *args: str) -> Path:
     project.write("tasks.py", TASKS)
@@ -22,6 +20,7 @@ def setup(project, *args: str) -> Path:
     return inbox
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_files_present_before_the_watcher_starts_are_taken(project) -> None:
     inbox = setup(project)
     expected = {}
@@ -35,6 +34,7 @@ def test_files_present_before_the_watcher_starts_are_taken(project) -> None:
     assert {r[0]: r[1] for r in effects(project.root)} == expected
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_two_files_of_the_same_name_are_both_processed_and_kept(project) -> None:
     inbox = setup(project)
     project.start_consumer("tasks", "-w", "2")
@@ -83,6 +83,7 @@ def test_oneshot_does_not_open_a_fifo(project) -> None:
     assert (inbox / "pipe.txt").exists()
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_a_failing_task_puts_the_file_in_failed_and_retry_brings_it_back(project) -> None:
     inbox = setup(project)
     project.start_consumer("tasks", "-w", "2", "-k", "process")  # the observer in a worker process
@@ -105,6 +106,7 @@ def test_a_failing_task_puts_the_file_in_failed_and_retry_brings_it_back(project
     assert [r[0] for r in effects(project.root)] == ["orders.csv"]
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_dedupe_sends_a_file_already_processed_to_duplicates(project) -> None:
     inbox = setup(project)
     project.start_consumer("tasks", "-w", "2")
@@ -150,6 +152,7 @@ def test_an_unknown_task_is_a_start_up_error(project) -> None:
     assert out.returncode == 2 and "GLOB=TASK" in out.stderr
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_a_restart_repairs_what_a_crash_left_in_the_processing_folder(project) -> None:
     """Three crash points, laid out by hand as a killed process leaves them: renamed but not
     committed; settled in the ledger but not moved; a job that finished with no consumer

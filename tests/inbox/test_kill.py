@@ -10,10 +10,8 @@ import signal
 import threading
 from pathlib import Path
 
-from tests.conftest import BOTH_BACKENDS, wait_for
+from tests.conftest import wait_for
 from tests.inbox.helpers import TASKS, effects, files_in, inbox_rows, sha, start_watcher, write_atomic
-
-pytestmark = BOTH_BACKENDS  # the inbox works the same on PostgreSQL
 
 FILES = 1000
 KILLS = 10
