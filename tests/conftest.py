@@ -147,20 +147,28 @@ class Project:
                 proc.wait(10)
 
 
+def pg_connect(url: str) -> Any:
+    """A connection to a test database with whichever driver is installed (psycopg2 or 3)."""
+    try:
+        import psycopg2 as driver
+    except ImportError:
+        import psycopg as driver  # type: ignore[no-redef]
+    return driver.connect(url, connect_timeout=5)
+
+
 def pg_query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """``Project.query`` on PostgreSQL: a fresh connection per read (no snapshot kept);
     a table not created yet reads as empty, as on SQLite."""
-    import psycopg2
-    import psycopg2.errors
-
-    conn = psycopg2.connect(url, connect_timeout=5)
+    conn = pg_connect(url)
     try:
         conn.autocommit = True
         cur = conn.cursor()
         try:
             cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
-        except psycopg2.errors.UndefinedTable:
-            return []
+        except Exception as exc:
+            if type(exc).__name__ == "UndefinedTable":  # psycopg2's and psycopg 3's
+                return []
+            raise
         return [tuple(float(v) if isinstance(v, Decimal) else v for v in row) for row in cur.fetchall()]
     finally:
         conn.close()

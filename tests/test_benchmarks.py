@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, pg_connect
 
 
 def test_quick_benchmark_runs_and_reports(tmp_path):
@@ -38,8 +38,11 @@ def test_postgres_benchmark_runs_and_reports(pg_url):
         system = report["systems"][name]
         assert "skipped" in system or f"{name}/1" in report["ratios"]["vs"], system
     used = [r["database"] for run in report["runs"].values() for r in run["repeats"]]
-    leftovers = subprocess.run([sys.executable, "-c", (
-        "import psycopg2, sys; c = psycopg2.connect(sys.argv[1]); cur = c.cursor(); "
-        "cur.execute('SELECT datname FROM pg_database WHERE datname = ANY(%s)', (sys.argv[2:],)); "
-        "print(cur.fetchall())"), pg_url, *used], capture_output=True, text=True, check=True)
-    assert len(used) >= 2 and leftovers.stdout.strip() == "[]", "a benchmark database was left behind"
+    conn = pg_connect(pg_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (used,))
+        leftovers = cur.fetchall()
+    finally:
+        conn.close()
+    assert len(used) >= 2 and leftovers == [], "a benchmark database was left behind"

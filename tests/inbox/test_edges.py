@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import BOTH_BACKENDS, wait_for
+from tests.conftest import BOTH_BACKENDS, pg_connect, wait_for
 from tests.inbox.helpers import TASKS, effects, files_in, inbox_rows, sha, start_watcher, write_atomic
 
 
@@ -176,9 +176,7 @@ def test_a_restart_repairs_what_a_crash_left_in_the_processing_folder(project) -
         ("UPDATE lq_inbox_file SET state = 'done', path = ?, settled_at = ? WHERE name = 'settled.txt'",
          (str(inbox / "done" / "settled.txt"), time.time() - 60))]
     if project.pg_url:
-        import psycopg2
-
-        db = psycopg2.connect(project.pg_url)
+        db = pg_connect(project.pg_url)
         with db, db.cursor() as cur:
             for sql, params in crash_state:
                 cur.execute(sql.replace("?", "%s"), params)
