@@ -1,6 +1,7 @@
 """Side-by-side benchmark: litequeue against bare Huey and the Redis-based queues.
 
     python benchmarks/run.py [--quick] [--only NAME,...] [--repeats N]
+    python benchmarks/run.py --postgres [...]   (benchmarks/postgres.py: the PostgreSQL queues)
 
 For each system, in one process tree on this machine: single-enqueue rate (one producer),
 bulk enqueue (litequeue's ``task.map``), drain rate of N queued no-op jobs by a consumer
@@ -270,6 +271,11 @@ def ratios(systems: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--postgres" in argv:  # the PostgreSQL run lives in its own module
+        import postgres
+
+        return postgres.main([a for a in argv if a != "--postgres"])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="litequeue + bare Huey + ceiling, small sizes (< 2 min)")
     ap.add_argument("--only", default="", help=f"comma-separated systems: {', '.join(SYSTEMS)}")

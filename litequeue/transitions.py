@@ -810,7 +810,9 @@ def take_prune_turn(store: LiteStorage, now: float, interval: float) -> bool:
     """Take the shared auto-prune turn (one consumer prunes per ``interval``)."""
     return store.sql(
         "INSERT INTO lq_meta (key, value) VALUES ('auto_prune_at', ?) ON CONFLICT (key) DO "
-        "UPDATE SET value = excluded.value WHERE CAST(lq_meta.value AS REAL) <= ?",
+        # DOUBLE PRECISION, not REAL: on PostgreSQL REAL is 4 bytes, which rounds an epoch
+        # to 128 s (SQLite reads either name as its 8-byte REAL).
+        "UPDATE SET value = excluded.value WHERE CAST(lq_meta.value AS DOUBLE PRECISION) <= ?",
         (repr(now), now - interval)).rowcount == 1
 
 

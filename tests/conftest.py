@@ -17,6 +17,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,24 @@ class Project:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.db = root / "lq.db"
+        #: set by ``use_postgres``: the database every process and ``query`` use instead
+        self.pg_url: str | None = None
         self.procs: list[subprocess.Popen[str]] = []
         #: extra environment for every process this project starts
         self.extra_env: dict[str, str] = {}
 
     @property
+    def backend(self) -> str:
+        return "postgres" if self.pg_url else "sqlite"
+
+    def use_postgres(self, url: str) -> None:
+        """Run everything of this project on the PostgreSQL database ``url``."""
+        self.pg_url = url
+
+    @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["LITEQUEUE_DB"] = str(self.db)
+        env["LITEQUEUE_DB"] = self.pg_url or str(self.db)
         env["PYTHONPATH"] = str(self.root)
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
@@ -101,7 +112,10 @@ class Project:
         return proc
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read the database directly (a separate connection, like any other reader)."""
+        """Read the database directly (a separate connection, like any other reader).
+        ``?`` placeholders work on both backends."""
+        if self.pg_url:
+            return pg_query(self.pg_url, sql, params)
         if not self.db.exists():
             return []
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
@@ -133,11 +147,52 @@ class Project:
                 proc.wait(10)
 
 
+def pg_connect(url: str) -> Any:
+    """A connection to a test database with whichever driver is installed (psycopg2 or 3)."""
+    try:
+        import psycopg2 as driver
+    except ImportError:
+        import psycopg as driver  # type: ignore[no-redef]
+    return driver.connect(url, connect_timeout=5)
+
+
+def pg_query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """``Project.query`` on PostgreSQL: a fresh connection per read (no snapshot kept);
+    a table not created yet reads as empty, as on SQLite."""
+    conn = pg_connect(url)
+    try:
+        conn.autocommit = True
+        cur = conn.cursor()
+        try:
+            cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+        except Exception as exc:
+            if type(exc).__name__ == "UndefinedTable":  # psycopg2's and psycopg 3's
+                return []
+            raise
+        return [tuple(float(v) if isinstance(v, Decimal) else v for v in row) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    """A project on SQLite; ``@pytest.mark.parametrize("project", ["sqlite", "postgres"],
+    indirect=True)`` runs a test (and every fixture built on this one) on both backends."""
     p = Project(tmp_path)
+    if getattr(request, "param", "sqlite") == "postgres":
+        with fresh_pg_database(fsync=False) as url:
+            p.use_postgres(url)
+            try:
+                yield p
+            finally:
+                p.kill_all()
+        return
     yield p
     p.kill_all()
+
+
+#: ``pytestmark = BOTH_BACKENDS`` (or the decorator) runs a ``project`` test on SQLite and PostgreSQL.
+BOTH_BACKENDS = pytest.mark.parametrize("project", ["sqlite", "postgres"], indirect=True)
 
 
 @pytest.fixture

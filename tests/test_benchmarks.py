@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, pg_connect
 
 
 def test_quick_benchmark_runs_and_reports(tmp_path):
@@ -18,3 +18,31 @@ def test_quick_benchmark_runs_and_reports(tmp_path):
     written = proc.stdout.strip().splitlines()[-1].split("written:")[-1].strip()
     report = json.loads((ROOT / written).read_text())
     assert report
+
+
+def test_postgres_benchmark_runs_and_reports(pg_url):
+    """The PostgreSQL run on tiny counts: 1 and 2 consumers, a database of its own per
+    measurement (created through the test's database, and dropped again)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--postgres", "--quick",
+                           "--jobs", "60", "--samples", "2", "--idle", "0.2", "--pg-url", pg_url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| litequeue | 1 |" in proc.stdout and "| litequeue | 2 |" in proc.stdout, proc.stdout
+    written = proc.stdout.strip().splitlines()[-1].split("written:")[-1].strip()
+    report = json.loads((ROOT / written).read_text())
+    for consumers in (1, 2):
+        run = report["runs"][f"litequeue/{consumers}"]["repeats"][0]
+        assert run["drained"] == 60 and run["drain_per_s"] > 0 and len(run["pickup_ms"]) == 2
+    # Each peer either ran (and has its ratio to litequeue) or is listed with why it did not.
+    for name in ("procrastinate", "pgqueuer", "oban"):
+        system = report["systems"][name]
+        assert "skipped" in system or f"{name}/1" in report["ratios"]["vs"], system
+    used = [r["database"] for run in report["runs"].values() for r in run["repeats"]]
+    conn = pg_connect(pg_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (used,))
+        leftovers = cur.fetchall()
+    finally:
+        conn.close()
+    assert len(used) >= 2 and leftovers == [], "a benchmark database was left behind"

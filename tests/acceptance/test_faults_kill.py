@@ -19,15 +19,21 @@ KILLS = 20
 JOB_SECONDS = 0.02
 
 
-def run_storm(faults: Faults, *args: str, main_only: bool = False) -> str:
+def run_storm(faults: Faults, *args: str, main_only: bool = False, beside: int = 0,
+              job_seconds: float = JOB_SECONDS) -> str:
+    """Kill and restart one consumer ``KILLS`` times while ``beside`` other consumers (``-w 2``)
+    work on the same database all along."""
     values = [str(i) for i in range(JOBS)]
-    faults.enqueue(f"app.enqueue_many([work.s(i, {JOB_SECONDS}) for i in range({JOBS})])")
+    faults.enqueue(f"app.enqueue_many([work.s(i, {job_seconds}) for i in range({JOBS})])")
     assert faults.project.statuses() == {"queued": JOBS}
+    steady = [faults.project.start_consumer("tasks", "-w", "2", *args) for _ in range(beside)]
     hits = faults.storm(KILLS, "-w", "4", *args, main_only=main_only)
     assert hits == KILLS, f"only {hits} of {KILLS} kills landed while jobs remained"
+    assert all(p.poll() is None for p in steady), "a consumer beside the killed one exited"
     last = faults.project.start_consumer("tasks", "-w", "4", *args)
     faults.project.wait_status("succeeded", JOBS, timeout=90)
-    assert faults.stop(last) == 0
+    for proc in [last, *steady]:
+        assert faults.stop(proc) == 0
     acct = check_exactly_once_work(faults.project, faults.side, values)
     # The kills really interrupted running jobs (else the test proves nothing).
     assert acct.interrupted > 0
@@ -37,6 +43,15 @@ def run_storm(faults: Faults, *args: str, main_only: bool = False) -> str:
 def test_sigkill_storm_threads_loses_nothing(faults: Faults) -> None:
     summary = run_storm(faults)
     say(f"1 SIGKILL storm, -w 4 threads: {summary}")
+
+
+@pytest.mark.parametrize("project", ["postgres"], indirect=True)
+def test_sigkill_storm_beside_two_consumers_on_postgres_loses_nothing(faults: Faults) -> None:
+    """Three consumers on one PostgreSQL database (as on three hosts), one of them killed
+    and restarted 20 times. The jobs are longer than on SQLite so that 20 kills still land
+    while the two others drain (about 40 s in all)."""
+    summary = run_storm(faults, beside=2, job_seconds=0.15)
+    say(f"1pg SIGKILL storm on PostgreSQL, 1 of 3 consumers killed, -w 4 threads: {summary}")
 
 
 def test_sigkill_storm_processes_loses_nothing_and_leaves_no_orphans(faults: Faults) -> None:

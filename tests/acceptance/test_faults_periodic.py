@@ -2,7 +2,8 @@
 
 Two consumers on one database, a task due every minute, three schedule slots, and one
 consumer SIGKILLed and restarted within a slot's minute: exactly one run per slot.
-Takes 1 to 2 real minutes (three slots from whenever it starts).
+Takes 1 to 2 real minutes (three slots from whenever it starts); on SQLite and on
+PostgreSQL (two consumers on one server, as on two hosts).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import pytest
 
 from tests.acceptance.faultkit import Faults, say
-from tests.conftest import wait_for
+from tests.conftest import BOTH_BACKENDS, wait_for
 
 PERIODIC = """\
 from litequeue import crontab
@@ -32,6 +33,7 @@ def slot_after(slot: str, minutes: int) -> str:
 
 
 @pytest.mark.slow
+@BOTH_BACKENDS
 def test_two_consumers_fire_a_periodic_task_once_per_minute(faults: Faults) -> None:
     project = faults.project
     project.write("ptasks.py", PERIODIC)
@@ -74,5 +76,5 @@ def test_two_consumers_fire_a_periodic_task_once_per_minute(faults: Faults) -> N
     assert sorted(jobs) == sorted((j, "succeeded") for _, j in runs), "a periodic job ran outside its slot"
     lines = faults.side.lines()
     assert sorted(j for j, _, _ in lines) == sorted(j for _, j in runs), "a slot's job ran twice or not at all"
-    say(f"8 periodic task, 2 consumers + 1 restart within a slot: slots={len(slots)} runs={len(lines)} "
-        "duplicates=0 losses=0")
+    say(f"8 periodic task ({project.backend}), 2 consumers + 1 restart within a slot: slots={len(slots)} "
+        f"runs={len(lines)} duplicates=0 losses=0")

@@ -82,7 +82,8 @@ def check_exactly_once(project, inbox: Path, expected: dict[str, str]) -> None:
     assert [p.name for p in inbox.iterdir() if p.is_file()] == []
 
 
-@pytest.mark.parametrize("mode", ["inotify", "poll"])
+@pytest.mark.parametrize(("project", "mode"), [("sqlite", "inotify"), ("sqlite", "poll"), ("postgres", "inotify")],
+                         indirect=["project"])
 def test_dropped_files_are_each_processed_once_in_full(project, tmp_path: Path, mode: str) -> None:
     project.write("tasks.py", TASKS)
     inbox, staging = project.root / "inbox", tmp_path / "staging"

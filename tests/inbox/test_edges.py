@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import wait_for
+from tests.conftest import BOTH_BACKENDS, pg_connect, wait_for
 from tests.inbox.helpers import TASKS, effects, files_in, inbox_rows, sha, start_watcher, write_atomic
 
 
@@ -20,6 +20,7 @@ def setup(project, *args: str) -> Path:
     return inbox
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_files_present_before_the_watcher_starts_are_taken(project) -> None:
     inbox = setup(project)
     expected = {}
@@ -33,6 +34,7 @@ def test_files_present_before_the_watcher_starts_are_taken(project) -> None:
     assert {r[0]: r[1] for r in effects(project.root)} == expected
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_two_files_of_the_same_name_are_both_processed_and_kept(project) -> None:
     inbox = setup(project)
     project.start_consumer("tasks", "-w", "2")
@@ -81,6 +83,7 @@ def test_oneshot_does_not_open_a_fifo(project) -> None:
     assert (inbox / "pipe.txt").exists()
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_a_failing_task_puts_the_file_in_failed_and_retry_brings_it_back(project) -> None:
     inbox = setup(project)
     project.start_consumer("tasks", "-w", "2", "-k", "process")  # the observer in a worker process
@@ -103,6 +106,7 @@ def test_a_failing_task_puts_the_file_in_failed_and_retry_brings_it_back(project
     assert [r[0] for r in effects(project.root)] == ["orders.csv"]
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_dedupe_sends_a_file_already_processed_to_duplicates(project) -> None:
     inbox = setup(project)
     project.start_consumer("tasks", "-w", "2")
@@ -148,6 +152,7 @@ def test_an_unknown_task_is_a_start_up_error(project) -> None:
     assert out.returncode == 2 and "GLOB=TASK" in out.stderr
 
 
+@BOTH_BACKENDS  # what the watcher records in the database, on PostgreSQL too
 def test_a_restart_repairs_what_a_crash_left_in_the_processing_folder(project) -> None:
     """Three crash points, laid out by hand as a killed process leaves them: renamed but not
     committed; settled in the ledger but not moved; a job that finished with no consumer
@@ -165,13 +170,21 @@ def test_a_restart_repairs_what_a_crash_left_in_the_processing_folder(project) -
     project.cli("watch-inbox", "inbox", "--app", "tasks", "--rule", "*.txt=ingest", "--oneshot", "--settle", "0.1")
     rows = {r[0]: r for r in inbox_rows(project)}
     ids = (rows["settled.txt"][2], rows["orphan.txt"][2])
-    db = sqlite3.connect(project.db)
-    with db:
-        db.execute("UPDATE lq_job SET status = 'succeeded', finished_at = ? WHERE id IN (?, ?)",
-                   (time.time() - 60, *ids))
-        db.execute("DELETE FROM lq_ready WHERE job_id IN (?, ?)", ids)
-        db.execute("UPDATE lq_inbox_file SET state = 'done', path = ?, settled_at = ? WHERE name = 'settled.txt'",
-                   (str(inbox / "done" / "settled.txt"), time.time() - 60))
+    crash_state = [
+        ("UPDATE lq_job SET status = 'succeeded', finished_at = ? WHERE id IN (?, ?)", (time.time() - 60, *ids)),
+        ("DELETE FROM lq_ready WHERE job_id IN (?, ?)", ids),
+        ("UPDATE lq_inbox_file SET state = 'done', path = ?, settled_at = ? WHERE name = 'settled.txt'",
+         (str(inbox / "done" / "settled.txt"), time.time() - 60))]
+    if project.pg_url:
+        db = pg_connect(project.pg_url)
+        with db, db.cursor() as cur:
+            for sql, params in crash_state:
+                cur.execute(sql.replace("?", "%s"), params)
+    else:
+        db = sqlite3.connect(project.db)
+        with db:
+            for sql, params in crash_state:
+                db.execute(sql, params)
     db.close()
     project.start_consumer("tasks", "-w", "2")
     out = project.cli("watch-inbox", "inbox", "--app", "tasks", "--rule", "*.txt=ingest", "--oneshot", "--wait",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from litequeue import doctor
+from tests.conftest import BOTH_BACKENDS
 
 MOUNTS = r"""/dev/vda / ext4 rw,relatime 0 0
 server:/export /mnt/shared nfs4 rw,relatime,vers=4.2 0 0
@@ -69,6 +70,7 @@ def test_inotify_limits(tmp_path):
     assert low.level == doctor.WARN and "max_user_watches is low" in low.message
 
 
+@BOTH_BACKENDS
 def test_doctor_command_reports_config_app_and_database(project):
     project.write("tasks.py", "from litequeue import LiteQueue\napp = LiteQueue('doc')\n"
                               "@app.task()\ndef hello():\n    return 1\n")
@@ -84,10 +86,14 @@ def test_doctor_command_reports_config_app_and_database(project):
     config = "\n".join(by_topic["config"])
     assert f"config file: {project.root / 'litequeue.toml'} (chosen by litequeue.toml)" in config
     assert "[run-consumer] sets workers" in config and "app = tasks (from config)" in config
-    assert f"db = {project.db} (from environment)" in config
+    assert f"db = {project.env['LITEQUEUE_DB']} (from environment)" in config
     assert by_topic["app"] == ["ok tasks imports: app 'doc', 1 task(s)"]
     database = "\n".join(by_topic["database"])
-    assert "ok journal mode wal" in database and "ok SQLite library" in database
+    if project.backend == "sqlite":
+        assert "ok journal mode wal" in database and "ok SQLite library" in database
+    else:
+        assert f"info database URL {project.pg_url} (server database)" in database
+        assert "ok server: PostgreSQL " in database
     assert "unhealthy" in by_topic["health"][0]  # a queued job and no consumer
     assert proc.returncode == 1 and data["ok"] is False
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service, wait_for
+from tests.conftest import BOTH_BACKENDS, require_service, wait_for
 
 TASKS = """
 import time
@@ -60,6 +60,7 @@ def reasons(report: dict[str, Any]) -> str:
     return "\n".join(report["reasons"])
 
 
+@BOTH_BACKENDS
 def test_empty_queue_is_healthy_and_text_output(project):
     project.write("tasks.py", TASKS)
     project.python("import tasks; tasks.app.storage")  # creates the database
@@ -71,6 +72,7 @@ def test_empty_queue_is_healthy_and_text_output(project):
     assert proc.stdout == "healthy\n"
 
 
+@BOTH_BACKENDS
 def test_no_consumer_then_wrong_consumer_then_stuck_then_killed(project):
     project.write("tasks.py", TASKS)
     project.python("import tasks; tasks.slow(60); tasks.hello(1)")
@@ -111,7 +113,7 @@ def test_no_consumer_then_wrong_consumer_then_stuck_then_killed(project):
     assert code == 2
     assert "queue 'mail': 1 queued, 1 orphaned job(s) and no live consumer serves it" in reasons(report)
 
-    code, findings = doctor(project, "--db", str(project.db))
+    code, findings = doctor(project, "--db", project.pg_url or str(project.db))
     assert code == 1
     messages = {(f["level"], f["topic"]): f["message"] for f in findings}
     assert "stale consumer" in messages[("warn", "consumers")]
@@ -125,6 +127,7 @@ def test_no_consumer_then_wrong_consumer_then_stuck_then_killed(project):
     wait_for(lambda: health(project)[0] == 0, 30, what="healthy again")
 
 
+@BOTH_BACKENDS
 def test_failure_rate(project):
     project.write("tasks.py", TASKS)
     project.python("import tasks; [tasks.bad() for _ in range(3)]; tasks.hello(1)")

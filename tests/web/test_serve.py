@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import BOTH_BACKENDS, Project
 from tests.web.conftest import TASKS, start_web
 
 
@@ -22,6 +22,7 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
         return exc.code, dict(exc.headers), exc.read().decode()
 
 
+@BOTH_BACKENDS
 def test_serve_web_prints_its_url_and_serves_the_ledger(project: Project) -> None:
     project.write("tasks.py", TASKS)
     project.cli("enqueue", "ok", "--args", "[7]", "--app", "tasks")
@@ -37,6 +38,7 @@ def test_serve_web_prints_its_url_and_serves_the_ledger(project: Project) -> Non
     assert fetch(url + "readyz")[0] == 200
 
 
+@BOTH_BACKENDS
 def test_serve_web_with_a_password_file(project: Project) -> None:
     project.write("tasks.py", TASKS)
     project.cli("enqueue", "ok", "--args", "[7]", "--app", "tasks")
