@@ -279,6 +279,24 @@ def _tags_dependencies_unique(db: pw.Database) -> None:
     _run(db, *_V4_INDEXES)
 
 
+# -- migration 5: concurrency limits and circuit breakers ------------------------------------
+
+def _limits_and_breakers(db: pw.Database) -> None:
+    """``lq_limit`` (each app's concurrency limits, published by its consumers: what
+    ``status`` shows, and on PostgreSQL the row a claim locks to count running jobs) and
+    ``lq_breaker`` (each breaker's state, shared by every consumer)."""
+    types = _types(db)
+    _run(db, (
+        'CREATE TABLE IF NOT EXISTS "lq_limit" ("app" VARCHAR(255) NOT NULL, "scope" VARCHAR(16) NOT NULL, '
+        '"name" VARCHAR(255) NOT NULL, "concurrency" INTEGER, "timeout" {real}, "updated_at" {real} NOT NULL, '
+        'PRIMARY KEY ("app", "scope", "name"))').format(**types), (
+        'CREATE TABLE IF NOT EXISTS "lq_breaker" ("app" VARCHAR(255) NOT NULL, "task" VARCHAR(255) NOT NULL, '
+        '"state" VARCHAR(16) NOT NULL DEFAULT \'closed\', "failures" INTEGER NOT NULL, "window_s" {real} NOT NULL, '
+        '"cooldown_s" {real} NOT NULL, "recent" TEXT NOT NULL DEFAULT \'[]\', "opened_at" {real}, '
+        '"trial_at" {real}, "trial_job" VARCHAR(255), "changed_at" {real} NOT NULL, '
+        'PRIMARY KEY ("app", "task"))').format(**types))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -287,6 +305,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "batches: lq_batch (members, counters, fan-in callbacks) and lq_job.batch_id", _batches),
     Migration(4, "job tags, job dependencies and unique job keys (lq_job_tag, lq_dependency, "
                  "lq_dependency_wait, lq_unique)", _tags_dependencies_unique),
+    Migration(5, "concurrency limits and circuit breakers (lq_limit, lq_breaker)", _limits_and_breakers),
 )
 
 #: The schema version this code needs and writes.
