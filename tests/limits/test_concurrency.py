@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,61 @@ def test_bad_queue_settings_are_one_line_errors(project: Project):
     project.write("litequeue.toml", "[queues.ocr]\nlimit = 3\n")
     out = project.cli("status", check=False)
     assert out.returncode == 2 and "unknown key 'limit'; known keys: concurrency, timeout" in out.stderr
+
+
+def _claimer(db: str, me: int, n: int, rounds: int, marks: str, out: Any) -> None:
+    """One of the racing claimers (a forked process with its own connection)."""
+    from litequeue import LiteQueue
+
+    app = LiteQueue("limits", db=db)
+
+    @app.task(concurrency=1)
+    def one(n):
+        return n
+
+    def mark_and_wait(name: str) -> None:
+        Path(marks, f"{name}-{me}").touch()
+        while len(list(Path(marks).glob(f"{name}-*"))) < n:
+            time.sleep(0.002)
+
+    app.storage.paused_queues()  # connected
+    got = []
+    for k in range(rounds):
+        mark_and_wait(f"ready{k}")  # every claimer is here: they claim at the same moment
+        got.append(len(app.storage.claim(f"h{k}-{me}", None, 1)))
+        mark_and_wait(f"claimed{k}")  # every claimer has claimed: the slot comes back
+        app.storage.release(f"h{k}-{me}")
+        mark_and_wait(f"released{k}")
+    out.put(got)
+
+
+def test_claims_at_the_same_moment_never_exceed_the_limit_on_postgres(tmp_path: Path, pg_url: str):
+    """Five processes, each on its own connection, claim at the same moment, four times: only
+    one job of a task limited to one is ever claimed at once, thanks to the advisory lock
+    (without it, several get through each time: SKIP LOCKED claims run side by side and each
+    counts before the others commit). SQLite has one writer: claims cannot interleave there,
+    and the test above checks its limit."""
+    import multiprocessing
+
+    from litequeue import LiteQueue
+
+    app = LiteQueue("limits", db=pg_url)
+
+    @app.task(concurrency=1)
+    def one(n):
+        return n
+
+    one.map(range(20))
+    app.storage.close()
+    rounds, claimers = 4, 5
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claimer, args=(pg_url, i, claimers, rounds, str(tmp_path), out))
+             for i in range(claimers)]
+    for p in procs:
+        p.start()
+    counts = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(10)
+    per_round = [sum(c[k] for c in counts) for k in range(rounds)]
+    assert per_round == [1] * rounds, f"claims per round of a task limited to 1: {per_round}"
