@@ -1063,6 +1063,10 @@ def resume_queue(store: LiteStorage, queue: str) -> None:
 _LIMIT_LOCK_CLASS = 0x6C71  # "lq": the advisory-lock namespace of limits (two-key form)
 
 
+def _limit_keys(app: str, tasks: Iterable[str], queues: Iterable[str] = ()) -> list[str]:
+    return [f"{app}:task:{t}" for t in tasks] + [f"{app}:queue:{q}" for q in queues]
+
+
 def _limit_locks(store: LiteStorage, keys: Iterable[str]) -> None:
     """PostgreSQL: take the advisory lock of each key (held to the end of the transaction)."""
     if store.is_sqlite:
@@ -1084,9 +1088,7 @@ class _Gate:
         self.needed = bool(limits.tasks or limits.queues or breakers)
         if not self.needed:
             return  # only breakers, all closed: the plain claim
-        keys = [f"{app}:task:{t}" for t in limits.tasks] + [f"{app}:queue:{q}" for q in limits.queues]
-        keys += [f"{app}:task:{t}" for t, *_ in breakers if t not in limits.tasks]
-        _limit_locks(store, keys)
+        _limit_locks(store, _limit_keys(app, {*limits.tasks, *(t for t, *_ in breakers)}, limits.queues))
         if breakers and not store.is_sqlite:
             breakers = self._breakers(store)  # as the claim before us left them
         running_task: Tally[str] = Tally()
@@ -1195,6 +1197,13 @@ def _breaker_outcomes(store: LiteStorage, breakers: dict[str, Any], acked: Seque
     the trial job's success closes a half-open one, its failure opens it again."""
     failed_outcomes = (AttemptOutcome.FAILED, AttemptOutcome.RETRYING, AttemptOutcome.TIMEOUT)
     lock = "" if store.is_sqlite else " FOR UPDATE"
+    if not store.is_sqlite and any(i.task in breakers for i in acked):
+        # A claim that starts a trial holds its advisory locks, then writes the breaker row;
+        # this ack writes that row, and its claim (ack_and_claim) then takes advisory locks.
+        # Taking every lock a claim may take first, in the claims' order, keeps the two from
+        # waiting for each other in a circle.
+        limits = store.limits
+        _limit_locks(store, _limit_keys(store.name, {*limits.tasks, *breakers}, limits.queues))
     for item in sorted(acked, key=lambda i: (i.task, i.claim.row_id)):
         breaker = breakers.get(item.task)
         if breaker is None:
