@@ -94,7 +94,7 @@ def _clear(url: str) -> None:
 
     db = open_database(url)
     for (table,) in db.execute_sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                                   "AND tablename LIKE 'lq%'").fetchall():
+                                   "AND left(tablename, 3) = 'lq_'").fetchall():
         db.execute_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
     db.close()
 
