@@ -21,10 +21,11 @@ from .errors import (
     LiteQueueError,
     UnknownTaskError,
 )
+from .limits import Breaker
 from .status import AttemptOutcome, JobStatus
 
 __all__ = [
-    "AppImportError", "AttemptOutcome", "ConfigurationError", "DatabaseBusyError", "DatabaseError",
+    "AppImportError", "AttemptOutcome", "Breaker", "ConfigurationError", "DatabaseBusyError", "DatabaseError",
     "DatabaseFullError", "DatabaseReadOnlyError", "DatabaseReplacedError",
     "JobCancelled", "JobNotFoundError", "JobStatus", "LiteQueue", "LiteQueueError",
     "UnknownTaskError", "crontab", "current_job", "default_app", "periodic_task", "task",

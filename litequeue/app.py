@@ -27,6 +27,7 @@ from .doorbell import BellTarget, bell_target, ring
 from .errors import ConfigurationError, UnknownTaskError
 from .ids import new_job_id
 from .ledger.preview import preview
+from .limits import Breaker, Limits
 from .options import LiteTask, adopt_existing, clean_tags, options_for
 from .replaced import FileIdentity
 from .storage import LiteStorage, NewJob, Unit
@@ -145,6 +146,8 @@ class LiteQueue(hueyseams.HueySeams):
         #: the file the database path named when it was opened (None for a server database)
         self.db_identity: FileIdentity | None = None
         self._serialized = threading.local()
+        #: concurrency limits, queue timeouts and breakers (see configure_queue, task)
+        self.limits = Limits()
         super().__init__(name, results=results, store_none=store_none, utc=utc, **kwargs)
         hueyseams.install_registry(self, LiteRegistry())
         self.post_execute("litequeue.unit")(self._record_outcome)
@@ -173,6 +176,7 @@ class LiteQueue(hueyseams.HueySeams):
             storage.describe = self.jobs_for
             storage.committed = self._ring
             storage.utc = self.utc
+            storage.limits = self.limits
             self._lite_storage = storage
         return self._lite_storage
 
@@ -197,7 +201,7 @@ class LiteQueue(hueyseams.HueySeams):
     def task(self, *args: Any, queue: str = defaults.QUEUE, priority: int | None = None,
              crash_cap: int | None = None, on_worker_death: str = "retry",
              tags: Iterable[str] | None = None, unique: bool = False, unique_for: float | None = None,
-             **kwargs: Any) -> Any:
+             concurrency: int | None = None, breaker: Breaker | None = None, **kwargs: Any) -> Any:
         """Declare a task: ``@app.task`` or ``@app.task(retries=3, queue="mail", priority=5)``.
 
         Huey's options all work (retries, retry_delay, retry_backoff, expires, timeout,
@@ -205,16 +209,50 @@ class LiteQueue(hueyseams.HueySeams):
         (default 3). ``on_worker_death="fail"``: never re-run it after a crash.
         ``tags``: tags of every job of the task. ``unique=True``: a job with the same task
         and arguments is not enqueued twice while one waits, is queued or runs (or finished
-        less than ``unique_for`` seconds ago). ``cancel_grace``: seconds a running job of
-        the task has to stop by itself once cancelled before it is stopped (default: the
-        consumer's ``--cancel-grace``). An ``async def`` task runs on an event loop.
+        less than ``unique_for`` seconds ago). ``concurrency``: at most this many of its
+        jobs run at once, across every consumer on the database. ``breaker``: a
+        :class:`litequeue.Breaker` that holds its jobs after repeated failures.
+        ``cancel_grace``: seconds a running job of the task has to stop by itself once
+        cancelled before it is stopped (default: the consumer's ``--cancel-grace``). An
+        ``async def`` task runs on an event loop.
         """
         if args and callable(args[0]) and len(args) == 1 and not kwargs:
             return self.task(queue=queue, priority=priority)(args[0])
         settings = self._settings(queue, priority, crash_cap, on_worker_death, kwargs)
         settings.setdefault("task_base", LiteTask)
         settings.update(lq_tags=tuple(clean_tags(tags or ())), lq_unique=bool(unique), lq_unique_for=unique_for)
-        return super().task(*args, **settings)
+        decorate = super().task(*args, **settings)
+        if concurrency is None and breaker is None:
+            return decorate
+        Limits().add_task("task", concurrency, breaker)  # a bad value fails at the decorator
+
+        def limited(fn: Callable[..., Any]) -> Any:
+            wrapper = decorate(fn)
+            self.limits.add_task(wrapper.task_class.__name__, concurrency, breaker)
+            return wrapper
+
+        return limited
+
+    def configure_queue(self, queue: str, concurrency: int | None = None,
+                        timeout: float | str | None = None) -> None:
+        """Limits of ``queue`` (the config file's ``[queues.NAME]``): at most
+        ``concurrency`` of its jobs run at once across every consumer; ``timeout``
+        (seconds or ``"10m"``) for its tasks that set none."""
+        self.limits.set_queue(queue, concurrency, timeout)
+
+    def publish_limits(self) -> None:
+        """A consumer starts: queue timeouts go to the tasks that set none, and the limits
+        and breakers to the database (what ``status`` and ``litequeue breakers`` show)."""
+        for cls in hueyseams.task_classes(self).values():
+            queue_timeout = self.limits.timeouts.get(getattr(cls, "queue", None) or defaults.QUEUE)
+            if queue_timeout is not None and not getattr(cls, "default_timeout", None):
+                cls.default_timeout = queue_timeout
+        storage = self.storage
+        if not self.limits.active and not self.limits.timeouts and not storage.sql(
+                "SELECT 1 FROM lq_limit UNION ALL SELECT 1 FROM lq_breaker LIMIT 1").fetchone():
+            return  # nothing declared, nothing published before: no write at start
+        with storage.write():
+            transitions.publish_limits(storage, self.limits, time.time())
 
     def enqueue(self, task: Any, **options: Any) -> Any:
         """Huey's enqueue; ``options`` are litequeue's per-job options (``tags``,

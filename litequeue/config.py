@@ -168,6 +168,11 @@ def _validate_command(ctx: click.Context, command: click.Command, data: Mapping[
     where = f"{label}: " + (f"[{section}] " if section else "")
     out: dict[str, Any] = {}
     for key, value in data.items():
+        if not section and key == "queues" and key not in subcommands:
+            from .limits import queue_settings  # [queues.NAME]: per-queue limits, not a command
+
+            out[key] = queue_settings(value, label)
+            continue
         if key in subcommands:
             if not isinstance(value, dict):
                 raise ConfigurationError(f"{where}{key} must be a table ([{_join(section, key)}]) "

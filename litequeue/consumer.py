@@ -181,6 +181,7 @@ class LiteConsumer(ConsumerSeams):
 
     def start(self) -> None:
         self._register()
+        self.huey.publish_limits()
         recovered = release_stalled_claims(self.storage, me=self.consumer_id)
         if recovered:
             log.warning("recovered %d job(s) from dead consumers", recovered)

@@ -23,7 +23,7 @@ from .storage import LiteStorage
 from .transitions import RetryHook, record_event
 
 __all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
-           "record_event", "resume_queues", "retry_jobs", "wait_ended", "who"]
+           "record_event", "reset_breaker", "resume_queues", "retry_jobs", "wait_ended", "who"]
 
 RETRYABLE = {s.value for s in FINAL_STATUSES}
 
@@ -156,3 +156,14 @@ def purge_tag(store: LiteStorage, tag: str, queues: Sequence[str] = (), dry_run:
             where = f" in {', '.join(queues)}" if queues else ""
             record_event(store, "purge", detail=f"tag {tag}{where}: {total} job(s)", actor=actor)
     return total
+
+
+def reset_breaker(store: LiteStorage, task: str, actor: str = "cli") -> list[tuple[str, str]]:
+    """Close the breaker of ``task`` by hand (an event says so) and wake the consumers:
+    its held jobs run at once. Returns (app, state it was in) per breaker found."""
+    with store.write():
+        found = transitions.reset_breaker(store, task, actor)
+    if found:
+        ring(_bell(store))
+    return found
+

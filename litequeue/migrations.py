@@ -290,6 +290,22 @@ def _schedules(db: pw.Database) -> None:
         '"timezone" VARCHAR(255) NOT NULL, "args" TEXT NOT NULL, "kwargs" TEXT NOT NULL, '
         '"queue" VARCHAR(255), "priority" INTEGER, "enabled" INTEGER NOT NULL DEFAULT 1, '
         '"created_at" {real} NOT NULL, "updated_at" {real} NOT NULL)').format(**_types(db)))
+# -- migration 6: concurrency limits and circuit breakers ------------------------------------
+
+def _limits_and_breakers(db: pw.Database) -> None:
+    """``lq_limit`` (each app's concurrency limits, published by its consumers: what
+    ``status`` shows, and on PostgreSQL the row a claim locks to count running jobs) and
+    ``lq_breaker`` (each breaker's state, shared by every consumer)."""
+    types = _types(db)
+    _run(db, (
+        'CREATE TABLE IF NOT EXISTS "lq_limit" ("app" VARCHAR(255) NOT NULL, "scope" VARCHAR(16) NOT NULL, '
+        '"name" VARCHAR(255) NOT NULL, "concurrency" INTEGER, "timeout" {real}, "updated_at" {real} NOT NULL, '
+        'PRIMARY KEY ("app", "scope", "name"))').format(**types), (
+        'CREATE TABLE IF NOT EXISTS "lq_breaker" ("app" VARCHAR(255) NOT NULL, "task" VARCHAR(255) NOT NULL, '
+        '"state" VARCHAR(16) NOT NULL DEFAULT \'closed\', "failures" INTEGER NOT NULL, "window_s" {real} NOT NULL, '
+        '"cooldown_s" {real} NOT NULL, "recent" TEXT NOT NULL DEFAULT \'[]\', "opened_at" {real}, '
+        '"trial_at" {real}, "trial_job" VARCHAR(255), "changed_at" {real} NOT NULL, '
+        'PRIMARY KEY ("app", "task"))').format(**types))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -301,6 +317,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "job tags, job dependencies and unique job keys (lq_job_tag, lq_dependency, "
                  "lq_dependency_wait, lq_unique)", _tags_dependencies_unique),
     Migration(5, "schedules kept in the database (lq_periodic_schedule)", _schedules),
+    Migration(6, "concurrency limits and circuit breakers (lq_limit, lq_breaker)", _limits_and_breakers),
 )
 
 #: The schema version this code needs and writes.

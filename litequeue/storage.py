@@ -53,6 +53,8 @@ class LiteStorage(SqlStorage):
         self.describe: Callable[[bytes], list[NewJob]] | None = None
         self.committed: Callable[[], None] = lambda: None
         self.utc = True
+        #: the app's concurrency limits and breakers (litequeue.limits), enforced by the claim
+        self.limits: Any = None
         from .inline import InlineClaims
 
         #: this process's claims taken through Huey's dequeue() / read_schedule()

@@ -77,6 +77,12 @@ def classify(claim: Claim, task: Any, unit: Unit, started: float) -> Finished | 
     elif S.SIGNAL_COMPLETE in sig:
         status, outcome = JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED
         result = preview(unit.value)
+    elif S.SIGNAL_RATE_LIMITED in sig and S.SIGNAL_RETRYING in sig:
+        # Held back by Huey's rate_limit: back on the schedule, no retry used, no attempt counted.
+        status, outcome = JobStatus.SCHEDULED, AttemptOutcome.RELEASED
+        error = (f"rate limited on {getattr(exc, 'key', '?')!r} (Huey rate_limit); "
+                 f"tried again in {task.retry_delay or getattr(exc, 'delay', 0):.1f}s")
+        tb = None
     elif S.SIGNAL_RETRYING in sig:
         status = JobStatus.RETRYING
         outcome = AttemptOutcome.TIMEOUT if S.SIGNAL_TIMEOUT in sig else AttemptOutcome.RETRYING

@@ -104,7 +104,9 @@ def overview(db: pw.Database, now: float | None = None) -> dict[str, Any]:
     return {"now": queries.iso(now), "queues": dict(sorted(summary.items())),
             "consumers": queries.consumers(db, alive_only=True),
             "activity": queries.recent_activity(db, 60, now=now),
-            "inbox": queries.inbox_counts(db), "events": queries.recent_events(db, 10)}
+            "inbox": queries.inbox_counts(db), "events": queries.recent_events(db, 10),
+            "limits": [lim for lim in queries.concurrency_limits(db) if lim["concurrency"] is not None],
+            "breakers": queries.breakers(db, now=now), "rate_limited": queries.rate_limited(db)}
 
 
 def job_list(db: pw.Database, args: dict[str, str], page_size: int) -> dict[str, Any]:

@@ -169,6 +169,7 @@ from . import batches as _batches  # noqa: E402,F401  (registers commands)
 from . import consumer as _consumer  # noqa: E402,F401
 from . import inbox as _inbox  # noqa: E402,F401
 from . import jobs as _jobs  # noqa: E402,F401
+from . import limits as _limits  # noqa: E402,F401
 from . import migrate as _migrate  # noqa: E402,F401
 from . import ops as _ops  # noqa: E402,F401
 from . import queues as _queues  # noqa: E402,F401

@@ -54,6 +54,8 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
         logging.getLogger("huey").setLevel(logging.WARNING)
     prepare_database(ctx, no_migrate)
     lq = user_app(app)
+    for queue, table in ctx.obj["config"].data.get("queues", {}).items():
+        lq.configure_queue(queue, **table)  # [queues.NAME] concurrency / timeout
     plugins.install(lq)
     consumer = lq.create_consumer(
         workers=workers, worker_type=worker_type,

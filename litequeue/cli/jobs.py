@@ -174,7 +174,7 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(job)
         return
-    for key in ("id", "task", "queue", "priority", "status", "attempts", "crashes", "args",
+    for key in ("id", "task", "queue", "priority", "status", "held", "attempts", "crashes", "args",
                 "kwargs", "enqueued_at", "eta", "started_at", "finished_at", "worker", "result",
                 "error", "parent_id", "retried_from", "children", "retries", "tags", "depends_on",
                 "dependents"):
