@@ -279,6 +279,12 @@ def _tags_dependencies_unique(db: pw.Database) -> None:
     _run(db, *_V4_INDEXES)
 
 
+def _consumer_lease(db: pw.Database) -> None:
+    """Each consumer records the heartbeat lease others judge it by (``--lease``); on
+    PostgreSQL a consumer with a lease also holds a session advisory lock."""
+    _add_column(db, "lq_consumer", "lease", "{real}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -287,6 +293,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "batches: lq_batch (members, counters, fan-in callbacks) and lq_job.batch_id", _batches),
     Migration(4, "job tags, job dependencies and unique job keys (lq_job_tag, lq_dependency, "
                  "lq_dependency_wait, lq_unique)", _tags_dependencies_unique),
+    Migration(5, "lq_consumer.lease: the heartbeat lease a consumer is judged by (--lease)", _consumer_lease),
 )
 
 #: The schema version this code needs and writes.

@@ -312,6 +312,12 @@ class LiteStorage(SqlStorage):
         with self.write():
             return transitions.release(self, consumer_id, row_ids, reason)
 
+    def unclaim_strays(self, consumer_id: str, keep: Sequence[int]) -> int:
+        """Claims of ``consumer_id`` other than ``keep`` back to the queue, as never taken
+        (a commit whose answer the connection lost). Returns how many."""
+        with self.write():
+            return transitions.unclaim_strays(self, consumer_id, keep)
+
     def recover(self, consumer_id: str, reason: str = "its consumer died") -> tuple[int, int]:
         """Take back a dead holder's claims; returns (requeued, failed at the crash cap)."""
         with self.write():

@@ -539,6 +539,26 @@ def release(store: LiteStorage, holder: str, row_ids: Sequence[int] | None = Non
     return len(job_ids)
 
 
+def unclaim_strays(store: LiteStorage, holder: str, keep: Sequence[int]) -> int:
+    """Claims of ``holder`` other than ``keep`` go back to the ready queue as if never taken:
+    they were claimed (and started) by a commit whose answer the connection lost, so their
+    holder never had them, and no worker ran them. Their attempt is taken back, as a
+    job released before it was due. Returns how many."""
+    query = "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?"
+    if keep:
+        query += f" AND id NOT IN {_in(list(keep))}"
+    job_ids = [r[0] for r in store.sql(query + " RETURNING job_id", (holder, *keep)).fetchall()]
+    if not job_ids:
+        return 0
+    now = time.time()
+    store.many(f"DELETE FROM lq_attempt WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}' "
+               "AND number = (SELECT attempts FROM lq_job WHERE id = ?)", [(j, j) for j in job_ids])
+    store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', attempts = attempts - 1, updated_at = ?, "
+               "started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END "
+               f"WHERE id = ? AND status = '{S.RUNNING}'", [(now, j) for j in job_ids])
+    return len(job_ids)
+
+
 def _requeue(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float, crashed: bool) -> None:
     bump = ", crashes = crashes + 1" if crashed else ""
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ?{bump} WHERE id = ?",
@@ -1009,9 +1029,11 @@ def register_consumer(store: LiteStorage, row: dict[str, Any]) -> None:
               [row[c] for c in cols])
 
 
-def heartbeat(store: LiteStorage, consumer_id: str, jobs_done: int) -> None:
-    store.sql("UPDATE lq_consumer SET heartbeat_at = ?, jobs_done = ? WHERE id = ?",
-              (time.time(), jobs_done, consumer_id))
+def heartbeat(store: LiteStorage, consumer_id: str, jobs_done: int) -> bool:
+    """Renew the consumer's lease; False when it was presumed dead meanwhile (its row is no
+    longer ``running``/``stopping``: its claims were, or are being, given to others)."""
+    return store.sql("UPDATE lq_consumer SET heartbeat_at = ?, jobs_done = ? WHERE id = ? "
+                     "AND status IN ('running', 'stopping')", (time.time(), jobs_done, consumer_id)).rowcount > 0
 
 
 def mark_stopping(store: LiteStorage, consumer_id: str) -> None:

@@ -33,11 +33,15 @@ from .migrate import no_migrate_option, prepare_database
               help="Prune failed, cancelled and expired jobs after this many days.")
 @click.option("--prune-every", type=click.FloatRange(0), default=600.0,
               help="Seconds between automatic prunes (shared by all consumers); 0 disables them.")
+@click.option("--lease", type=click.FloatRange(2), default=defaults.HEARTBEAT_LEASE, show_envvar=True,
+              help="Seconds without a heartbeat after which other consumers presume this one dead and take "
+                   "its jobs (a host that vanished; a killed consumer is noticed at once).")
 @no_migrate_option
 @click.pass_context
 def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type: str, queues: str,
                  burst: bool, max_tasks: int | None, shutdown_timeout: float, no_periodic: bool,
-                 keep_succeeded_days: float, keep_failed_days: float, prune_every: float, no_migrate: bool) -> None:
+                 keep_succeeded_days: float, keep_failed_days: float, prune_every: float, lease: float,
+                 no_migrate: bool) -> None:
     """Run the jobs of APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP).
 
     SIGTERM or Ctrl-C: stop taking jobs, let running ones finish, hand the rest back
@@ -53,6 +57,6 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
     consumer = lq.create_consumer(
         workers=workers, worker_type=worker_type,
         queues=[q.strip() for q in queues.split(",") if q.strip()], burst=burst,
-        max_tasks=max_tasks, shutdown_timeout=shutdown_timeout, periodic=not no_periodic,
+        max_tasks=max_tasks, shutdown_timeout=shutdown_timeout, periodic=not no_periodic, lease=lease,
         pruner=AutoPruner(keep_succeeded_days, keep_failed_days, interval=prune_every) if prune_every else False)
     consumer.run()

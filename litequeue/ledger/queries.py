@@ -11,7 +11,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..dialect import floor_int, sql, unindexed
+from ..dialect import floor_int, is_sqlite, sql, unindexed
 from ..status import FINAL_STATUSES, JobStatus
 
 JOB_FIELDS = (
@@ -307,10 +307,21 @@ def count_matching(db: pw.Database, *, status: str | None = None, queue: str | N
 # -- consumers, claims and queue rows: what health, doctor and the supervisor judge -------------
 
 def registered_consumers(db: pw.Database) -> list[tuple[Any, ...]]:
-    """(id, hostname, boot_id, pid, lock_path, heartbeat_at, queues) of every consumer
+    """(id, hostname, boot_id, pid, lock_path, heartbeat_at, queues, lease) of every consumer
     registered as running or stopping (alive or not: see ``liveness.judge``)."""
-    return sql(db, "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues FROM lq_consumer "
+    return sql(db, "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues, lease FROM lq_consumer "
                    "WHERE status IN ('running', 'stopping')").fetchall()
+
+
+def advisory_locks_held(db: pw.Database) -> set[int] | None:
+    """Keys of the session advisory locks (single 64-bit key form) held in this database
+    now, by any session on any host; None on SQLite, which has none."""
+    if is_sqlite(db):
+        return None
+    return {r[0] for r in sql(
+        db, "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+            "AND objsubid = 1 AND granted AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())").fetchall()}
 
 
 def claims_by_holder(db: pw.Database) -> list[tuple[str, str, int]]:
