@@ -31,6 +31,7 @@ _DISCONNECT_TEXTS = (
     "connection failed", "the connection is lost", "ssl syscall", "connection not open",
     "the database system is shutting down", "the database system is starting up",
     "the database system is in recovery mode", "no connection to the server", "connection timed out",
+    "cannot reach the database",
 )
 
 # SQLite result codes (sqlite3 exceptions carry them as ``sqlite_errorcode``).
@@ -53,6 +54,11 @@ def is_busy(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+#: The server answered, and said no: retrying the same connection will not help.
+_REFUSED_TEXTS = ("does not support ssl", "authentication failed", "no pg_hba.conf entry", "does not exist",
+                  "ssl was required", "invalid", "permission denied")
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """The database server closed this connection or cannot be reached (not SQLite)."""
     for item in _chain(exc):
@@ -60,7 +66,7 @@ def is_disconnect(exc: BaseException) -> bool:
             return False
         text = str(item).lower()
         if any(t in text for t in _DISCONNECT_TEXTS):
-            return True
+            return not any(t in text for t in _REFUSED_TEXTS)
     return False
 
 

@@ -246,7 +246,7 @@ def hand_back(store: LiteStorage, holder: str, claim: Claim, data: bytes) -> int
 
 def _claim_rows(store: LiteStorage, query: str, params: Sequence[Any], now: float) -> list[Claim]:
     return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now,
-                  suspect=crashes > 0, has_file=bool(has_file))
+                  suspect=crashes > 0, has_file=bool(has_file), crashes=crashes)
             for row_id, job_id, queue, priority, data, crash_cap, crashes, has_file
             in store.sql(query, params).fetchall()]
 
@@ -280,15 +280,19 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
     Fenced: only claims ``holder`` still holds are deleted, and only for those is anything
     written. A claim that was recovered meanwhile (its holder presumed dead) and perhaps
     run and finished elsewhere is not ours: its outcome here is dropped (the caller logs
-    it). The retry and follow-up rows are written in the same transaction that deletes the
-    claim, so a crash leaves a duplicate, never a loss."""
+    it). So is one the same holder claimed again since (it did not notice it was presumed
+    dead): the recovery counted a crash on the row, so the row's ``crashes`` differs. The
+    retry and follow-up rows are written in the same transaction that deletes the claim, so
+    a crash leaves a duplicate, never a loss."""
     if not finished:
         return []
     now = time.time()
     row_ids = [i.claim.row_id for i in finished]
+    pairs = [v for i in finished for v in (i.claim.row_id, i.claim.crashes)]
     held = {r[0] for r in store.sql(
-        f"DELETE FROM lq_ready WHERE claimed_by = ? AND id IN {_in(row_ids)} RETURNING id",
-        (holder, *row_ids)).fetchall()}
+        f"DELETE FROM lq_ready WHERE claimed_by = ? AND id IN {_in(row_ids)} AND (id, crashes) IN "
+        f"(VALUES {', '.join(['(?, ?)'] * len(finished))}) RETURNING id",
+        (holder, *row_ids, *pairs)).fetchall()}
     acked = [i for i in finished if i.claim.row_id in held]
     if not acked:
         return []
