@@ -128,12 +128,8 @@ class Supervisor:
                 return
         if self.keep_session is not None:
             self.keep_session()
-        if not update_heartbeat(self.storage, self.consumer_id, self.jobs_done()):
-            if self.on_presumed_dead is None:
-                log.warning("consumer %s was presumed dead by the others; its claims went back to the queue",
-                            self.consumer_id)
-            else:
-                self.on_presumed_dead()
+        if not update_heartbeat(self.storage, self.consumer_id, self.jobs_done()) and self.on_presumed_dead:
+            self.on_presumed_dead()  # the others gave its claims away: it carries on as a fresh consumer
             return
         # Only once the heartbeat is written and the workers' jobs still move: a stuck
         # database or a hung dispatcher trips the watchdog (systemd restarts the consumer).

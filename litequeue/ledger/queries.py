@@ -135,7 +135,8 @@ def server_counts(db: pw.Database, statuses: list[str]) -> list[tuple[str, str, 
     PostgreSQL, in time that does not grow with the queue: the queues are found by a skip
     scan of the (queue, status) index, each count stops at :data:`EXACT_UP_TO`, and a count
     that reaches it is replaced by the planner's estimate (from the table's statistics,
-    which autovacuum keeps fresh). No counter row that every writer would update."""
+    which autovacuum keeps fresh), or, before there are any, by a 1% page sample. No
+    counter row that every writer would update."""
     queues = [r[0] for r in sql(db, (
         "WITH RECURSIVE q AS (SELECT MIN(queue) AS queue FROM lq_job UNION ALL "
         "SELECT (SELECT MIN(queue) FROM lq_job WHERE queue > q.queue) FROM q WHERE q.queue IS NOT NULL) "
@@ -146,7 +147,10 @@ def server_counts(db: pw.Database, statuses: list[str]) -> list[tuple[str, str, 
             n = sql(db, "SELECT COUNT(*) FROM (SELECT 1 FROM lq_job WHERE queue = ? AND status = ? LIMIT ?) t",
                     (queue, status, EXACT_UP_TO + 1)).fetchone()[0]
             if n > EXACT_UP_TO:
-                out.append((queue, status, max(planner_rows(db, queue, status), n), True))
+                estimate = planner_rows(db, queue, status)
+                if estimate < n:  # no statistics yet (autovacuum has not analyzed): a 1% sample
+                    estimate = sampled_rows(db, queue, status)
+                out.append((queue, status, max(estimate, n), True))
             elif n:
                 out.append((queue, status, n, False))
     return out
@@ -159,6 +163,13 @@ def planner_rows(db: pw.Database, queue: str, status: str) -> int:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def sampled_rows(db: pw.Database, queue: str, status: str, percent: float = 1.0) -> int:
+    """The jobs of ``queue`` in ``status`` counted in ``percent`` of the table's pages."""
+    n = sql(db, f"SELECT COUNT(*) FROM lq_job TABLESAMPLE SYSTEM ({percent:g}) WHERE queue = ? AND status = ?",
+            (queue, status)).fetchone()[0]
+    return int(n * 100 / percent)
 
 
 def consumers(db: pw.Database, alive_only: bool = False) -> list[dict[str, Any]]:
