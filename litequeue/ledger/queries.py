@@ -132,27 +132,27 @@ EXACT_UP_TO = 10_000
 
 def server_counts(db: pw.Database, statuses: list[str]) -> list[tuple[str, str, int, bool]]:
     """(queue, status, count, estimated) of each queue with jobs in ``statuses``, on
-    PostgreSQL, in time that does not grow with the queue: the queues are found by a skip
-    scan of the (queue, status) index, each count stops at :data:`EXACT_UP_TO`, and a count
-    that reaches it is replaced by the planner's estimate (from the table's statistics,
-    which autovacuum keeps fresh), or, before there are any, by a 1% page sample. No
-    counter row that every writer would update."""
-    queues = [r[0] for r in sql(db, (
+    PostgreSQL, in time that does not grow with the queue: one statement finds the queues by
+    a skip scan of the (queue, status) index and counts each (queue, status) up to
+    :data:`EXACT_UP_TO`; a count that reaches it is replaced by the planner's estimate (from
+    the table's statistics, which autovacuum keeps fresh), or, before there are any, by a 1%
+    page sample. No counter row that every writer would update."""
+    rows = sql(db, (
         "WITH RECURSIVE q AS (SELECT MIN(queue) AS queue FROM lq_job UNION ALL "
         "SELECT (SELECT MIN(queue) FROM lq_job WHERE queue > q.queue) FROM q WHERE q.queue IS NOT NULL) "
-        "SELECT queue FROM q WHERE queue IS NOT NULL")).fetchall()]
+        "SELECT q.queue, s.status, (SELECT COUNT(*) FROM (SELECT 1 FROM lq_job j WHERE j.queue = q.queue "
+        "AND j.status = s.status LIMIT ?) t) "
+        f"FROM q CROSS JOIN (VALUES {', '.join(['(CAST(? AS VARCHAR))'] * len(statuses))}) AS s (status) "
+        "WHERE q.queue IS NOT NULL"), (EXACT_UP_TO + 1, *statuses)).fetchall()
     out: list[tuple[str, str, int, bool]] = []
-    for queue in queues:
-        for status in statuses:
-            n = sql(db, "SELECT COUNT(*) FROM (SELECT 1 FROM lq_job WHERE queue = ? AND status = ? LIMIT ?) t",
-                    (queue, status, EXACT_UP_TO + 1)).fetchone()[0]
-            if n > EXACT_UP_TO:
-                estimate = planner_rows(db, queue, status)
-                if estimate < n:  # no statistics yet (autovacuum has not analyzed): a 1% sample
-                    estimate = sampled_rows(db, queue, status)
-                out.append((queue, status, max(estimate, n), True))
-            elif n:
-                out.append((queue, status, n, False))
+    for queue, status, n in rows:
+        if n > EXACT_UP_TO:
+            estimate = planner_rows(db, queue, status)
+            if estimate < n:  # no statistics yet (autovacuum has not analyzed): a 1% sample
+                estimate = sampled_rows(db, queue, status)
+            out.append((queue, status, max(estimate, n), True))
+        elif n:
+            out.append((queue, status, n, False))
     return out
 
 
