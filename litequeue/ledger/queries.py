@@ -135,8 +135,8 @@ def server_counts(db: pw.Database, statuses: list[str]) -> list[tuple[str, str, 
     PostgreSQL, in time that does not grow with the queue: one statement finds the queues by
     a skip scan of the (queue, status) index and counts each (queue, status) up to
     :data:`EXACT_UP_TO`; a count that reaches it is replaced by the planner's estimate (from
-    the table's statistics, which autovacuum keeps fresh), or, before there are any, by a 1%
-    page sample. No counter row that every writer would update."""
+    the table's statistics, which autovacuum keeps fresh), or, before there are any, by a
+    count over a sample of its pages (:data:`SAMPLE_PAGES`). No counter row that every writer would update."""
     rows = sql(db, (
         "WITH RECURSIVE q AS (SELECT MIN(queue) AS queue FROM lq_job UNION ALL "
         "SELECT (SELECT MIN(queue) FROM lq_job WHERE queue > q.queue) FROM q WHERE q.queue IS NOT NULL) "
@@ -148,7 +148,7 @@ def server_counts(db: pw.Database, statuses: list[str]) -> list[tuple[str, str, 
     for queue, status, n in rows:
         if n > EXACT_UP_TO:
             estimate = planner_rows(db, queue, status)
-            if estimate < n:  # no statistics yet (autovacuum has not analyzed): a 1% sample
+            if estimate < n:  # no statistics yet (autovacuum has not analyzed): a page sample
                 estimate = sampled_rows(db, queue, status)
             out.append((queue, status, max(estimate, n), True))
         elif n:
@@ -165,9 +165,15 @@ def planner_rows(db: pw.Database, queue: str, status: str) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def sampled_rows(db: pw.Database, queue: str, status: str, percent: float = 1.0) -> int:
-    """The jobs of ``queue`` in ``status`` counted in ``percent`` of the table's pages."""
-    n = sql(db, f"SELECT COUNT(*) FROM lq_job TABLESAMPLE SYSTEM ({percent:g}) WHERE queue = ? AND status = ?",
+#: Pages a sampled count reads (at least 1% of the table, all of a small one).
+SAMPLE_PAGES = 500
+
+
+def sampled_rows(db: pw.Database, queue: str, status: str) -> int:
+    """The jobs of ``queue`` in ``status`` counted in a sample of the table's pages."""
+    pages = sql(db, "SELECT pg_relation_size('lq_job') / current_setting('block_size')::int").fetchone()[0]
+    percent = min(100.0, max(1.0, 100.0 * SAMPLE_PAGES / max(1, pages)))
+    n = sql(db, f"SELECT COUNT(*) FROM lq_job TABLESAMPLE SYSTEM ({percent:.3f}) WHERE queue = ? AND status = ?",
             (queue, status)).fetchone()[0]
     return int(n * 100 / percent)
 
