@@ -127,7 +127,7 @@ def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[s
 
 #: Up to this many jobs of one queue and status are counted exactly on a database server;
 #: beyond it the count is the planner's estimate (marked ``estimated``), never a full count.
-EXACT_UP_TO = 10_000
+EXACT_UP_TO = 1_000
 
 
 def server_counts(db: pw.Database, statuses: list[str]) -> list[tuple[str, str, int, bool]]:
@@ -166,7 +166,7 @@ def planner_rows(db: pw.Database, queue: str, status: str) -> int:
 
 
 #: Pages a sampled count reads (at least 1% of the table, all of a small one).
-SAMPLE_PAGES = 500
+SAMPLE_PAGES = 300
 
 
 def sampled_rows(db: pw.Database, queue: str, status: str) -> int:
