@@ -23,8 +23,8 @@ from .errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableErr
 
 log = logging.getLogger("litequeue.db")
 SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
-#: URL schemes that name a PostgreSQL database, and the scheme peewee's ``db_url`` knows them by.
-POSTGRES_SCHEMES = {"postgresql": "postgresql", "postgres": "postgresql", "psycopg3": "postgresql"}
+#: URL schemes that name a PostgreSQL database.
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "psycopg3"})
 
 
 def database_target(target: str | os.PathLike[str] | None = None) -> str:
@@ -150,7 +150,7 @@ class PostgresqlDatabase(peewee.PostgresqlDatabase):
                         "busy_timeout (LITEQUEUE_BUSY_TIMEOUT)") from None
                 if delay == 0.05:
                     log.debug("cannot reach the %s (%s); retrying for up to %gs", dberrors.location(self)[0],
-                                dberrors.first_line(exc), self.retry_window, extra={"action": "reconnect"})
+                              dberrors.first_line(exc), self.retry_window, extra={"action": "reconnect"})
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
