@@ -16,6 +16,7 @@ an option's name with dashes (``worker-type``) or underscores; its variable is
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -232,5 +233,7 @@ def redact(value: Any) -> Any:
         scheme, _, rest = value.partition("://")
         creds, _, host = rest.rpartition("@")
         if ":" in creds:
-            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+            value = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    if isinstance(value, str) and "://" in value and "password=" in value:
+        value = re.sub(r"([?&]password=)[^&#]*", r"\1***", value)
     return value

@@ -6,7 +6,10 @@ What it changes at Huey's seams:
 * SIGTERM and SIGINT both stop gracefully (finish running jobs within
   ``shutdown_timeout``, then hand unfinished claims back); a second signal stops at once,
   still handing claims back; SIGHUP restarts gracefully;
-* the consumer holds a lock file for life, so others know at once when it dies;
+* the consumer holds a lock file for life (on PostgreSQL: a session advisory lock), so
+  others know at once when it dies; a consumer the others presumed dead (its lease ran out
+  while it was stopped or cut off) notices, drops its outcomes (fenced acks) and carries on
+  under a fresh id;
 * process workers die with their parent (``PR_SET_PDEATHSIG``) and ignore the signals
   meant for the parent; a dead worker process's claims are recovered before it is replaced;
 * task timeouts are enforced for thread workers too;
@@ -29,14 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
-from . import cancelling, dberrors, defaults, interrupts, sdnotify
+from . import cancelling, dberrors, defaults, dialect, interrupts, sdnotify
 from .cancelling import CancelWatcher
+from .config import redact
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .faultwait import FaultWait
 from .hueyseams import ConsumerSeams
 from .ledger import queries
-from .liveness import LifeLock, consumer_of, holder_of, holder_pattern, new_consumer_id
+from .liveness import LifeLock, SessionLock, consumer_of, holder_of, holder_pattern, new_consumer_id
 from .pool import DirectEndpoint, Dispatcher, Observer
 from .replaced import restart_in_place
 from .retention import AutoPruner
@@ -108,6 +112,7 @@ class LiteConsumer(ConsumerSeams):
                  pruner: AutoPruner | bool | None = None, flush_locks: bool = False,
                  extra_locks: str | None = None, check_worker_health: bool = True,
                  health_check_interval: float = 1, cancel_grace: float = defaults.CANCEL_GRACE,
+                 lease: float = defaults.HEARTBEAT_LEASE,
                  **options: Any) -> None:
         unknown = set(options) - set(HUEY_POLLING_OPTIONS)
         if unknown:
@@ -120,6 +125,11 @@ class LiteConsumer(ConsumerSeams):
         self.observers: list[Observer] = [*observers, *huey.observers]
         self.state = state_dir(huey.db_target)
         self.lock = LifeLock(self.state / "consumers" / f"{self.consumer_id}.lock") if self.state else None
+        #: Others take this consumer's claims after this long without a heartbeat.
+        self.lease = lease
+        self.session: SessionLock | None = (
+            SessionLock(huey.storage.database, self.consumer_id)
+            if self.state is None and not dialect.is_sqlite(huey.storage.database) else None)
         self.stop_event = threading.Event()
         self.dispatcher: Dispatcher | None = None
         self.supervisor: Supervisor | None = None
@@ -190,17 +200,19 @@ class LiteConsumer(ConsumerSeams):
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done, pruner=self.pruner,
                                          progressing=self._dispatcher_progressing,
-                                         identity=self.huey.db_identity, on_replaced=self.database_replaced)
+                                         identity=self.huey.db_identity, on_replaced=self.database_replaced,
+                                         keep_session=self._keep_session, on_presumed_dead=self._presumed_dead)
             self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                          self.supervisor.paused, self.observers, self.huey.bell_target,
                                          self.stop_event, workers=self.workers)
         else:
             self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                          self._jobs_done, pruner=self.pruner, identity=self.huey.db_identity,
-                                         on_replaced=self.database_replaced)
+                                         on_replaced=self.database_replaced, keep_session=self._keep_session,
+                                         on_presumed_dead=self._presumed_dead)
         log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
                  self.consumer_id, self.workers, self.worker_type,
-                 ",".join(self.queues) if self.queues else "all", self.huey.db_target)
+                 ",".join(self.queues) if self.queues else "all", redact(self.huey.db_target))
         super().start()  # forks process workers before any thread of ours exists
         self.supervisor.start()
         self.cancel_watcher = CancelWatcher(self, self.cancel_grace)
@@ -224,9 +236,11 @@ class LiteConsumer(ConsumerSeams):
                         self.lock.acquire()
                     except OSError as exc:
                         raise dberrors.from_os_error(exc, self.storage.database) from exc
+                if self.session is not None and self.session.conn is None:
+                    self.session.acquire()  # before the row: a row others see always had its lock
                 register_worker(self.storage, self.consumer_id, os.getpid(),
                                 str(self.lock.path) if self.lock else None, self.queues, self.workers,
-                                self.worker_type)
+                                self.worker_type, self.lease)
             except Exception as exc:
                 if not fault.handles(exc):
                     raise
@@ -235,10 +249,65 @@ class LiteConsumer(ConsumerSeams):
                     log.info("consumer %s stopped before it could register", self.consumer_id)
                     if self.lock is not None and self.lock.fd >= 0:
                         self.lock.release()
+                    if self.session is not None:
+                        self.session.close()
                     raise SystemExit(0) from None
             else:
                 fault.recovered()
                 return
+
+    def _keep_session(self) -> None:
+        """The supervisor's check before each heartbeat: the session advisory lock is still
+        held, or is taken again on a new connection (a terminated backend, a restarted
+        server). Raises while the server is away: the supervisor backs off and retries."""
+        if self.session is None or self.stop_event.is_set() or self.session.held():
+            return
+        log.warning("consumer %s lost its database session (and its advisory lock): reconnecting",
+                    self.consumer_id, extra={"action": "reconnect"})
+        self.session.acquire()
+        log.info("consumer %s: database session and advisory lock taken again", self.consumer_id,
+                 extra={"action": "reconnect"})
+
+    def _presumed_dead(self) -> None:
+        """The others presumed this consumer dead (its lease ran out, or its session lock
+        went) and gave its claims away: carry on as a fresh consumer. Outcomes of jobs that
+        were running meanwhile are dropped by the fenced ack (and logged there)."""
+        if self.stop_event.is_set():
+            return
+        old = self.consumer_id
+        if self.worker_type == "process" or self.supervisor is None:
+            # Each worker process holds its claims under the old id: start over in place.
+            log.warning("consumer %s was presumed dead by the others and its claims were given away: "
+                        "restarting as a fresh consumer", old, extra={"action": "presumed-dead"})
+            self.database_replaced()
+            return
+        new = new_consumer_id()
+        session = SessionLock(self.storage.database, new) if self.session is not None else None
+        lock = LifeLock(self.lock.path.with_name(f"{new}.lock")) if self.lock is not None else None
+        try:
+            if session is not None:
+                session.acquire()
+            if lock is not None:
+                lock.acquire()
+            register_worker(self.storage, new, os.getpid(), str(lock.path) if lock else None,
+                            self.queues, self.workers, self.worker_type, self.lease)
+        except Exception:
+            if session is not None:
+                session.close()
+            if lock is not None:
+                lock.release()
+            raise
+        self.consumer_id = self.supervisor.consumer_id = new
+        if self.dispatcher is not None:
+            self.dispatcher.holder = new
+        if self.session is not None:
+            self.session.close()
+        if self.lock is not None:
+            self.lock.release()
+        self.session, self.lock = session, lock
+        log.warning("consumer %s was presumed dead by the others and its claims were given away; "
+                    "carrying on as a fresh consumer %s (outcomes of jobs it was running are dropped)",
+                    old, new, extra={"action": "presumed-dead"})
 
     def database_replaced(self) -> None:
         """The database path names another file (or none): restart in place, which opens
@@ -252,6 +321,8 @@ class LiteConsumer(ConsumerSeams):
                 os.kill(pid, signal.SIGKILL)
         if self.lock is not None:
             self.lock.release()  # inheritable (for process workers): exec would keep it open
+        if self.session is not None:
+            self.session.close()
         restart_in_place()
 
     def _jobs_done(self) -> int:
@@ -334,6 +405,8 @@ class LiteConsumer(ConsumerSeams):
             self._bell.close()
         if self.lock is not None:
             self.lock.release()
+        if self.session is not None:
+            self.session.close()
         log.info("consumer %s stopped", self.consumer_id)
 
     def check_worker_health(self) -> bool:

@@ -5,6 +5,8 @@ Every error here is a :class:`DatabaseError` whose message says what to do.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import time
@@ -14,11 +16,15 @@ from typing import Any
 
 import peewee
 from playhouse.db_url import connect as db_url_connect
+from playhouse.db_url import parse as db_url_parse
 
 from . import dberrors, defaults
-from .errors import DatabaseError, DatabaseReadOnlyError
+from .errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableError
 
+log = logging.getLogger("litequeue.db")
 SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
+#: URL schemes that name a PostgreSQL database.
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "psycopg3"})
 
 
 def database_target(target: str | os.PathLike[str] | None = None) -> str:
@@ -112,6 +118,71 @@ class SqliteDatabase(peewee.SqliteDatabase):
         return conn
 
 
+class PostgresqlDatabase(peewee.PostgresqlDatabase):
+    """peewee's PostgreSQL database (psycopg 3) that outlives its connections.
+
+    A connection the server closed (its backend terminated, the server restarted) stays
+    closed in psycopg, and peewee would hand it out forever. Here it is replaced by a new
+    one at the next statement outside a transaction, or at the next ``BEGIN``; never in the
+    middle of a transaction, whose statements must fail together."""
+
+    #: How long a new connection is retried while the server cannot be reached (``busy_timeout``).
+    retry_window: float = defaults.BUSY_TIMEOUT
+
+    def _connect(self) -> Any:
+        """A new connection; while the server is unreachable (restarting, refusing, the network
+        away), retried with back-off for :attr:`retry_window`, then one line, no password."""
+        deadline = time.monotonic() + self.retry_window
+        delay = 0.05
+        while True:
+            try:
+                return super()._connect()
+            except Exception as exc:
+                if not dberrors.is_disconnect(exc):  # the server said no: the URL or PG* settings
+                    raise DatabaseUnreachableError(
+                        f"cannot connect to the {dberrors.location(self)[0]}: {dberrors.first_line(exc)}; check "
+                        "the URL (LITEQUEUE_DB) and the PG* environment variables") from None
+                if time.monotonic() + delay > deadline:
+                    name, _ = dberrors.location(self)
+                    raise DatabaseUnreachableError(
+                        f"cannot reach the {name} (retried for {self.retry_window:g}s): {dberrors.first_line(exc)}; "
+                        "nothing was written; check that the server runs and the URL (LITEQUEUE_DB), or raise "
+                        "busy_timeout (LITEQUEUE_BUSY_TIMEOUT)") from None
+                if delay == 0.05:
+                    log.debug("cannot reach the %s (%s); retrying for up to %gs", dberrors.location(self)[0],
+                              dberrors.first_line(exc), self.retry_window, extra={"action": "reconnect"})
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _replace_lost_connection(self) -> None:
+        conn = self._state.conn
+        if conn is None or not getattr(conn, "closed", False):
+            return
+        with contextlib.suppress(Exception):
+            conn.close()
+        fresh = self._connect()
+        self._initialize_connection(fresh)
+        self._state.conn = fresh
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        try:
+            return super().connect(reuse_if_open)
+        except peewee.DatabaseError as exc:  # peewee re-wraps what _connect raised: unwrap ours
+            inner = exc.args[0] if exc.args else None
+            if isinstance(inner, DatabaseUnreachableError):
+                raise inner from None
+            raise
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        if self.transaction_depth() == 0:
+            self._replace_lost_connection()
+        return super().cursor(named_cursor)
+
+    def begin(self, isolation_level: Any = None) -> None:
+        self._replace_lost_connection()
+        super().begin(isolation_level)
+
+
 def _snapshot_only(path: str, exc: BaseException) -> bool:
     """The file is there and readable, but SQLite cannot create its -shm next to it."""
     if "unable to open database file" not in str(exc).lower() or not os.path.isfile(path):
@@ -125,7 +196,7 @@ def open_database(
     target: str | os.PathLike[str] | None = None,
     *,
     durability: str = defaults.DURABILITY,
-    busy_timeout: float = defaults.BUSY_TIMEOUT,
+    busy_timeout: float | None = None,
     readonly: bool = False,
     create: bool = True,
 ) -> peewee.Database:
@@ -136,17 +207,13 @@ def open_database(
     can never take the write lock. Nothing is created when ``create`` is False.
     """
     name = database_target(target)
+    if busy_timeout is None:
+        busy_timeout = float(os.environ.get("LITEQUEUE_BUSY_TIMEOUT") or defaults.BUSY_TIMEOUT)
     if durability not in SYNCHRONOUS:
         raise DatabaseError(f"durability must be one of {', '.join(SYNCHRONOUS)}, not {durability!r}")
     path = sqlite_path(name)
     if path is None:
-        try:
-            return db_url_connect(name)
-        except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
-            raise DatabaseError(
-                f"cannot use database URL {name!r}: {exc}; expected e.g. "
-                "postgresql://user@host:5432/dbname or sqlite:///path/to/litequeue.db"
-            ) from exc
+        return open_server_database(name, busy_timeout)
     if path != ":memory:":
         _check_sqlite_file(path, create=create and not readonly)
     pragmas: dict[str, object] = {
@@ -181,6 +248,59 @@ def open_database(
             if not db.is_closed():
                 db.close()
             time.sleep(0.01)
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.split("://", 1)[0].lower() in POSTGRES_SCHEMES
+
+
+def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) -> peewee.Database:
+    """A database server named by ``url``: PostgreSQL through psycopg 3 (``pip install
+    'litequeue[postgres]'``). Whatever the URL leaves out (host, port, user, database,
+    password, SSL mode) libpq takes from its environment variables (``PGHOST``,
+    ``PGPASSFILE``, ``PGSSLMODE``, ...). The password never appears in a message."""
+    from .config import redact
+
+    shown = redact(url)
+    if is_postgres_url(url):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise DatabaseError(
+                f"{shown} is a PostgreSQL database, and its driver is not installed: "
+                "pip install 'litequeue[postgres]'") from None
+        try:
+            params = db_url_parse(url, unquote_password=True, unquote_user=True)
+            db = PostgresqlDatabase(params.pop("database"), prefer_psycopg3=True, **params)
+            db.retry_window = retry_window
+            return db
+        except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
+            raise DatabaseError(f"cannot use database URL {shown}: {redact_text(str(exc), url)}") from exc
+    try:
+        return db_url_connect(url)
+    except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
+        raise DatabaseError(
+            f"cannot use database URL {shown}: {redact_text(str(exc), url)}; expected e.g. "
+            "postgresql://user@host:5432/dbname or sqlite:///path/to/litequeue.db"
+        ) from exc
+
+
+def url_password(url: str) -> str | None:
+    """The password written in a database URL, if any (to keep it out of messages)."""
+    try:
+        parsed = urllib.parse.urlparse(url)
+    except ValueError:
+        return None
+    found = parsed.password or urllib.parse.parse_qs(parsed.query).get("password", [None])[0]
+    return found or None
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` with the URL's password (as written and decoded) replaced by ``***``."""
+    secret = url_password(url)
+    for form in {secret, urllib.parse.unquote(secret or "")} - {None, ""}:
+        text = text.replace(form, "***")  # type: ignore[arg-type]
+    return text
 
 
 def is_busy_error(exc: BaseException) -> bool:

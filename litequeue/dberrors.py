@@ -22,6 +22,17 @@ _TRANSIENT_TEXTS = (
 )
 
 FULL, READ_ONLY, LOCKED, GONE = "full", "read-only", "locked", "gone"
+#: The database server closed the connection or cannot be reached (a terminated backend, a
+#: restart, the network): the next statement opens a new connection (``db.PostgresqlDatabase``).
+DISCONNECTED = "disconnected"
+_DISCONNECT_TEXTS = (
+    "terminating connection", "server closed the connection", "the connection is closed",
+    "connection already closed", "consuming input failed", "could not connect", "connection refused",
+    "connection failed", "the connection is lost", "ssl syscall", "connection not open",
+    "the database system is shutting down", "the database system is starting up",
+    "the database system is in recovery mode", "no connection to the server", "connection timed out",
+    "cannot reach the database",
+)
 
 # SQLite result codes (sqlite3 exceptions carry them as ``sqlite_errorcode``).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
@@ -41,6 +52,28 @@ def is_busy(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+#: The server answered, and said no: retrying the same connection will not help.
+_REFUSED_TEXTS = ("does not support ssl", "authentication failed", "no pg_hba.conf entry", "does not exist",
+                  "ssl was required", "invalid", "permission denied")
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The database server closed this connection or cannot be reached (not SQLite)."""
+    for item in _chain(exc):
+        if isinstance(item, sqlite3.Error):
+            return False
+        text = str(item).lower()
+        if any(t in text for t in _DISCONNECT_TEXTS):
+            return not any(t in text for t in _REFUSED_TEXTS)
+    return False
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text (drivers add DETAIL and HINT lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -111,6 +144,8 @@ def kind(exc: BaseException) -> str | None:
                 return READ_ONLY
             if code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
                 return LOCKED
+    if is_disconnect(exc):
+        return DISCONNECTED
     text = str(exc).lower()
     if any(t in text for t in _FULL_TEXTS):
         return FULL

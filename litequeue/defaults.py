@@ -18,8 +18,9 @@ BUSY_TIMEOUT = 30.0
 DURABILITY = "full"
 #: How often a consumer writes its heartbeat and looks for dead consumers.
 HEARTBEAT_INTERVAL = 1.0
-#: A consumer on another host is presumed dead after this long without a heartbeat.
-HEARTBEAT_LEASE = 60.0
+#: A consumer on another host (or one whose lock cannot be seen) is presumed dead after this
+#: long without a heartbeat (``run-consumer --lease``, recorded on its row).
+HEARTBEAT_LEASE = 30.0
 #: The consumer falls back to a poll this often when no doorbell rings.
 IDLE_POLL = 1.0
 #: The systemd watchdog is no longer fed once the dispatcher has not turned for this long.

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import select
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from .db import state_dir
 #: A folder of bell sockets (SQLite), a PostgreSQL database (LISTEN/NOTIFY), or None.
 BellTarget = Path | pw.PostgresqlDatabase | None
 CHANNEL = "litequeue"
+log = logging.getLogger("litequeue.doorbell")
 
 
 def bell_target(db_target: str, database: pw.Database) -> BellTarget:
@@ -140,28 +143,73 @@ def ring(folder: BellTarget) -> int:
 
 
 class PgDoorbell(Doorbell):
-    """PostgreSQL's LISTEN/NOTIFY as the doorbell, on a connection of its own."""
+    """PostgreSQL's LISTEN/NOTIFY as the doorbell, on a connection of its own.
+
+    A lost connection (a terminated backend, a restarted server) is opened again and LISTEN
+    re-issued, with back-off; until then, and once right after, every wait answers "rung", so
+    the waiter polls and misses no job committed meanwhile."""
+
+    RETRY_MAX = 5.0
 
     def __init__(self, database: pw.PostgresqlDatabase) -> None:
         super().__init__(None, "")
-        import psycopg2
+        self.database = database
+        self.conn: Any = None
+        self._retry_at = 0.0
+        self._delay = 0.1
+        self._listen()
 
-        self.conn: Any = psycopg2.connect(database=database.database, **database.connect_params)
-        self.conn.autocommit = True
-        self.conn.cursor().execute(f"LISTEN {CHANNEL}")
+    def _listen(self) -> None:
+        import psycopg
+
+        params = {k: v for k, v in self.database.connect_params.items() if k != "dbname"}
+        self.conn = psycopg.connect(dbname=self.database.database, autocommit=True, **params)
+        self.conn.execute(f"LISTEN {CHANNEL}")
+
+    def _reconnect(self) -> bool:
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        try:
+            self._listen()
+        except Exception as exc:  # noqa: BLE001 - the server is away: back off, poll meanwhile
+            self.conn = None
+            self._retry_at = now + self._delay
+            self._delay = min(self._delay * 2, self.RETRY_MAX)
+            log.warning("doorbell: cannot LISTEN (%s); polling, retrying in %.1fs",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self._delay)
+            return False
+        self._delay = 0.1
+        log.info("doorbell: LISTEN re-established")
+        return True
+
+    def _lost(self, exc: BaseException) -> None:
+        log.warning("doorbell: its connection was lost (%s); reconnecting",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self.conn = None
 
     def wait(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self._r, self.conn], [], [], max(0.0, timeout))
+        if self.conn is None or self.conn.closed:
+            if not self._reconnect():
+                super().wait(min(max(0.0, timeout), 0.2))
+            return True  # rung: whatever was committed while nobody listened is polled now
+        ready, _, _ = select.select([self._r, self.conn.fileno()], [], [], max(0.0, timeout))
         if not ready:
             return False
         self._drain()
-        self.conn.poll()
-        self.conn.notifies.clear()
+        try:
+            for _ in self.conn.notifies(timeout=0):
+                pass
+        except Exception as exc:  # noqa: BLE001 - the connection died under us
+            self._lost(exc)
         return True
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
         super().close()
 
 

@@ -17,6 +17,15 @@ class DatabaseError(LiteQueueError):
     """The database cannot be opened or used; the message says why and what to do."""
 
 
+class _ServerUnreachable(Exception):
+    """First base of :class:`DatabaseUnreachableError`: peewee's exception wrapper turns an
+    error whose first base is named ``DatabaseError`` into its own; this one passes through."""
+
+
+class DatabaseUnreachableError(_ServerUnreachable, DatabaseError):
+    """The database server could not be reached within the retry window (``busy_timeout``)."""
+
+
 class DatabaseBusyError(DatabaseError):
     """Another process held the database write lock for longer than the busy timeout."""
 

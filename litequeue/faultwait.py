@@ -21,7 +21,10 @@ MAX_STEP = 30.0
 #: How often the cause is looked at during a step.
 PROBE_EVERY = 0.25
 #: GONE: the file was deleted under us; the consumer's supervisor restarts it within a second.
-FAULTS = (dberrors.FULL, dberrors.READ_ONLY, dberrors.GONE)
+FAULTS = (dberrors.FULL, dberrors.READ_ONLY, dberrors.GONE, dberrors.DISCONNECTED)
+#: A lost server connection is retried sooner (a terminated backend reconnects at once).
+RECONNECT_FIRST_STEP = 0.1
+RECONNECT_MAX_STEP = 5.0
 
 
 class FaultWait:
@@ -32,6 +35,7 @@ class FaultWait:
         self.what = what
         self.step_seconds = FIRST_STEP
         self.active = False
+        self.reconnecting = False
 
     @staticmethod
     def handles(exc: BaseException) -> bool:
@@ -42,9 +46,20 @@ class FaultWait:
         """Log one line for ``exc`` and wait one back-off step (or until ``stop`` is set,
         or the cause changes). ``reconnect`` drops the connection before the next try: a
         connection SQLite opened read-only stays read-only."""
+        if dberrors.kind(exc) == dberrors.DISCONNECTED:
+            step = self.step_seconds if self.active else RECONNECT_FIRST_STEP
+            self.step_seconds = min(step * 2, RECONNECT_MAX_STEP)
+            self.active = self.reconnecting = True
+            self.log.warning("%s: lost the database connection (%s); reconnecting in %gs", self.what,
+                             dberrors.first_line(exc), step, extra={"action": "reconnect"})
+            if stop is not None:
+                stop.wait(step)
+            else:
+                time.sleep(step)
+            return
         step = self.step_seconds
         self.step_seconds = min(step * 2, MAX_STEP)
-        self.active = True
+        self.active, self.reconnecting = True, False
         self.log.warning("%s: %s; retrying in %gs", self.what, exc, step, extra={"action": "storage-fault"})
         path = getattr(exc, "path", None)
         path = path if path and "://" not in path else None
@@ -67,8 +82,11 @@ class FaultWait:
 
     def recovered(self) -> None:
         """The write went through: say so once, start the next fault's back-off afresh."""
-        if self.active:
+        if self.active and self.reconnecting:
+            self.log.warning("%s: reconnected to the database; carrying on", self.what,
+                             extra={"action": "reconnect"})
+        elif self.active:
             self.log.warning("%s: the database takes writes again; carrying on", self.what,
                              extra={"action": "storage-fault"})
-        self.active = False
+        self.active = self.reconnecting = False
         self.step_seconds = FIRST_STEP

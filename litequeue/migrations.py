@@ -290,6 +290,8 @@ def _schedules(db: pw.Database) -> None:
         '"timezone" VARCHAR(255) NOT NULL, "args" TEXT NOT NULL, "kwargs" TEXT NOT NULL, '
         '"queue" VARCHAR(255), "priority" INTEGER, "enabled" INTEGER NOT NULL DEFAULT 1, '
         '"created_at" {real} NOT NULL, "updated_at" {real} NOT NULL)').format(**_types(db)))
+
+
 # -- migration 6: concurrency limits and circuit breakers ------------------------------------
 
 def _limits_and_breakers(db: pw.Database) -> None:
@@ -308,6 +310,14 @@ def _limits_and_breakers(db: pw.Database) -> None:
         'PRIMARY KEY ("app", "task"))').format(**types))
 
 
+# -- migration 7: the lease a consumer is judged by ------------------------------------------
+
+def _consumer_lease(db: pw.Database) -> None:
+    """Each consumer records the heartbeat lease others judge it by (``--lease``); on
+    PostgreSQL a consumer with a lease also holds a session advisory lock."""
+    _add_column(db, "lq_consumer", "lease", "{real}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -318,6 +328,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "lq_dependency_wait, lq_unique)", _tags_dependencies_unique),
     Migration(5, "schedules kept in the database (lq_periodic_schedule)", _schedules),
     Migration(6, "concurrency limits and circuit breakers (lq_limit, lq_breaker)", _limits_and_breakers),
+    Migration(7, "lq_consumer.lease: the heartbeat lease a consumer is judged by (--lease)", _consumer_lease),
 )
 
 #: The schema version this code needs and writes.

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import defaults
-from .dberrors import is_transient
+from .dberrors import is_disconnect, is_transient
 from .doorbell import BellTarget, Doorbell, ring
 from .errors import DatabaseBusyError
 from .faultwait import FaultWait
@@ -195,6 +195,10 @@ class Dispatcher:
         self.suspect: Claim | None = None  # a job a worker died on, running alone
         self.workers = workers
         self.turned = time.monotonic()  # when the loop last began a turn (see stalled_for)
+        #: Row ids of the claims this dispatcher took and has not yet seen acked: everything
+        #: else its holder holds after a lost connection was claimed by a lost commit.
+        self.held: set[int] = set()
+        self.uncertain = False  # a round failed with the connection: did its commit happen?
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -278,8 +282,8 @@ class Dispatcher:
                 self.suspect = None
             # Nothing else running: a job some worker died on gets its turn first, alone.
             isolate = "suspect-first" if alone and self.suspect is None else "others"
-            acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: commit_round(
-                self.storage, self.holder, b, self.queues, w, self.paused(), i), reconnect=self.storage.close)
+            acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self._round(b, w, i),
+                                     reconnect=self.storage.close)
             if claims and claims[0].suspect:
                 self.suspect = claims[0]
             if claims:
@@ -295,6 +299,25 @@ class Dispatcher:
                 with self.cond:
                     self.sleeping = True
                 self._sleep()
+
+    def _round(self, batch: list[Finished], want: int, isolate: str) -> tuple[list[Finished], list[Claim]]:
+        """One ack-and-claim commit. After a round lost its connection, the claims that
+        round's commit may have made (the server may have committed before the connection
+        died) are handed back first: nobody would ever run them."""
+        if self.uncertain:
+            strays = self.storage.unclaim_strays(self.holder, sorted(self.held))
+            if strays:
+                log.warning("%d job(s) claimed by a commit whose answer the lost connection never brought "
+                            "went back to the queue", strays, extra={"action": "reconnect"})
+            self.uncertain = False
+        try:
+            acked, claims = commit_round(self.storage, self.holder, batch, self.queues, want, self.paused(), isolate)
+        except Exception as exc:
+            if is_disconnect(exc):
+                self.uncertain = True
+            raise
+        self.held.update(c.row_id for c in claims)
+        return acked, claims
 
     def _ahead(self) -> int:
         """How many jobs to claim beyond the idle workers (lock held).
@@ -330,6 +353,7 @@ class Dispatcher:
 
     def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
         log_dropped(batch, acked)
+        self.held.difference_update(item.claim.row_id for item in batch)
         with self.cond:
             self.pending -= len(batch)
             self.done += len(acked)

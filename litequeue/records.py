@@ -82,6 +82,9 @@ class Claim:
     #: a worker died holding this job before: a thread consumer runs it alone
     suspect: bool = False
     has_file: bool = False
+    #: the queue row's ``crashes`` when claimed: a recovery since (which counts one more)
+    #: makes any later claim of the row another claim, even by the same holder
+    crashes: int = 0
 
 
 @dataclass

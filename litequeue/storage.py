@@ -32,7 +32,7 @@ from huey.constants import EmptyData
 from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 
 from . import batches, dberrors, dialect, interrupts, migrations, transitions
-from .errors import ConfigurationError
+from .errors import ConfigurationError, DatabaseError, DatabaseUnreachableError
 from .ledger.models import Ledger, make_ledger
 from .records import Claim, Finished, NewJob, Unit
 
@@ -199,8 +199,41 @@ class LiteStorage(SqlStorage):
         if unit is not None:
             unit.jobs.extend(jobs)
             return
-        with self.write():
-            self.insert_jobs(jobs, time.time() if now is None else now)
+        if self.database.in_transaction() or dialect.is_sqlite(self.database):
+            with self.write():
+                self.insert_jobs(jobs, time.time() if now is None else now)
+            return
+        self._write_jobs_retrying(jobs, now)
+
+    def _write_jobs_retrying(self, jobs: Sequence[NewJob], now: float | None) -> None:
+        """On a database server: a connection lost under the write (a terminated backend, a
+        restart) is retried on a new one, for the retry window (``busy_timeout``); then one
+        line. Had the lost commit gone through, the jobs are there: that is success."""
+        window = getattr(self.database, "retry_window", 0.0)
+        deadline = time.monotonic() + window
+        delay, lost = 0.05, None
+        while True:
+            try:
+                with self.write():
+                    self.insert_jobs(jobs, time.time() if now is None else now)
+                return
+            except Exception as exc:
+                if lost is not None and isinstance(exc, pw.IntegrityError) and self._written(jobs):
+                    return
+                if not dberrors.is_disconnect(exc) or isinstance(exc, DatabaseError):
+                    raise
+                lost = exc
+            if time.monotonic() + delay > deadline:
+                name, _ = dberrors.location(self.database)
+                raise DatabaseUnreachableError(
+                    f"cannot reach the {name} (retried for {window:g}s): {dberrors.first_line(lost)}; "
+                    "nothing was written; check that the server runs, or raise busy_timeout "
+                    "(LITEQUEUE_BUSY_TIMEOUT)") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _written(self, jobs: Sequence[NewJob]) -> bool:
+        return self.sql("SELECT 1 FROM lq_job WHERE id = ?", (jobs[0].id,)).fetchone() is not None
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
         """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
@@ -313,6 +346,12 @@ class LiteStorage(SqlStorage):
         """Hand claims back to the ready queue (graceful stop). Returns how many."""
         with self.write():
             return transitions.release(self, consumer_id, row_ids, reason)
+
+    def unclaim_strays(self, consumer_id: str, keep: Sequence[int]) -> int:
+        """Claims of ``consumer_id`` other than ``keep`` back to the queue, as never taken
+        (a commit whose answer the connection lost). Returns how many."""
+        with self.write():
+            return transitions.unclaim_strays(self, consumer_id, keep)
 
     def recover(self, consumer_id: str, reason: str = "its consumer died") -> tuple[int, int]:
         """Take back a dead holder's claims; returns (requeued, failed at the crash cap)."""

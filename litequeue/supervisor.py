@@ -28,18 +28,20 @@ log = logging.getLogger("litequeue.supervisor")
 
 
 def register_worker(storage: LiteStorage, consumer_id: str, pid: int, lock_path: str | None,
-                    queues: Sequence[str] | None, concurrency: int, worker_type: str) -> None:
+                    queues: Sequence[str] | None, concurrency: int, worker_type: str,
+                    lease: float = defaults.HEARTBEAT_LEASE) -> None:
     now = time.time()
     with storage.write():
         transitions.register_consumer(storage, dict(
             id=consumer_id, hostname=hostname(), pid=pid, boot_id=boot_id(), lock_path=lock_path,
             queues=",".join(queues or ()), concurrency=concurrency, worker_type=worker_type,
-            started_at=now, heartbeat_at=now, status="running", jobs_done=0))
+            started_at=now, heartbeat_at=now, status="running", jobs_done=0, lease=lease))
 
 
-def update_heartbeat(storage: LiteStorage, consumer_id: str, jobs_done: int) -> None:
+def update_heartbeat(storage: LiteStorage, consumer_id: str, jobs_done: int) -> bool:
+    """Renew the lease; False when the others presumed this consumer dead meanwhile."""
     with storage.write():
-        transitions.heartbeat(storage, consumer_id, jobs_done)
+        return transitions.heartbeat(storage, consumer_id, jobs_done)
 
 
 def mark_stopping(storage: LiteStorage, consumer_id: str) -> None:
@@ -53,7 +55,7 @@ def deregister_worker(storage: LiteStorage, consumer_id: str, jobs_done: int) ->
 
 
 def release_stalled_claims(storage: LiteStorage, me: str | None = None,
-                           lease: float = defaults.HEARTBEAT_LEASE) -> int:
+                           lease: float | None = None) -> int:
     """Recover the claims of every dead consumer; returns how many jobs went back or failed.
 
     A holder whose consumer is not registered at all is an orphan and is recovered too."""
@@ -79,8 +81,14 @@ class Supervisor:
     def __init__(self, storage: LiteStorage, consumer_id: str, bell_target: object,
                  jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL,
                  pruner: AutoPruner | None = None, progressing: Callable[[], bool] | None = None,
-                 identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None) -> None:
+                 identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None,
+                 keep_session: Callable[[], object] | None = None,
+                 on_presumed_dead: Callable[[], object] | None = None) -> None:
         self.storage = storage
+        #: Before each heartbeat: check the session lock (PostgreSQL), take it again if lost.
+        self.keep_session = keep_session
+        #: The heartbeat found this consumer presumed dead: carry on as a fresh consumer.
+        self.on_presumed_dead = on_presumed_dead
         self.progressing = progressing
         self.identity = identity
         self.on_replaced = on_replaced
@@ -118,7 +126,11 @@ class Supervisor:
                           "claims go with it)", message, extra={"action": "database-replaced"})
                 self.on_replaced()
                 return
-        update_heartbeat(self.storage, self.consumer_id, self.jobs_done())
+        if self.keep_session is not None:
+            self.keep_session()
+        if not update_heartbeat(self.storage, self.consumer_id, self.jobs_done()) and self.on_presumed_dead:
+            self.on_presumed_dead()  # the others gave its claims away: it carries on as a fresh consumer
+            return
         # Only once the heartbeat is written and the workers' jobs still move: a stuck
         # database or a hung dispatcher trips the watchdog (systemd restarts the consumer).
         if self.progressing is None or self.progressing():

@@ -252,7 +252,7 @@ def hand_back(store: LiteStorage, holder: str, claim: Claim, data: bytes) -> int
 
 def _claim_rows(store: LiteStorage, query: str, params: Sequence[Any], now: float) -> list[Claim]:
     return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now,
-                  suspect=crashes > 0, has_file=bool(has_file))
+                  suspect=crashes > 0, has_file=bool(has_file), crashes=crashes)
             for row_id, job_id, queue, priority, data, crash_cap, crashes, has_file
             in store.sql(query, params).fetchall()]
 
@@ -286,15 +286,19 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
     Fenced: only claims ``holder`` still holds are deleted, and only for those is anything
     written. A claim that was recovered meanwhile (its holder presumed dead) and perhaps
     run and finished elsewhere is not ours: its outcome here is dropped (the caller logs
-    it). The retry and follow-up rows are written in the same transaction that deletes the
-    claim, so a crash leaves a duplicate, never a loss."""
+    it). So is one the same holder claimed again since (it did not notice it was presumed
+    dead): the recovery counted a crash on the row, so the row's ``crashes`` differs. The
+    retry and follow-up rows are written in the same transaction that deletes the claim, so
+    a crash leaves a duplicate, never a loss."""
     if not finished:
         return []
     now = time.time()
     row_ids = [i.claim.row_id for i in finished]
+    pairs = [v for i in finished for v in (i.claim.row_id, i.claim.crashes)]
     held = {r[0] for r in store.sql(
-        f"DELETE FROM lq_ready WHERE claimed_by = ? AND id IN {_in(row_ids)} RETURNING id",
-        (holder, *row_ids)).fetchall()}
+        f"DELETE FROM lq_ready WHERE claimed_by = ? AND id IN {_in(row_ids)} AND (id, crashes) IN "
+        f"(VALUES {', '.join(['(?, ?)'] * len(finished))}) RETURNING id",
+        (holder, *row_ids, *pairs)).fetchall()}
     acked = [i for i in finished if i.claim.row_id in held]
     if not acked:
         return []
@@ -544,6 +548,26 @@ def release(store: LiteStorage, holder: str, row_ids: Sequence[int] | None = Non
         params.extend(row_ids)
     job_ids = [r[0] for r in store.sql(query + " RETURNING job_id", params).fetchall()]
     _requeue(store, job_ids, reason, time.time(), crashed=False)
+    return len(job_ids)
+
+
+def unclaim_strays(store: LiteStorage, holder: str, keep: Sequence[int]) -> int:
+    """Claims of ``holder`` other than ``keep`` go back to the ready queue as if never taken:
+    they were claimed (and started) by a commit whose answer the connection lost, so their
+    holder never had them, and no worker ran them. Their attempt is taken back, as a
+    job released before it was due. Returns how many."""
+    query = "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?"
+    if keep:
+        query += f" AND id NOT IN {_in(list(keep))}"
+    job_ids = [r[0] for r in store.sql(query + " RETURNING job_id", (holder, *keep)).fetchall()]
+    if not job_ids:
+        return 0
+    now = time.time()
+    store.many(f"DELETE FROM lq_attempt WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}' "
+               "AND number = (SELECT attempts FROM lq_job WHERE id = ?)", [(j, j) for j in job_ids])
+    store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', attempts = attempts - 1, updated_at = ?, "
+               "started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END "
+               f"WHERE id = ? AND status = '{S.RUNNING}'", [(now, j) for j in job_ids])
     return len(job_ids)
 
 
@@ -1058,9 +1082,11 @@ def register_consumer(store: LiteStorage, row: dict[str, Any]) -> None:
               [row[c] for c in cols])
 
 
-def heartbeat(store: LiteStorage, consumer_id: str, jobs_done: int) -> None:
-    store.sql("UPDATE lq_consumer SET heartbeat_at = ?, jobs_done = ? WHERE id = ?",
-              (time.time(), jobs_done, consumer_id))
+def heartbeat(store: LiteStorage, consumer_id: str, jobs_done: int) -> bool:
+    """Renew the consumer's lease; False when it was presumed dead meanwhile (its row is no
+    longer ``running``/``stopping``: its claims were, or are being, given to others)."""
+    return store.sql("UPDATE lq_consumer SET heartbeat_at = ?, jobs_done = ? WHERE id = ? "
+                     "AND status IN ('running', 'stopping')", (time.time(), jobs_done, consumer_id)).rowcount > 0
 
 
 def mark_stopping(store: LiteStorage, consumer_id: str) -> None:

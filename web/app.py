@@ -9,6 +9,7 @@ import peewee as pw
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from litequeue.config import redact
 from litequeue.errors import DatabaseError, JobNotFoundError, LiteQueueError
 
 from . import actions, batches, data, format, security, stats, views
@@ -37,7 +38,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     @app.context_processor
     def page_globals() -> dict[str, Any]:
         return {"read_only": settings.read_only, "refresh_ms": int(settings.refresh_seconds * 1000),
-                "db_name": settings.db}
+                "db_name": redact(settings.db)}
 
     security.install(app, settings)
     views.register(app, settings, dbs)

@@ -37,11 +37,15 @@ from .migrate import no_migrate_option, prepare_database
 @click.option("--cancel-grace", type=click.FloatRange(0), default=defaults.CANCEL_GRACE, show_envvar=True,
               help="Seconds a cancelled running job has to stop by itself before it is stopped "
                    "(a task's cancel_grace wins).")
+@click.option("--lease", type=click.FloatRange(2), default=defaults.HEARTBEAT_LEASE, show_envvar=True,
+              help="Seconds without a heartbeat after which other consumers presume this one dead and take "
+                   "its jobs (a host that vanished; a killed consumer is noticed at once).")
 @no_migrate_option
 @click.pass_context
 def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type: str, queues: str,
                  burst: bool, max_tasks: int | None, shutdown_timeout: float, no_periodic: bool,
                  keep_succeeded_days: float, keep_failed_days: float, prune_every: float, cancel_grace: float,
+                 lease: float,
                  no_migrate: bool) -> None:
     """Run the jobs of APP (MODULE or MODULE:ATTR, or $LITEQUEUE_APP).
 
@@ -61,6 +65,6 @@ def run_consumer(ctx: click.Context, app: str | None, workers: int, worker_type:
         workers=workers, worker_type=worker_type,
         queues=[q.strip() for q in queues.split(",") if q.strip()], burst=burst,
         max_tasks=max_tasks, shutdown_timeout=shutdown_timeout, periodic=not no_periodic,
-        cancel_grace=cancel_grace,
+        cancel_grace=cancel_grace, lease=lease,
         pruner=AutoPruner(keep_succeeded_days, keep_failed_days, interval=prune_every) if prune_every else False)
     consumer.run()

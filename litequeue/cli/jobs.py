@@ -85,8 +85,12 @@ def status(ctx: click.Context, by_tag: str | None, as_json: bool) -> None:
         for name, q in data["queues"].items():
             age = q["oldest_queued_age_s"]
             flag = "  (paused)" if q["paused"] else ""
-            click.echo(f"{name:<16}{q['scheduled']:>10}{q['queued']:>8}{q['running']:>9}"
-                       f"{q['retrying']:>10}{q['failed']:>8}  {_age(age)}{flag}")
+            n = {k: f"~{q[k]}" if k in q.get("estimated", ()) else str(q[k])
+                 for k in ("scheduled", "queued", "running", "retrying", "failed")}
+            click.echo(f"{name:<16}{n['scheduled']:>10}{n['queued']:>8}{n['running']:>9}"
+                       f"{n['retrying']:>10}{n['failed']:>8}  {_age(age)}{flag}")
+    if any(q.get("estimated") for q in data["queues"].values()):
+        click.echo(f"~ estimated by the database server (counted exactly up to {queries.EXACT_UP_TO})")
     alive = data["consumers"]
     click.echo(f"\nconsumers alive: {len(alive)}")
     for c in alive:

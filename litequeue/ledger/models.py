@@ -135,6 +135,7 @@ def make_ledger(db: pw.Database) -> Ledger:
         stopped_at = pw.DoubleField(null=True)
         status = pw.CharField()  # running, stopping, stopped, dead
         jobs_done = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+        lease = pw.DoubleField(null=True)  # seconds without a heartbeat before others take over
 
         class Meta:
             table_name = "lq_consumer"

@@ -11,7 +11,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..dialect import floor_int, sql, unindexed
+from ..dialect import floor_int, is_sqlite, sql, unindexed
 from ..status import FINAL_STATUSES, JobStatus
 
 JOB_FIELDS = (
@@ -102,10 +102,13 @@ def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[s
     counted = [s.value for s in COUNTED]
     if "lq_job_count" in db.get_tables():  # SQLite: counts kept by triggers
         query = f"SELECT queue, status, n FROM lq_job_count WHERE status IN ({marks}) AND n != 0"
+        rows = [(*row, False) for row in sql(db, query, counted).fetchall()]
     else:
-        query = f"SELECT queue, status, COUNT(*) FROM lq_job WHERE status IN ({marks}) GROUP BY queue, status"
-    for queue, status, n in sql(db, query, counted).fetchall():
+        rows = server_counts(db, counted)
+    for queue, status, n, estimated in rows:
         entry(queue)[status] = n
+        if estimated:
+            entry(queue).setdefault("estimated", []).append(status)
     ready = [r[0] for r in sql(db, "SELECT DISTINCT queue FROM lq_job_count WHERE status IN "
                                    f"('{JobStatus.QUEUED}', '{JobStatus.RETRYING}') AND n > 0").fetchall()] \
         if "lq_job_count" in db.get_tables() else list(out)
@@ -120,6 +123,59 @@ def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[s
             e["paused"] = True
             e["paused_until"] = iso(until)
     return dict(sorted(out.items()))
+
+
+#: Up to this many jobs of one queue and status are counted exactly on a database server;
+#: beyond it the count is the planner's estimate (marked ``estimated``), never a full count.
+EXACT_UP_TO = 1_000
+
+
+def server_counts(db: pw.Database, statuses: list[str]) -> list[tuple[str, str, int, bool]]:
+    """(queue, status, count, estimated) of each queue with jobs in ``statuses``, on
+    PostgreSQL, in time that does not grow with the queue: one statement finds the queues by
+    a skip scan of the (queue, status) index and counts each (queue, status) up to
+    :data:`EXACT_UP_TO`; a count that reaches it is replaced by the planner's estimate (from
+    the table's statistics, which autovacuum keeps fresh), or, before there are any, by a
+    count over a sample of its pages (:data:`SAMPLE_PAGES`). No counter row that every writer would update."""
+    rows = sql(db, (
+        "WITH RECURSIVE q AS (SELECT MIN(queue) AS queue FROM lq_job UNION ALL "
+        "SELECT (SELECT MIN(queue) FROM lq_job WHERE queue > q.queue) FROM q WHERE q.queue IS NOT NULL) "
+        "SELECT q.queue, s.status, (SELECT COUNT(*) FROM (SELECT 1 FROM lq_job j WHERE j.queue = q.queue "
+        "AND j.status = s.status LIMIT ?) t) "
+        f"FROM q CROSS JOIN (VALUES {', '.join(['(CAST(? AS VARCHAR))'] * len(statuses))}) AS s (status) "
+        "WHERE q.queue IS NOT NULL"), (EXACT_UP_TO + 1, *statuses)).fetchall()
+    out: list[tuple[str, str, int, bool]] = []
+    for queue, status, n in rows:
+        if n > EXACT_UP_TO:
+            estimate = planner_rows(db, queue, status)
+            if estimate < n:  # no statistics yet (autovacuum has not analyzed): a page sample
+                estimate = sampled_rows(db, queue, status)
+            out.append((queue, status, max(estimate, n), True))
+        elif n:
+            out.append((queue, status, n, False))
+    return out
+
+
+def planner_rows(db: pw.Database, queue: str, status: str) -> int:
+    """PostgreSQL's estimate of the jobs of ``queue`` in ``status`` (no rows are read)."""
+    plan = sql(db, "EXPLAIN (FORMAT JSON) SELECT 1 FROM lq_job WHERE queue = ? AND status = ?",
+               (queue, status)).fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+#: Pages a sampled count reads (at least 1% of the table, all of a small one).
+SAMPLE_PAGES = 300
+
+
+def sampled_rows(db: pw.Database, queue: str, status: str) -> int:
+    """The jobs of ``queue`` in ``status`` counted in a sample of the table's pages."""
+    pages = sql(db, "SELECT pg_relation_size('lq_job') / current_setting('block_size')::int").fetchone()[0]
+    percent = min(100.0, max(1.0, 100.0 * SAMPLE_PAGES / max(1, pages)))
+    n = sql(db, f"SELECT COUNT(*) FROM lq_job TABLESAMPLE SYSTEM ({percent:.3f}) WHERE queue = ? AND status = ?",
+            (queue, status)).fetchone()[0]
+    return int(n * 100 / percent)
 
 
 def consumers(db: pw.Database, alive_only: bool = False) -> list[dict[str, Any]]:
@@ -308,10 +364,21 @@ def count_matching(db: pw.Database, *, status: str | None = None, queue: str | N
 # -- consumers, claims and queue rows: what health, doctor and the supervisor judge -------------
 
 def registered_consumers(db: pw.Database) -> list[tuple[Any, ...]]:
-    """(id, hostname, boot_id, pid, lock_path, heartbeat_at, queues) of every consumer
+    """(id, hostname, boot_id, pid, lock_path, heartbeat_at, queues, lease) of every consumer
     registered as running or stopping (alive or not: see ``liveness.judge``)."""
-    return sql(db, "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues FROM lq_consumer "
+    return sql(db, "SELECT id, hostname, boot_id, pid, lock_path, heartbeat_at, queues, lease FROM lq_consumer "
                    "WHERE status IN ('running', 'stopping')").fetchall()
+
+
+def advisory_locks_held(db: pw.Database) -> set[int] | None:
+    """Keys of the session advisory locks (single 64-bit key form) held in this database
+    now, by any session on any host; None on SQLite, which has none."""
+    if is_sqlite(db):
+        return None
+    return {r[0] for r in sql(
+        db, "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+            "AND objsubid = 1 AND granted AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())").fetchall()}
 
 
 def claims_by_holder(db: pw.Database) -> list[tuple[str, str, int]]:
