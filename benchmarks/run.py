@@ -55,6 +55,7 @@ class Config:
     long_rounds: int
     repeats: int
     dir: str | None
+    job: str = "noop"
 
 
 def git_head() -> str:
@@ -69,10 +70,11 @@ def git_head() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def environment(system: System, tmp: Path, redis_url: str | None) -> dict[str, str]:
+def environment(system: System, tmp: Path, redis_url: str | None, job: str = "noop") -> dict[str, str]:
     env = dict(os.environ)
     env.update(system.env)
-    env.update(BENCH_MARKS=str(tmp / "marks"), LITEQUEUE_DB=str(tmp / "litequeue.db"),
+    env.update(BENCH_JOB=job, BENCH_IO=str(tmp / "io.txt"),
+               BENCH_MARKS=str(tmp / "marks"), LITEQUEUE_DB=str(tmp / "litequeue.db"),
                BENCH_HUEY_DB=str(tmp / "huey.db"), BENCH_REDIS_URL=redis_url or "",
                PYTHONPATH=os.pathsep.join(filter(None, [str(TASKS_DIR), env.get("PYTHONPATH")])))
     return env
@@ -97,7 +99,7 @@ def one_repeat(system: System, cfg: Config, redis: RedisServer | None) -> dict[s
     if redis:
         redis.flush()
     with workdir(cfg.dir, system.name) as tmp:
-        env = environment(system, tmp, url)
+        env = environment(system, tmp, url, cfg.job)
         marks = Marks(tmp / "marks")
         driver = Driver(system.module, env, tmp)
         try:
@@ -148,7 +150,7 @@ def long_idle(systems: list[System], cfg: Config, redis: RedisServer | None) -> 
             ctx = workdir(cfg.dir, system.name + "-idle")
             tmp = ctx.__enter__()
             url = f"{redis.url[:-2]}/{i + 1}" if redis else None
-            env = environment(system, tmp, url)
+            env = environment(system, tmp, url, cfg.job)
             marks = Marks(tmp / "marks")
             driver = Driver(system.module, env, tmp)
             consumer = Consumer(system.argv(url), env, tmp)
@@ -280,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=float, default=2.0, help="idle seconds before each pickup sample")
     ap.add_argument("--long-idle", type=float, default=None, help="the long idle (default 60 s; 0: skip)")
     ap.add_argument("--long-rounds", type=int, default=3, help="samples after the long idle")
+    ap.add_argument("--job", choices=("noop", "io", "cpu"), default="noop",
+                    help="what each job does: nothing, open-append-close a file, or ~20 ms of pure Python")
     ap.add_argument("--dir", default=None, help="where the databases go (default: the temp dir)")
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument("--render", metavar="JSON", help="print the table of an earlier run's JSON, run nothing")
@@ -294,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(jobs=args.jobs or (2000 if q else 10_000), bulk=args.bulk or (20_000 if q else 100_000),
                  samples=args.samples or (6 if q else 15), idle=args.idle,
                  long_idle=(0.0 if q else 60.0) if args.long_idle is None else args.long_idle,
-                 long_rounds=args.long_rounds, repeats=args.repeats or (1 if q else 3), dir=args.dir)
+                 long_rounds=args.long_rounds, repeats=args.repeats or (1 if q else 3), dir=args.dir,
+                 job=args.job)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(QUICK if q else SYSTEMS)
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
