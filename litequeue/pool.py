@@ -6,8 +6,8 @@ claims as many new jobs as there are idle workers; a busy consumer thus pays one
 (one fsync) per round, however many jobs the round carries. It sleeps on the doorbell,
 so a job enqueued to an idle consumer starts at once.
 
-Process mode: each worker process has a :class:`DirectEndpoint`, which acks its last job
-and claims its next one in one transaction.
+Process mode: the same dispatcher claims and acks for the worker processes, which get
+their jobs and hand back their outcomes over pipes (see couriers.py).
 
 A job counts as done only once its ack is committed; until then its claim stays, so a
 crash gives a duplicate run, never a lost job.
@@ -168,8 +168,13 @@ class Dispatcher:
     def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
                  paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget,
                  stop: threading.Event, workers: int = 1,
-                 window: float = defaults.ACK_GROUP_WINDOW) -> None:
+                 window: float = defaults.ACK_GROUP_WINDOW, processes: bool = False) -> None:
         self.storage = storage
+        # Worker threads share a process: a job some worker died on runs alone. A worker
+        # process dies alone: no need. Worker processes take their next short job while
+        # running one (couriers.py): claim ahead for them even when none is idle.
+        self.isolate_suspects = not processes
+        self.eager = processes
         self.window = window
         self.holder = holder
         self.queues = list(queues) if queues else None
@@ -226,6 +231,18 @@ class Dispatcher:
             finally:
                 self.idle -= 1
 
+    def take(self) -> Claim | None:
+        """A job already claimed, if any, without waiting (a worker process's next job)."""
+        with self.cond:
+            if not self.buffer:
+                return None
+            self.running += 1
+            return self.buffer.popleft()
+
+    def short_jobs(self) -> bool:
+        """Are jobs short (a few milliseconds, measured)? Then claiming ahead pays."""
+        return self.seen >= SHORT_JOB_SAMPLE and self.typical_duration <= SHORT_JOB
+
     def put(self, finished: Finished) -> None:
         """Hand in a finished job; its ack is committed with the next round."""
         with self.cond:
@@ -278,9 +295,11 @@ class Dispatcher:
                 self.suspect = None
             # Nothing else running: a job some worker died on gets its turn first, alone.
             isolate = "suspect-first" if alone and self.suspect is None else "others"
+            if not self.isolate_suspects:
+                isolate = None
             acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: commit_round(
                 self.storage, self.holder, b, self.queues, w, self.paused(), i), reconnect=self.storage.close)
-            if claims and claims[0].suspect:
+            if claims and claims[0].suspect and self.isolate_suspects:
                 self.suspect = claims[0]
             if claims:
                 self.empty_polls = 0
@@ -303,9 +322,9 @@ class Dispatcher:
         ahead waits for a worker of this consumer even if another consumer is idle. So only
         while jobs are short (a few milliseconds, measured) and a worker is idle: then the
         wait is short too, and nothing is hoarded behind long jobs."""
-        if self.idle == 0 or self.seen < SHORT_JOB_SAMPLE or self.typical_duration > SHORT_JOB:
+        if (self.idle == 0 and not self.eager) or not self.short_jobs():
             return 0
-        return self.workers
+        return self.workers * (4 if self.eager else 1)
 
     def _measure(self, batch: list[Finished]) -> None:
         for item in batch:
@@ -355,48 +374,3 @@ class Dispatcher:
     def busy(self, workers: int) -> bool:
         with self.cond:
             return self.idle < workers or bool(self.buffer) or self.pending > 0
-
-
-class DirectEndpoint:
-    """A process worker's own endpoint: acks its last job and claims its next one in one
-    transaction, on its own connection, woken by its own bell."""
-
-    def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
-                 paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget) -> None:
-        self.storage = storage
-        self.holder = holder
-        self.queues = list(queues) if queues else None
-        self.bell = bell
-        self.paused = paused
-        self.observers = observers
-        self.bell_target = bell_target
-        self.held: list[Finished] = []
-
-    def get(self, timeout: float) -> Claim | None:
-        batch, self.held = self.held, []
-        acked, claims = retrying("ack and claim", lambda: commit_round(
-            self.storage, self.holder, batch, self.queues, 1, self.paused()), reconnect=self.storage.close)
-        self._settle(batch, acked)
-        if claims:
-            return claims[0]
-        self.bell.wait(timeout)
-        return None
-
-    def put(self, finished: Finished) -> None:
-        self.held.append(finished)
-
-    def skip(self) -> None:
-        """Nothing to ack for the last job."""
-
-    def flush(self) -> None:
-        """Commit a held ack (at shutdown, when no further claim will carry it)."""
-        batch, self.held = self.held, []
-        if batch:
-            self._settle(batch, retrying("ack", lambda: ack_resilient(self.storage, self.holder, batch)))
-
-    def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
-        log_dropped(batch, acked)
-        if acked:
-            if _adds_ready_jobs(acked):
-                ring(self.bell_target)
-            notify(self.observers, acked)

@@ -551,14 +551,16 @@ def _interrupt_attempts(store: LiteStorage, job_ids: Sequence[str], reason: str,
                f"WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}'", [(now, reason, j) for j in job_ids])
 
 
-def recover(store: LiteStorage, holder: str, reason: str = "its consumer died") -> tuple[int, int]:
-    """Take back a dead holder's claims: to ``queued`` with the attempt ``interrupted``, or
-    to ``failed`` once the job's worker has died ``crash_cap`` times. Returns (requeued,
-    failed)."""
+def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
+            row_ids: Sequence[int] | None = None) -> tuple[int, int]:
+    """Take back a dead holder's claims (all, or ``row_ids``: the one a dead worker process
+    ran): to ``queued`` with the attempt ``interrupted``, or to ``failed`` once the job's
+    worker has died ``crash_cap`` times. Returns (requeued, failed)."""
     now = time.time()
+    only = f" AND id IN {_in(list(row_ids))}" if row_ids else ""
     rows = store.sql(
         "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL, crashes = crashes + 1 "
-        "WHERE claimed_by = ? RETURNING id, job_id, crash_cap", (holder,)).fetchall()
+        f"WHERE claimed_by = ?{only} RETURNING id, job_id, crash_cap", (holder, *(row_ids or ()))).fetchall()
     if not rows:
         return 0, 0
     crashes = dict(store.sql(f"SELECT id, crashes FROM lq_job WHERE id IN {_in([r[1] for r in rows])}",
