@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from . import defaults, migrations, transitions
 from .db import open_database
@@ -16,8 +17,10 @@ from .errors import DatabaseError
 from .ledger import queries
 from .ledger.queries import has_schema
 from .status import FINAL_STATUSES
-from .storage import LiteStorage
 from .transitions import RetryHook, record_event
+
+if TYPE_CHECKING:
+    from .storage import LiteStorage
 
 __all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
            "record_event", "resume_queues", "retry_jobs"]
@@ -37,6 +40,8 @@ def open_store(db: str | None = None, *, create: bool = False, app: str = defaul
                             "point LITEQUEUE_DB at a litequeue database")
     if not create:
         migrations.check(database)
+    from .storage import LiteStorage  # Huey: only for commands that write
+
     return LiteStorage(app, database=database, create_tables=create)
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import peewee
-from playhouse.db_url import connect as db_url_connect
 
 from . import dberrors, defaults
 from .errors import DatabaseError, DatabaseReadOnlyError
@@ -141,6 +140,8 @@ def open_database(
     path = sqlite_path(name)
     if path is None:
         try:
+            from playhouse.db_url import connect as db_url_connect  # imports the drivers: only for URLs
+
             return db_url_connect(name)
         except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
             raise DatabaseError(

@@ -724,6 +724,12 @@ def flush(store: LiteStorage, table: str) -> int:
     return len(ids)
 
 
+def touch(store: Any) -> None:
+    """A write that changes nothing but still takes the write lock and writes a page, so a
+    read-only file, folder or filesystem fails here (``health``)."""
+    store.sql("UPDATE lq_meta SET value = value WHERE key IN (SELECT key FROM lq_meta LIMIT 1)")
+
+
 def record_progress(store: LiteStorage, job_id: str, done: float, total: float | None,
                     message: str | None) -> None:
     """A running job's progress report."""
