@@ -198,7 +198,8 @@ class LiteConsumer(ConsumerSeams):
         self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                      self._jobs_done, pruner=self.pruner,
                                      progressing=self._dispatcher_progressing,
-                                     identity=self.huey.db_identity, on_replaced=self.database_replaced)
+                                     identity=self.huey.db_identity, on_replaced=self.database_replaced,
+                                     busy=self._busy)
         self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                      self.supervisor.paused, self.observers, self.huey.bell_target,
                                      self.stop_event, workers=self.workers,
@@ -213,6 +214,9 @@ class LiteConsumer(ConsumerSeams):
             self._start_couriers()
         sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
                        f"{','.join(self.queues) if self.queues else 'all'}")
+
+    def _busy(self) -> bool:
+        return self.dispatcher is not None and self.dispatcher.busy(self.workers)
 
     def _dispatcher_progressing(self) -> bool:
         return self.dispatcher is None or self.dispatcher.stalled_for() < defaults.DISPATCHER_STALL

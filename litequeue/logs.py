@@ -15,6 +15,7 @@ import logging.handlers
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 FORMATS = ("text", "json")
@@ -99,10 +100,18 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         with self.lock:  # type: ignore[union-attr]
             self.lines.append(line)
+            first = len(self.lines) == 1
+        if first:
+            self.wake.set()
 
     def _write_loop(self) -> None:
+        # Sleeps until a line comes (no wake-ups while idle), then gathers lines for
+        # ``interval`` and writes them together.
         while not self.closed:
-            self.wake.wait(self.interval)
+            self.wake.wait()
+            self.wake.clear()
+            if not self.closed:
+                time.sleep(self.interval)
             self.flush()
 
     def flush(self) -> None:
@@ -114,6 +123,7 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self.closed = True
+        self.wake.set()
         self.flush()
         super().close()
 

@@ -200,6 +200,7 @@ class Dispatcher:
         self.suspect: Claim | None = None  # a job a worker died on, running alone
         self.workers = workers
         self.turned = time.monotonic()  # when the loop last began a turn (see stalled_for)
+        self.waiting = threading.local()  # per worker: idle since its last call to get()
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -210,10 +211,14 @@ class Dispatcher:
     def get(self, timeout: float) -> Claim | None:
         """The next claimed job for a worker thread, or None after ``timeout``."""
         deadline = time.monotonic() + timeout
+        # A worker that just became idle wakes the dispatcher (to claim for it); one still
+        # idle since its last call does not again: the dispatcher found nothing then, and a
+        # new job rings the doorbell (no claim round per idle worker per call: idle CPU).
+        fresh = not getattr(self.waiting, "idle", False)
         with self.cond:
             self.idle += 1
             try:
-                if not self.buffer:
+                if not self.buffer and fresh:
                     # Never ring while holding the condition: the dispatcher needs it to
                     # finish the round that would drain the bell.
                     self.cond.release()
@@ -224,9 +229,11 @@ class Dispatcher:
                 while not self.buffer:
                     left = deadline - time.monotonic()
                     if left <= 0 or self.stop.is_set():
+                        self.waiting.idle = True
                         return None
                     self.cond.wait(left)
                 self.running += 1
+                self.waiting.idle = False
                 return self.buffer.popleft()
             finally:
                 self.idle -= 1
@@ -266,7 +273,7 @@ class Dispatcher:
 
     def stalled_for(self) -> float:
         """Seconds since the loop last began a turn; 0 when not running. An idle loop turns
-        at least every ``IDLE_POLL``: a large value means it is stuck."""
+        at least every ``IDLE_POLL_MAX``: a large value means it is stuck."""
         if self.stop.is_set() or not self.thread.is_alive():
             return 0.0
         return max(0.0, time.monotonic() - self.turned)
@@ -313,7 +320,9 @@ class Dispatcher:
             if want > 0 and not claims and not batch:
                 with self.cond:
                     self.sleeping = True
-                self._sleep()
+                # Found nothing: poll less often the longer nothing comes (the doorbell
+                # still wakes it at once).
+                self._sleep(min(defaults.IDLE_POLL_MAX, defaults.IDLE_POLL * (1 + self.empty_polls // 10)))
 
     def _ahead(self) -> int:
         """How many jobs to claim beyond the idle workers (lock held).
@@ -340,9 +349,9 @@ class Dispatcher:
                 return
             self.settled.wait(left)
 
-    def _sleep(self) -> None:
+    def _sleep(self, timeout: float = defaults.IDLE_POLL) -> None:
         try:
-            self.bell.wait(defaults.IDLE_POLL)
+            self.bell.wait(timeout)
         finally:
             with self.cond:
                 self.sleeping = False

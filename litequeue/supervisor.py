@@ -79,8 +79,10 @@ class Supervisor:
     def __init__(self, storage: LiteStorage, consumer_id: str, bell_target: object,
                  jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL,
                  pruner: AutoPruner | None = None, progressing: Callable[[], bool] | None = None,
-                 identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None) -> None:
+                 identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None,
+                 busy: Callable[[], bool] | None = None) -> None:
         self.storage = storage
+        self.busy = busy
         self.progressing = progressing
         self.identity = identity
         self.on_replaced = on_replaced
@@ -92,6 +94,7 @@ class Supervisor:
         self.pruner = pruner
         self.stop = threading.Event()
         self._paused: set[str] = set()
+        self._beat = (-1, 0.0)  # jobs done at the last heartbeat, and when
         self.thread = threading.Thread(target=self._run, name="litequeue-supervisor", daemon=True)
 
     def start(self) -> None:
@@ -118,7 +121,13 @@ class Supervisor:
                           "claims go with it)", message, extra={"action": "database-replaced"})
                 self.on_replaced()
                 return
-        update_heartbeat(self.storage, self.consumer_id, self.jobs_done())
+        done, now = self.jobs_done(), time.monotonic()
+        # Idle (no job running, none finished since the last heartbeat): a heartbeat every
+        # few seconds is enough, and each one is a commit (idle CPU).
+        idle = done == self._beat[0] and self.busy is not None and not self.busy()
+        if not idle or now - self._beat[1] >= defaults.IDLE_HEARTBEAT:
+            update_heartbeat(self.storage, self.consumer_id, done)
+            self._beat = (done, now)
         # Only once the heartbeat is written and the workers' jobs still move: a stuck
         # database or a hung dispatcher trips the watchdog (systemd restarts the consumer).
         if self.progressing is None or self.progressing():
