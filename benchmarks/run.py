@@ -3,9 +3,10 @@
     python benchmarks/run.py [--quick] [--only NAME,...] [--repeats N]
 
 For each system, in one process tree on this machine: single-enqueue rate (one producer),
-bulk enqueue (litequeue's ``task.map``), drain rate of N queued no-op jobs by a consumer
-with 8 workers, pickup latency of a job enqueued to a consumer idle for 2 s (and 60 s in
-the full run), and the idle consumer's CPU. Prints a markdown table (median and min–max
+bulk enqueue (litequeue's ``task.map``), drain rate of N queued jobs (``--job noop|io|cpu``)
+by a consumer with 8 workers (and litequeue with ``-k process -w 4``), pickup latency of a
+job enqueued to a consumer idle for 2 s (and 60 s in the full run), the idle consumer's CPU,
+and the start-up time of litequeue's read commands. Prints a markdown table (median and min–max
 over the repeats, litequeue's ratio to each peer, the raw-SQLite ceiling) and writes the
 same as JSON under ``benchmarks/results/``. The Redis peers run against a ``redis-server``
 the benchmark starts on a free port and kills afterwards.
@@ -181,6 +182,36 @@ def long_idle(systems: list[System], cfg: Config, redis: RedisServer | None) -> 
     return results
 
 
+def startup(cfg: Config, runs: int = 5) -> dict[str, float]:
+    """Wall time (median of ``runs``, ms) of litequeue's read commands on a small database,
+    of ``litequeue --help`` and of ``huey_consumer --help``, each a fresh interpreter."""
+    system = SYSTEMS["litequeue"]
+    with workdir(cfg.dir, "startup") as tmp:
+        env = environment(system, tmp, None)
+        driver = Driver(system.module, env, tmp)
+        try:
+            for _ in range(20):
+                driver.ask("one")
+        finally:
+            driver.close()
+        lq = str(Path(system.consumer[0]))
+        job = json.loads(subprocess.run([lq, "jobs", "list", "--json"], env=env, cwd=tmp, capture_output=True,
+                                        text=True, check=True).stdout)[0]["id"]
+        commands = {"litequeue status": [lq, "status"], "litequeue jobs list": [lq, "jobs", "list"],
+                    "litequeue jobs show": [lq, "jobs", "show", job], "litequeue health": [lq, "health"],
+                    "litequeue --help": [lq, "--help"],
+                    "huey_consumer --help": [str(Path(lq).parent / "huey_consumer"), "--help"]}
+        out: dict[str, float] = {}
+        for name, argv in commands.items():
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                subprocess.run(argv, env=env, cwd=tmp, capture_output=True)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[name] = sorted(times)[len(times) // 2]
+    return out
+
+
 # -- report -------------------------------------------------------------------------------
 
 def summarize(repeats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -234,6 +265,11 @@ def render(report: dict[str, Any]) -> str:
         for peer, r in ratios.items():
             lines.append(f"| {peer} | " + " | ".join(cell(r.get(k), "{:.2f}")
                                                        for k in ("enqueue", "drain", "pickup_p50")) + " |")
+    st = report.get("startup")
+    if st:
+        lines += ["", f"Start-up, wall time in ms (median of 5 fresh processes, small database, load "
+                  f"{st.get('load', '?')}): " + ", ".join(f"`{k}` {v:.0f}" for k, v in st.items() if k != "load")
+                  + "."]
     c = report.get("ceiling")
     if c:
         lines += ["", f"Raw-SQLite ceiling on this disk (WAL, synchronous=FULL, Python sqlite3; median "
@@ -286,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="what each job does: nothing, open-append-close a file, or ~20 ms of pure Python")
     ap.add_argument("--dir", default=None, help="where the databases go (default: the temp dir)")
     ap.add_argument("--no-ceiling", action="store_true")
+    ap.add_argument("--no-startup", action="store_true", help="skip the start-up times")
     ap.add_argument("--render", metavar="JSON", help="print the table of an earlier run's JSON, run nothing")
     args = ap.parse_args(argv)
     if args.render:
@@ -345,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                     brief["pickup_p50_ms"] = round(percentile(r["pickup_ms"], 50), 2)
                 print(f"- {s.name} repeat {rep + 1}/{cfg.repeats} ({time.monotonic() - t0:.0f} s): {brief}",
                       flush=True)
+        if not args.no_startup and SYSTEMS["litequeue"] in runnable:
+            report["startup"] = startup(cfg) | {"load": load()}
+            print(f"- start-up: {report['startup']}", flush=True)
         if cfg.long_idle > 0 and runnable:
             print(f"- pickup after {cfg.long_idle:.0f} s idle, {cfg.long_rounds} rounds...", flush=True)
             for name, r in long_idle(runnable, cfg, redis).items():
