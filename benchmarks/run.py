@@ -4,9 +4,10 @@
     python benchmarks/run.py --postgres [...]   (benchmarks/postgres.py: the PostgreSQL queues)
 
 For each system, in one process tree on this machine: single-enqueue rate (one producer),
-bulk enqueue (litequeue's ``task.map``), drain rate of N queued no-op jobs by a consumer
-with 8 workers, pickup latency of a job enqueued to a consumer idle for 2 s (and 60 s in
-the full run), and the idle consumer's CPU. Prints a markdown table (median and min–max
+bulk enqueue (litequeue's ``task.map``), drain rate of N queued jobs (``--job noop|io|cpu``)
+by a consumer with 8 workers (and litequeue with ``-k process -w 4``), pickup latency of a
+job enqueued to a consumer idle for 2 s (and 60 s in the full run), the idle consumer's CPU,
+and the start-up time of litequeue's read commands. Prints a markdown table (median and min–max
 over the repeats, litequeue's ratio to each peer, the raw-SQLite ceiling) and writes the
 same as JSON under ``benchmarks/results/``. The Redis peers run against a ``redis-server``
 the benchmark starts on a free port and kills afterwards.
@@ -56,6 +57,7 @@ class Config:
     long_rounds: int
     repeats: int
     dir: str | None
+    job: str = "noop"
 
 
 def git_head() -> str:
@@ -70,10 +72,11 @@ def git_head() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def environment(system: System, tmp: Path, redis_url: str | None) -> dict[str, str]:
+def environment(system: System, tmp: Path, redis_url: str | None, job: str = "noop") -> dict[str, str]:
     env = dict(os.environ)
     env.update(system.env)
-    env.update(BENCH_MARKS=str(tmp / "marks"), LITEQUEUE_DB=str(tmp / "litequeue.db"),
+    env.update(BENCH_JOB=job, BENCH_IO=str(tmp / "io.txt"),
+               BENCH_MARKS=str(tmp / "marks"), LITEQUEUE_DB=str(tmp / "litequeue.db"),
                BENCH_HUEY_DB=str(tmp / "huey.db"), BENCH_REDIS_URL=redis_url or "",
                PYTHONPATH=os.pathsep.join(filter(None, [str(TASKS_DIR), env.get("PYTHONPATH")])))
     return env
@@ -98,7 +101,7 @@ def one_repeat(system: System, cfg: Config, redis: RedisServer | None) -> dict[s
     if redis:
         redis.flush()
     with workdir(cfg.dir, system.name) as tmp:
-        env = environment(system, tmp, url)
+        env = environment(system, tmp, url, cfg.job)
         marks = Marks(tmp / "marks")
         driver = Driver(system.module, env, tmp)
         try:
@@ -149,7 +152,7 @@ def long_idle(systems: list[System], cfg: Config, redis: RedisServer | None) -> 
             ctx = workdir(cfg.dir, system.name + "-idle")
             tmp = ctx.__enter__()
             url = f"{redis.url[:-2]}/{i + 1}" if redis else None
-            env = environment(system, tmp, url)
+            env = environment(system, tmp, url, cfg.job)
             marks = Marks(tmp / "marks")
             driver = Driver(system.module, env, tmp)
             consumer = Consumer(system.argv(url), env, tmp)
@@ -178,6 +181,36 @@ def long_idle(systems: list[System], cfg: Config, redis: RedisServer | None) -> 
     for r in results.values():
         r["idle_cpu_pct"] = 100.0 * r.pop("ticks") / CLK_TCK / r.pop("waited")
     return results
+
+
+def startup(cfg: Config, runs: int = 5) -> dict[str, float]:
+    """Wall time (median of ``runs``, ms) of litequeue's read commands on a small database,
+    of ``litequeue --help`` and of ``huey_consumer --help``, each a fresh interpreter."""
+    system = SYSTEMS["litequeue"]
+    with workdir(cfg.dir, "startup") as tmp:
+        env = environment(system, tmp, None)
+        driver = Driver(system.module, env, tmp)
+        try:
+            for _ in range(20):
+                driver.ask("one")
+        finally:
+            driver.close()
+        lq = str(Path(system.consumer[0]))
+        job = json.loads(subprocess.run([lq, "jobs", "list", "--json"], env=env, cwd=tmp, capture_output=True,
+                                        text=True, check=True).stdout)[0]["id"]
+        commands = {"litequeue status": [lq, "status"], "litequeue jobs list": [lq, "jobs", "list"],
+                    "litequeue jobs show": [lq, "jobs", "show", job], "litequeue health": [lq, "health"],
+                    "litequeue --help": [lq, "--help"],
+                    "huey_consumer --help": [str(Path(lq).parent / "huey_consumer"), "--help"]}
+        out: dict[str, float] = {}
+        for name, argv in commands.items():
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                subprocess.run(argv, env=env, cwd=tmp, capture_output=True)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[name] = sorted(times)[len(times) // 2]
+    return out
 
 
 # -- report -------------------------------------------------------------------------------
@@ -233,6 +266,11 @@ def render(report: dict[str, Any]) -> str:
         for peer, r in ratios.items():
             lines.append(f"| {peer} | " + " | ".join(cell(r.get(k), "{:.2f}")
                                                        for k in ("enqueue", "drain", "pickup_p50")) + " |")
+    st = report.get("startup")
+    if st:
+        lines += ["", f"Start-up, wall time in ms (median of 5 fresh processes, small database, load "
+                  f"{st.get('load', '?')}): " + ", ".join(f"`{k}` {v:.0f}" for k, v in st.items() if k != "load")
+                  + "."]
     c = report.get("ceiling")
     if c:
         lines += ["", f"Raw-SQLite ceiling on this disk (WAL, synchronous=FULL, Python sqlite3; median "
@@ -286,8 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=float, default=2.0, help="idle seconds before each pickup sample")
     ap.add_argument("--long-idle", type=float, default=None, help="the long idle (default 60 s; 0: skip)")
     ap.add_argument("--long-rounds", type=int, default=3, help="samples after the long idle")
+    ap.add_argument("--job", choices=("noop", "io", "cpu"), default="noop",
+                    help="what each job does: nothing, open-append-close a file, or ~20 ms of pure Python")
     ap.add_argument("--dir", default=None, help="where the databases go (default: the temp dir)")
     ap.add_argument("--no-ceiling", action="store_true")
+    ap.add_argument("--no-startup", action="store_true", help="skip the start-up times")
     ap.add_argument("--render", metavar="JSON", help="print the table of an earlier run's JSON, run nothing")
     args = ap.parse_args(argv)
     if args.render:
@@ -300,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(jobs=args.jobs or (2000 if q else 10_000), bulk=args.bulk or (20_000 if q else 100_000),
                  samples=args.samples or (6 if q else 15), idle=args.idle,
                  long_idle=(0.0 if q else 60.0) if args.long_idle is None else args.long_idle,
-                 long_rounds=args.long_rounds, repeats=args.repeats or (1 if q else 3), dir=args.dir)
+                 long_rounds=args.long_rounds, repeats=args.repeats or (1 if q else 3), dir=args.dir,
+                 job=args.job)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(QUICK if q else SYSTEMS)
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
@@ -346,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
                     brief["pickup_p50_ms"] = round(percentile(r["pickup_ms"], 50), 2)
                 print(f"- {s.name} repeat {rep + 1}/{cfg.repeats} ({time.monotonic() - t0:.0f} s): {brief}",
                       flush=True)
+        if not args.no_startup and SYSTEMS["litequeue"] in runnable:
+            report["startup"] = startup(cfg) | {"load": load()}
+            print(f"- start-up: {report['startup']}", flush=True)
         if cfg.long_idle > 0 and runnable:
             print(f"- pickup after {cfg.long_idle:.0f} s idle, {cfg.long_rounds} rounds...", flush=True)
             for name, r in long_idle(runnable, cfg, redis).items():

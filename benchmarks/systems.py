@@ -49,6 +49,9 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("litequeue-fast", "litequeue (fast)", "bench_tasks",
            (_bin("litequeue"), "run-consumer", "bench_tasks", "-w", "8"), LITEQUEUE, bulk=True,
            env={"LITEQUEUE_DURABILITY": "fast"}),
+    System("litequeue-process", "litequeue (-k process -w 4)", "bench_tasks",
+           (_bin("litequeue"), "run-consumer", "bench_tasks", "-k", "process", "-w", "4"), LITEQUEUE,
+           env={"LITEQUEUE_DURABILITY": "full"}),
     System("huey-sqlite", "Huey SqliteHuey", "huey_tasks",
            (_bin("huey_consumer"), "huey_tasks.huey", "-w", "8"), ("huey",)),
     System("huey-redis", "Huey RedisHuey", "hueyredis_tasks",
@@ -64,4 +67,4 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
            ("dramatiq", "redis"), redis=True),
     System("arq", "arq", "arq_tasks", (_bin("arq"), "arq_tasks.WorkerSettings"), ("arq", "redis"), redis=True),
 )}
-QUICK = ("litequeue", "huey-sqlite")
+QUICK = ("litequeue", "litequeue-process", "huey-sqlite")

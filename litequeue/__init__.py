@@ -4,10 +4,8 @@ Huey (on SQLite, or PostgreSQL) is the engine; peewee keeps a ledger of every jo
 same database; claims and acknowledgements make sure no job is ever lost.
 """
 
-from huey import crontab
+from typing import TYPE_CHECKING, Any
 
-from .app import LiteQueue, default_app, periodic_task, task
-from .context import current_job
 from .errors import (
     AppImportError,
     ConfigurationError,
@@ -23,6 +21,27 @@ from .errors import (
 )
 from .limits import Breaker
 from .status import AttemptOutcome, JobStatus
+
+if TYPE_CHECKING:
+    from huey import crontab
+
+    from .app import LiteQueue, default_app, periodic_task, task
+    from .context import current_job
+
+#: Imported on first use: the CLI's read commands never import Huey (start-up time).
+_LAZY = {"crontab": "huey", "LiteQueue": ".app", "default_app": ".app", "periodic_task": ".app",
+         "task": ".app", "current_job": ".context"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'litequeue' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AppImportError", "AttemptOutcome", "Breaker", "ConfigurationError", "DatabaseBusyError", "DatabaseError",

@@ -34,7 +34,7 @@ from huey.consumer import WorkerRecycle
 
 from . import defaults, interrupts
 from .ledger import queries
-from .liveness import holder_of, holder_pattern
+from .liveness import holder_pattern
 from .records import Claim, Finished
 from .status import AttemptOutcome, JobStatus
 from .transitions import cancel_actor
@@ -131,25 +131,22 @@ def forget_retired(ident: int | None) -> None:
     _retired.discard(ident or 0)
 
 
-def stop_worker_process(consumer: LiteConsumer, holder: str, grace: float) -> int | None:
-    """Kill the worker process that holds the claim ``holder`` (one of ``consumer``'s),
-    wait for it, and recover its claim, which ends ``cancelled`` because a cancel was
-    requested (``transitions.recover``). The consumer's health check then starts a new
-    worker in its place, so it keeps its full worker count. Returns the pid, or None when
-    no live worker of this consumer holds that claim.
+def stop_worker_process(consumer: LiteConsumer, job_id: str, grace: float) -> int | None:
+    """Kill the worker process of ``consumer`` that runs ``job_id``. Its courier sees it
+    die and recovers the claim, which ends ``cancelled`` because a cancel was requested
+    (``transitions.recover``); the consumer's health check starts a new worker in its
+    place, so it keeps its full worker count. Returns the pid, or None when none of its
+    workers runs that job.
 
-    The one place a process worker is stopped for a cancel, kept small so a different
-    process-worker design can re-home it."""
-    for _, proc in consumer.worker_threads:
-        pid = getattr(proc, "pid", None)
-        if pid and holder_of(consumer.consumer_id, pid) == holder and proc.is_alive():
+    The one place a process worker is stopped for a cancel."""
+    for courier in list(consumer.couriers.values()):
+        proc = courier.proc
+        if courier.running(job_id) and proc.is_alive():
+            courier.stopped_for = f"its worker process was stopped after its {grace:g}s grace period"
             # SIGKILL: the workers ignore SIGTERM and SIGINT (those are the parent's).
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            proc.join(5)
-            consumer.storage.recover(
-                holder, reason=f"its worker process was stopped after its {grace:g}s grace period")
-            return int(pid)
+                os.kill(proc.pid, signal.SIGKILL)
+            return int(proc.pid)
     return None
 
 
@@ -224,7 +221,7 @@ class CancelWatcher:
             entry = running(job_id)
             if entry is not None:
                 soonest = min(soonest, self._thread_job(entry, cancel_actor(value), now))
-            elif processes and holder != consumer_id:
+            elif processes:
                 soonest = min(soonest, self._process_job(job_id, holder, task, now))
         live = {r[0] for r in requests}
         self.seen = {k: v for k, v in self.seen.items() if k in live}
@@ -279,7 +276,7 @@ class CancelWatcher:
         left = first + grace - now
         if left > 0:
             return left
-        pid = stop_worker_process(self.consumer, holder, grace)
+        pid = stop_worker_process(self.consumer, job_id, grace)
         if pid is not None:
             log.warning("job %s did not stop within its %gs grace period: stopped worker process %d",
                         job_id, grace, pid, extra={"action": "cancel-enforced", "job_id": job_id})

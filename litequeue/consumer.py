@@ -11,7 +11,8 @@ What it changes at Huey's seams:
   while it was stopped or cut off) notices, drops its outcomes (fenced acks) and carries on
   under a fresh id;
 * process workers die with their parent (``PR_SET_PDEATHSIG``) and ignore the signals
-  meant for the parent; a dead worker process's claims are recovered before it is replaced;
+  meant for the parent; they get their jobs over pipes from the same dispatcher thread
+  workers use (``couriers.py``), and a dead worker process's claim is recovered at once;
 * task timeouts are enforced for thread workers too;
 * a cancel watcher stops the running jobs someone cancelled (``cancelling.py``);
 * ``worker_type="asyncio"``: N slots running ``async def`` tasks on one event loop (``aio.py``).
@@ -35,13 +36,13 @@ from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 from . import cancelling, dberrors, defaults, dialect, interrupts, sdnotify
 from .cancelling import CancelWatcher
 from .config import redact
+from .couriers import Courier, PipeEndpoint, WorkerPipe
 from .db import state_dir
 from .doorbell import Doorbell, make_doorbell
 from .faultwait import FaultWait
 from .hueyseams import ConsumerSeams
-from .ledger import queries
-from .liveness import LifeLock, SessionLock, consumer_of, holder_of, holder_pattern, new_consumer_id
-from .pool import DirectEndpoint, Dispatcher, Observer
+from .liveness import LifeLock, SessionLock, consumer_of, holder_of, new_consumer_id
+from .pool import Dispatcher, Observer
 from .replaced import restart_in_place
 from .retention import AutoPruner
 from .scheduler import LiteScheduler
@@ -132,6 +133,7 @@ class LiteConsumer(ConsumerSeams):
             if self.state is None and not dialect.is_sqlite(huey.storage.database) else None)
         self.stop_event = threading.Event()
         self.dispatcher: Dispatcher | None = None
+        self.couriers: dict[int, Courier] = {}  # worker process pid -> its courier
         self.supervisor: Supervisor | None = None
         self._bell: Doorbell | None = None
         self.scheduler_bell: Doorbell | None = None
@@ -161,7 +163,10 @@ class LiteConsumer(ConsumerSeams):
         raise ValueError(f"worker type must be thread, process or asyncio, not {worker_type!r}")
 
     def create_worker(self) -> LiteWorker:
-        return LiteWorker(self.huey, self.stop_flag, self, max_tasks=self.max_tasks)
+        worker = LiteWorker(self.huey, self.stop_flag, self, max_tasks=self.max_tasks)
+        if self.worker_type == "process":
+            worker.pipe = WorkerPipe()
+        return worker
 
     def create_scheduler(self) -> LiteScheduler:
         return LiteScheduler(self.huey, self.stop_flag, self, self.periodic)
@@ -169,23 +174,35 @@ class LiteConsumer(ConsumerSeams):
     def make_bell(self, name: str) -> Doorbell:
         return make_doorbell(self.huey.bell_target, f"{self.consumer_id.rsplit(':', 1)[-1]}-{name}-{os.getpid()}")
 
-    def endpoints_for_worker(self) -> tuple[Any, Any]:
+    def endpoints_for_worker(self, worker: Any = None) -> tuple[Any, Any]:
         """Where a worker takes claims from and hands outcomes to (called in the worker)."""
-        if self.dispatcher is not None:
-            return self.dispatcher, self.dispatcher
-        holder = holder_of(self.consumer_id, os.getpid())
-        endpoint = DirectEndpoint(self.storage, holder, self.queues, self.make_bell("w"),
-                                  self._paused_in_child, self.observers, self.huey.bell_target)
-        return endpoint, endpoint
+        pipe = getattr(worker, "pipe", None)
+        if pipe is not None:  # a worker process: its pipe to the consumer's dispatcher
+            endpoint = PipeEndpoint(pipe, self.storage, self.consumer_id, self.observers, self.huey.bell_target)
+            return endpoint, endpoint
+        assert self.dispatcher is not None
+        return self.dispatcher, self.dispatcher
 
-    def _paused_in_child(self) -> set[str]:
-        # Process workers read pauses themselves (at most once a second).
-        now = time.monotonic()
-        cache = getattr(self, "_pause_cache", (0.0, set()))
-        if now - cache[0] > 1.0:
-            cache = (now, self.storage.paused_queues())
-            self._pause_cache = cache
-        return cache[1]
+    def _start_couriers(self) -> None:
+        """A courier for each worker process that has none (new, or replacing a dead one)."""
+        assert self.dispatcher is not None
+        live = set()
+        for worker, proc in self.worker_threads:
+            pipe = getattr(worker, "pipe", None)
+            if pipe is None or not proc.pid:
+                continue
+            live.add(proc.pid)
+            if proc.pid not in self.couriers:
+                courier = Courier(self.dispatcher, self.storage, self.consumer_id, pipe, proc,
+                                  self.stop_event, self._worker_lost, self.max_tasks)
+                self.couriers[proc.pid] = courier
+                courier.start()
+        for pid in [p for p, c in self.couriers.items() if p not in live and not c.thread.is_alive()]:
+            del self.couriers[pid]
+
+    def _worker_lost(self, pid: int, back: int, failed: int) -> None:
+        log.warning("worker process %s died: %d job(s) back to the queue, %d failed at the crash cap",
+                    pid, back, failed)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -195,21 +212,17 @@ class LiteConsumer(ConsumerSeams):
         recovered = release_stalled_claims(self.storage, me=self.consumer_id)
         if recovered:
             log.warning("recovered %d job(s) from dead consumers", recovered)
-        if self.worker_type != "process":
-            self._bell = self.make_bell("dispatcher")
-            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
-                                         self._jobs_done, pruner=self.pruner,
-                                         progressing=self._dispatcher_progressing,
-                                         identity=self.huey.db_identity, on_replaced=self.database_replaced,
-                                         keep_session=self._keep_session, on_presumed_dead=self._presumed_dead)
-            self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
-                                         self.supervisor.paused, self.observers, self.huey.bell_target,
-                                         self.stop_event, workers=self.workers)
-        else:
-            self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
-                                         self._jobs_done, pruner=self.pruner, identity=self.huey.db_identity,
-                                         on_replaced=self.database_replaced, keep_session=self._keep_session,
-                                         on_presumed_dead=self._presumed_dead)
+        self._bell = self.make_bell("dispatcher")
+        self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
+                                     self._jobs_done, pruner=self.pruner,
+                                     progressing=self._dispatcher_progressing,
+                                     identity=self.huey.db_identity, on_replaced=self.database_replaced,
+                                     keep_session=self._keep_session, on_presumed_dead=self._presumed_dead,
+                                     busy=self._busy, idle_heartbeat=min(defaults.IDLE_HEARTBEAT, self.lease / 3))
+        self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
+                                     self.supervisor.paused, self.observers, self.huey.bell_target,
+                                     self.stop_event, workers=self.workers,
+                                     processes=self.worker_type == "process")
         log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
                  self.consumer_id, self.workers, self.worker_type,
                  ",".join(self.queues) if self.queues else "all", redact(self.huey.db_target))
@@ -217,10 +230,14 @@ class LiteConsumer(ConsumerSeams):
         self.supervisor.start()
         self.cancel_watcher = CancelWatcher(self, self.cancel_grace)
         self.cancel_watcher.start()
-        if self.dispatcher is not None:
-            self.dispatcher.start()
+        self.dispatcher.start()
+        if self.worker_type == "process":
+            self._start_couriers()
         sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
                        f"{','.join(self.queues) if self.queues else 'all'}")
+
+    def _busy(self) -> bool:
+        return self.dispatcher is not None and self.dispatcher.busy(self.workers)
 
     def _dispatcher_progressing(self) -> bool:
         return self.dispatcher is None or self.dispatcher.stalled_for() < defaults.DISPATCHER_STALL
@@ -359,9 +376,7 @@ class LiteConsumer(ConsumerSeams):
 
     def _drained(self) -> bool:
         if self.dispatcher is None:
-            endpoint_idle = queries.unfinished_for(
-                self.storage.database, self.huey.name, holder_pattern(self.consumer_id)) == 0
-            return endpoint_idle and self._nothing_due()
+            return False
         return (not self.dispatcher.busy(self.workers) and self.dispatcher.empty_polls > 0
                 and self._nothing_due())
 
@@ -386,6 +401,8 @@ class LiteConsumer(ConsumerSeams):
         self.stop_event.set()
         if self.supervisor is not None:
             self.supervisor.stop.set()
+        for courier in self.couriers.values():  # outcomes the workers sent, handed in
+            courier.join(5.0)
         if self.cancel_watcher is not None:
             self.cancel_watcher.close()
         if self.dispatcher is not None:
@@ -421,6 +438,7 @@ class LiteConsumer(ConsumerSeams):
             self.storage.close()  # the main thread's connection must not be inherited by new workers
             with FORK_GUARD:  # no thread of ours is inside a write transaction while we fork
                 healthy = super().check_worker_health()
+            self._start_couriers()
             self._recover_vanished_workers()
             return healthy
         self._replace_retired_threads()

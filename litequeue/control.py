@@ -10,7 +10,7 @@ import getpass
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import defaults, migrations, transitions
 from .db import open_database
@@ -19,8 +19,10 @@ from .errors import DatabaseError
 from .ledger import queries
 from .ledger.queries import has_schema
 from .status import FINAL_STATUSES
-from .storage import LiteStorage
 from .transitions import RetryHook, record_event
+
+if TYPE_CHECKING:
+    from .storage import LiteStorage
 
 __all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
            "record_event", "reset_breaker", "resume_queues", "retry_jobs", "wait_ended", "who"]
@@ -40,6 +42,8 @@ def open_store(db: str | None = None, *, create: bool = False, app: str = defaul
                             "point LITEQUEUE_DB at a litequeue database")
     if not create:
         migrations.check(database)
+    from .storage import LiteStorage  # Huey: only for commands that write
+
     return LiteStorage(app, database=database, create_tables=create)
 
 

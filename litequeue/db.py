@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import peewee
-from playhouse.db_url import connect as db_url_connect
-from playhouse.db_url import parse as db_url_parse
 
 from . import dberrors, defaults
 from .errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableError
@@ -259,6 +257,9 @@ def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) 
     'litequeue[postgres]'``). Whatever the URL leaves out (host, port, user, database,
     password, SSL mode) libpq takes from its environment variables (``PGHOST``,
     ``PGPASSFILE``, ``PGSSLMODE``, ...). The password never appears in a message."""
+    from playhouse.db_url import connect as db_url_connect  # imports the drivers: only for URLs
+    from playhouse.db_url import parse as db_url_parse
+
     from .config import redact
 
     shown = redact(url)

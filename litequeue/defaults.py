@@ -21,8 +21,13 @@ HEARTBEAT_INTERVAL = 1.0
 #: A consumer on another host (or one whose lock cannot be seen) is presumed dead after this
 #: long without a heartbeat (``run-consumer --lease``, recorded on its row).
 HEARTBEAT_LEASE = 30.0
-#: The consumer falls back to a poll this often when no doorbell rings.
+#: The consumer falls back to a poll this often when no doorbell rings; the poll slows
+#: down to ``IDLE_POLL_MAX`` while it keeps finding nothing (idle CPU).
 IDLE_POLL = 1.0
+IDLE_POLL_MAX = 5.0
+#: An idle consumer (no job finished since its last heartbeat) writes its heartbeat this
+#: often instead of every ``HEARTBEAT_INTERVAL`` (health's default limit is 30 s).
+IDLE_HEARTBEAT = 5.0
 #: The systemd watchdog is no longer fed once the dispatcher has not turned for this long.
 DISPATCHER_STALL = 20.0
 #: A running job asked to cancel is stopped after this many seconds unless it stops

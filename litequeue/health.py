@@ -15,20 +15,21 @@ the user's code.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import peewee as pw
 
-from . import dberrors, migrations, replaced
+from . import dberrors, dialect, migrations, replaced, transitions
 from .db import open_database
 from .errors import DatabaseError, LiteQueueError
 from .ledger import queries
 from .ledger.queries import has_schema
 from .liveness import judge
-from .storage import LiteStorage
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 EXIT_STATUS = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -102,7 +103,32 @@ def check(db: str | None = None, thresholds: Thresholds | None = None, now: floa
     return report
 
 
-def _open(db: str | None, t: Thresholds, report: Report) -> LiteStorage | None:
+class _Probe:
+    """What the checks need of a storage, without Huey (start-up time): the database and
+    a write that changes nothing."""
+
+    def __init__(self, database: pw.Database) -> None:
+        self.database = database
+
+    def sql(self, query: str, params: Any = ()) -> Any:
+        return dialect.sql(self.database, query, params)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        try:
+            with self.database.atomic():
+                yield
+        except (pw.DatabaseError, sqlite3.Error) as exc:
+            clear = dberrors.translate(exc, self.database)
+            if isinstance(clear, Exception) and clear is not exc:
+                raise clear from exc
+            raise
+
+    def touch(self) -> None:
+        transitions.touch(self)
+
+
+def _open(db: str | None, t: Thresholds, report: Report) -> _Probe | None:
     try:
         database = open_database(db, create=False, busy_timeout=t.busy_timeout)
         if not has_schema(database):
@@ -110,7 +136,7 @@ def _open(db: str | None, t: Thresholds, report: Report) -> LiteStorage | None:
             raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
                                 "point LITEQUEUE_DB at a litequeue database")
         migrations.check(database)
-        store = LiteStorage("litequeue", database=database, create_tables=False)
+        store = _Probe(database)
     except (LiteQueueError, pw.DatabaseError, OSError) as exc:
         # OSError: the path is a folder or unreadable (db.py lets that through).
         text = f"cannot open {exc.filename}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
@@ -121,7 +147,7 @@ def _open(db: str | None, t: Thresholds, report: Report) -> LiteStorage | None:
     return store
 
 
-def _check_writable(store: LiteStorage, report: Report) -> None:
+def _check_writable(store: _Probe, report: Report) -> None:
     """A write transaction that changes nothing: it still takes the write lock and
     writes a page, so a read-only file, folder or filesystem fails here."""
     try:
@@ -147,7 +173,7 @@ def _check_writable(store: LiteStorage, report: Report) -> None:
                                   "enqueues fail and consumers wait: free some space there")
 
 
-def _check_replaced(store: LiteStorage, report: Report) -> None:
+def _check_replaced(store: _Probe, report: Report) -> None:
     """Processes that still serve a deleted or replaced copy of the database file."""
     _, path = dberrors.location(store.database)
     if path is None or path == ":memory:":
@@ -160,7 +186,7 @@ def _check_replaced(store: LiteStorage, report: Report) -> None:
                              "restarts by itself within a second)")
 
 
-def _check_consumers(store: LiteStorage, t: Thresholds, report: Report, now: float) -> list[list[str]]:
+def _check_consumers(store: _Probe, t: Thresholds, report: Report, now: float) -> list[list[str]]:
     """The live consumers' queue lists ([] = every queue); flags silent ones."""
     verdict = judge(store.database, now=now)
     alive: list[list[str]] = []
@@ -182,7 +208,7 @@ def _served(queue: str, alive: Iterable[list[str]]) -> bool:
     return any(not served or queue in served for served in alive)
 
 
-def _check_queues(store: LiteStorage, t: Thresholds, report: Report, now: float,
+def _check_queues(store: _Probe, t: Thresholds, report: Report, now: float,
                   alive: list[list[str]]) -> None:
     queues: dict[str, dict[str, Any]] = {}
 
@@ -213,7 +239,7 @@ def _check_queues(store: LiteStorage, t: Thresholds, report: Report, now: float,
     report.checks["queues"] = queues
 
 
-def _orphaned(store: LiteStorage, now: float) -> list[tuple[str, int]]:
+def _orphaned(store: _Probe, now: float) -> list[tuple[str, int]]:
     """(queue, count) of claims whose holder's consumer is dead or not registered."""
     rows = queries.claims_by_holder(store.database)
     if not rows:
@@ -222,7 +248,7 @@ def _orphaned(store: LiteStorage, now: float) -> list[tuple[str, int]]:
     return [(queue, n) for holder, queue, n in rows if verdict.holder_is_orphaned(holder)]
 
 
-def _check_failures(store: LiteStorage, t: Thresholds, report: Report, now: float) -> None:
+def _check_failures(store: _Probe, t: Thresholds, report: Report, now: float) -> None:
     counts = queries.finished_since(store.database, now - FAILURE_WINDOW)
     failed, succeeded = counts.get("failed", 0), counts.get("succeeded", 0)
     rate = failed / (failed + succeeded) if failed + succeeded else 0.0
@@ -232,7 +258,7 @@ def _check_failures(store: LiteStorage, t: Thresholds, report: Report, now: floa
                              f"({rate:.0%} > {t.max_failure_rate:.0%}); see litequeue jobs list --status failed")
 
 
-def _check_running(store: LiteStorage, limit: float, report: Report, now: float) -> None:
+def _check_running(store: _Probe, limit: float, report: Report, now: float) -> None:
     rows = queries.running_since(store.database, now - limit, 6)
     report.checks["running_too_long"] = [{"id": r[0], "task": r[1], "queue": r[2],
                                           "running_s": round(now - r[3], 1)} for r in rows]

@@ -15,6 +15,7 @@ import logging.handlers
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 FORMATS = ("text", "json")
@@ -55,27 +56,40 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     A consumer logs two lines per job from many worker threads: writing (and flushing)
     each line is a system call that hands the GIL around between the workers, which cost
     more than the jobs themselves. Lines are formatted at once and written together by a
-    background thread; warnings and errors are written at once. A forked process (a
-    process worker) writes each line itself: no thread survives a fork."""
+    background thread; warnings and errors are written at once. No thread survives a
+    fork: a forked process (a process worker) starts its own writer with its first line,
+    and writes what is left when it exits."""
 
     def __init__(self, stream: Any, interval: float = 0.05) -> None:
         super().__init__(stream)
         self.interval = interval
         self.lines: list[str] = []
         self.wake = threading.Event()
-        self.direct = False
         self.closed = False
-        self.writer = threading.Thread(target=self._write_loop, name="litequeue-log", daemon=True)
-        self.writer.start()
+        self.writer_pid = 0
+        self._start_writer()
         atexit.register(self.flush)
         os.register_at_fork(after_in_child=self._after_fork)
 
+    def _start_writer(self) -> None:
+        self.writer_pid = os.getpid()
+        self.writer = threading.Thread(target=self._write_loop, name="litequeue-log", daemon=True)
+        self.writer.start()
+
     def _after_fork(self) -> None:
-        self.direct = True
         self.lines = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.direct or record.levelno >= logging.WARNING:
+        if self.writer_pid != os.getpid() and not self.closed:
+            with self.lock:  # type: ignore[union-attr]
+                if self.writer_pid != os.getpid():
+                    self._start_writer()
+                    # A worker process leaves through os._exit; multiprocessing's
+                    # finalizers still run (registered here: forking clears them).
+                    from multiprocessing import util
+
+                    util.Finalize(self, self.flush, exitpriority=100)
+        if record.levelno >= logging.WARNING:
             self.flush()
             super().emit(record)
             return
@@ -86,10 +100,18 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         with self.lock:  # type: ignore[union-attr]
             self.lines.append(line)
+            first = len(self.lines) == 1
+        if first:
+            self.wake.set()
 
     def _write_loop(self) -> None:
+        # Sleeps until a line comes (no wake-ups while idle), then gathers lines for
+        # ``interval`` and writes them together.
         while not self.closed:
-            self.wake.wait(self.interval)
+            self.wake.wait()
+            self.wake.clear()
+            if not self.closed:
+                time.sleep(self.interval)
             self.flush()
 
     def flush(self) -> None:
@@ -101,6 +123,7 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self.closed = True
+        self.wake.set()
         self.flush()
         super().close()
 

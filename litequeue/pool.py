@@ -6,8 +6,8 @@ claims as many new jobs as there are idle workers; a busy consumer thus pays one
 (one fsync) per round, however many jobs the round carries. It sleeps on the doorbell,
 so a job enqueued to an idle consumer starts at once.
 
-Process mode: each worker process has a :class:`DirectEndpoint`, which acks its last job
-and claims its next one in one transaction.
+Process mode: the same dispatcher claims and acks for the worker processes, which get
+their jobs and hand back their outcomes over pipes (see couriers.py).
 
 A job counts as done only once its ack is committed; until then its claim stays, so a
 crash gives a duplicate run, never a lost job.
@@ -168,8 +168,13 @@ class Dispatcher:
     def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
                  paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget,
                  stop: threading.Event, workers: int = 1,
-                 window: float = defaults.ACK_GROUP_WINDOW) -> None:
+                 window: float = defaults.ACK_GROUP_WINDOW, processes: bool = False) -> None:
         self.storage = storage
+        # Worker threads share a process: a job some worker died on runs alone. A worker
+        # process dies alone: no need. Worker processes take their next short job while
+        # running one (couriers.py): claim ahead for them even when none is idle.
+        self.isolate_suspects = not processes
+        self.eager = processes
         self.window = window
         self.holder = holder
         self.queues = list(queues) if queues else None
@@ -199,6 +204,7 @@ class Dispatcher:
         #: else its holder holds after a lost connection was claimed by a lost commit.
         self.held: set[int] = set()
         self.uncertain = False  # a round failed with the connection: did its commit happen?
+        self.waiting = threading.local()  # per worker: idle since its last call to get()
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -209,10 +215,14 @@ class Dispatcher:
     def get(self, timeout: float) -> Claim | None:
         """The next claimed job for a worker thread, or None after ``timeout``."""
         deadline = time.monotonic() + timeout
+        # A worker that just became idle wakes the dispatcher (to claim for it); one still
+        # idle since its last call does not again: the dispatcher found nothing then, and a
+        # new job rings the doorbell (no claim round per idle worker per call: idle CPU).
+        fresh = not getattr(self.waiting, "idle", False)
         with self.cond:
             self.idle += 1
             try:
-                if not self.buffer:
+                if not self.buffer and fresh:
                     # Never ring while holding the condition: the dispatcher needs it to
                     # finish the round that would drain the bell.
                     self.cond.release()
@@ -223,12 +233,26 @@ class Dispatcher:
                 while not self.buffer:
                     left = deadline - time.monotonic()
                     if left <= 0 or self.stop.is_set():
+                        self.waiting.idle = True
                         return None
                     self.cond.wait(left)
                 self.running += 1
+                self.waiting.idle = False
                 return self.buffer.popleft()
             finally:
                 self.idle -= 1
+
+    def take(self) -> Claim | None:
+        """A job already claimed, if any, without waiting (a worker process's next job)."""
+        with self.cond:
+            if not self.buffer:
+                return None
+            self.running += 1
+            return self.buffer.popleft()
+
+    def short_jobs(self) -> bool:
+        """Are jobs short (a few milliseconds, measured)? Then claiming ahead pays."""
+        return self.seen >= SHORT_JOB_SAMPLE and self.typical_duration <= SHORT_JOB
 
     def put(self, finished: Finished) -> None:
         """Hand in a finished job; its ack is committed with the next round."""
@@ -253,7 +277,7 @@ class Dispatcher:
 
     def stalled_for(self) -> float:
         """Seconds since the loop last began a turn; 0 when not running. An idle loop turns
-        at least every ``IDLE_POLL``: a large value means it is stuck."""
+        at least every ``IDLE_POLL_MAX``: a large value means it is stuck."""
         if self.stop.is_set() or not self.thread.is_alive():
             return 0.0
         return max(0.0, time.monotonic() - self.turned)
@@ -282,9 +306,11 @@ class Dispatcher:
                 self.suspect = None
             # Nothing else running: a job some worker died on gets its turn first, alone.
             isolate = "suspect-first" if alone and self.suspect is None else "others"
+            if not self.isolate_suspects:
+                isolate = None
             acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self._round(b, w, i),
                                      reconnect=self.storage.close)
-            if claims and claims[0].suspect:
+            if claims and claims[0].suspect and self.isolate_suspects:
                 self.suspect = claims[0]
             if claims:
                 self.empty_polls = 0
@@ -298,9 +324,11 @@ class Dispatcher:
             if want > 0 and not claims and not batch:
                 with self.cond:
                     self.sleeping = True
-                self._sleep()
+                # Found nothing: poll less often the longer nothing comes (the doorbell
+                # still wakes it at once).
+                self._sleep(min(defaults.IDLE_POLL_MAX, defaults.IDLE_POLL * (1 + self.empty_polls // 10)))
 
-    def _round(self, batch: list[Finished], want: int, isolate: str) -> tuple[list[Finished], list[Claim]]:
+    def _round(self, batch: list[Finished], want: int, isolate: str | None) -> tuple[list[Finished], list[Claim]]:
         """One ack-and-claim commit. After a round lost its connection, the claims that
         round's commit may have made (the server may have committed before the connection
         died) are handed back first: nobody would ever run them."""
@@ -326,9 +354,9 @@ class Dispatcher:
         ahead waits for a worker of this consumer even if another consumer is idle. So only
         while jobs are short (a few milliseconds, measured) and a worker is idle: then the
         wait is short too, and nothing is hoarded behind long jobs."""
-        if self.idle == 0 or self.seen < SHORT_JOB_SAMPLE or self.typical_duration > SHORT_JOB:
+        if (self.idle == 0 and not self.eager) or not self.short_jobs():
             return 0
-        return self.workers
+        return self.workers * (4 if self.eager else 1)
 
     def _measure(self, batch: list[Finished]) -> None:
         for item in batch:
@@ -344,9 +372,9 @@ class Dispatcher:
                 return
             self.settled.wait(left)
 
-    def _sleep(self) -> None:
+    def _sleep(self, timeout: float = defaults.IDLE_POLL) -> None:
         try:
-            self.bell.wait(defaults.IDLE_POLL)
+            self.bell.wait(timeout)
         finally:
             with self.cond:
                 self.sleeping = False
@@ -379,48 +407,3 @@ class Dispatcher:
     def busy(self, workers: int) -> bool:
         with self.cond:
             return self.idle < workers or bool(self.buffer) or self.pending > 0
-
-
-class DirectEndpoint:
-    """A process worker's own endpoint: acks its last job and claims its next one in one
-    transaction, on its own connection, woken by its own bell."""
-
-    def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
-                 paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget) -> None:
-        self.storage = storage
-        self.holder = holder
-        self.queues = list(queues) if queues else None
-        self.bell = bell
-        self.paused = paused
-        self.observers = observers
-        self.bell_target = bell_target
-        self.held: list[Finished] = []
-
-    def get(self, timeout: float) -> Claim | None:
-        batch, self.held = self.held, []
-        acked, claims = retrying("ack and claim", lambda: commit_round(
-            self.storage, self.holder, batch, self.queues, 1, self.paused()), reconnect=self.storage.close)
-        self._settle(batch, acked)
-        if claims:
-            return claims[0]
-        self.bell.wait(timeout)
-        return None
-
-    def put(self, finished: Finished) -> None:
-        self.held.append(finished)
-
-    def skip(self) -> None:
-        """Nothing to ack for the last job."""
-
-    def flush(self) -> None:
-        """Commit a held ack (at shutdown, when no further claim will carry it)."""
-        batch, self.held = self.held, []
-        if batch:
-            self._settle(batch, retrying("ack", lambda: ack_resilient(self.storage, self.holder, batch)))
-
-    def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
-        log_dropped(batch, acked)
-        if acked:
-            if _adds_ready_jobs(acked):
-                ring(self.bell_target)
-            notify(self.observers, acked)

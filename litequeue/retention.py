@@ -15,13 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import defaults, transitions
 from .db import sqlite_path
 from .errors import ConfigurationError
 from .status import FINAL_STATUSES, JobStatus
-from .storage import LiteStorage
+
+if TYPE_CHECKING:
+    from .storage import LiteStorage
 
 DAY = 86400.0
 #: A periodic run's (task, minute) key is kept at least this long whatever the cutoff, so a

@@ -353,10 +353,12 @@ class LiteStorage(SqlStorage):
         with self.write():
             return transitions.unclaim_strays(self, consumer_id, keep)
 
-    def recover(self, consumer_id: str, reason: str = "its consumer died") -> tuple[int, int]:
-        """Take back a dead holder's claims; returns (requeued, failed at the crash cap)."""
+    def recover(self, consumer_id: str, reason: str = "its consumer died",
+                row_ids: Sequence[int] | None = None) -> tuple[int, int]:
+        """Take back a dead holder's claims (all, or ``row_ids``); returns (requeued, failed
+        at the crash cap)."""
         with self.write():
-            return transitions.recover(self, consumer_id, reason)
+            return transitions.recover(self, consumer_id, reason, row_ids)
 
     def paused_queues(self, now: float | None = None) -> set[str]:
         """Queues paused now (a pause with an end time ends by itself)."""

@@ -83,12 +83,16 @@ class Supervisor:
                  pruner: AutoPruner | None = None, progressing: Callable[[], bool] | None = None,
                  identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None,
                  keep_session: Callable[[], object] | None = None,
-                 on_presumed_dead: Callable[[], object] | None = None) -> None:
+                 on_presumed_dead: Callable[[], object] | None = None,
+                 busy: Callable[[], bool] | None = None, idle_heartbeat: float = defaults.IDLE_HEARTBEAT) -> None:
         self.storage = storage
         #: Before each heartbeat: check the session lock (PostgreSQL), take it again if lost.
         self.keep_session = keep_session
         #: The heartbeat found this consumer presumed dead: carry on as a fresh consumer.
         self.on_presumed_dead = on_presumed_dead
+        self.busy = busy
+        #: How often an idle consumer writes its heartbeat (well inside its lease).
+        self.idle_heartbeat = idle_heartbeat
         self.progressing = progressing
         self.identity = identity
         self.on_replaced = on_replaced
@@ -100,6 +104,7 @@ class Supervisor:
         self.pruner = pruner
         self.stop = threading.Event()
         self._paused: set[str] = set()
+        self._beat = (-1, 0.0)  # jobs done at the last heartbeat, and when
         self.thread = threading.Thread(target=self._run, name="litequeue-supervisor", daemon=True)
 
     def start(self) -> None:
@@ -128,9 +133,15 @@ class Supervisor:
                 return
         if self.keep_session is not None:
             self.keep_session()
-        if not update_heartbeat(self.storage, self.consumer_id, self.jobs_done()) and self.on_presumed_dead:
-            self.on_presumed_dead()  # the others gave its claims away: it carries on as a fresh consumer
-            return
+        done, now = self.jobs_done(), time.monotonic()
+        # Idle (no job running, none finished since the last heartbeat): a heartbeat every
+        # few seconds is enough, and each one is a commit (idle CPU).
+        idle = done == self._beat[0] and self.busy is not None and not self.busy()
+        if not idle or now - self._beat[1] >= self.idle_heartbeat:
+            if not update_heartbeat(self.storage, self.consumer_id, done) and self.on_presumed_dead:
+                self.on_presumed_dead()  # the others gave its claims away: it carries on as a fresh consumer
+                return
+            self._beat = (done, now)
         # Only once the heartbeat is written and the workers' jobs still move: a stuck
         # database or a hung dispatcher trips the watchdog (systemd restarts the consumer).
         if self.progressing is None or self.progressing():

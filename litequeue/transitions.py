@@ -583,14 +583,16 @@ def _interrupt_attempts(store: LiteStorage, job_ids: Sequence[str], reason: str,
                f"WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}'", [(now, reason, j) for j in job_ids])
 
 
-def recover(store: LiteStorage, holder: str, reason: str = "its consumer died") -> tuple[int, int]:
-    """Take back a dead holder's claims: to ``queued`` with the attempt ``interrupted``, or
-    to ``failed`` once the job's worker has died ``crash_cap`` times. Returns (requeued,
-    failed)."""
+def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
+            row_ids: Sequence[int] | None = None) -> tuple[int, int]:
+    """Take back a dead holder's claims (all, or ``row_ids``: the one a dead worker process
+    ran): to ``queued`` with the attempt ``interrupted``, or to ``failed`` once the job's
+    worker has died ``crash_cap`` times. Returns (requeued, failed)."""
     now = time.time()
+    only = f" AND id IN {_in(list(row_ids))}" if row_ids else ""
     rows = store.sql(
         "UPDATE lq_ready SET claimed_by = NULL, claimed_at = NULL, crashes = crashes + 1 "
-        "WHERE claimed_by = ? RETURNING id, job_id, crash_cap", (holder,)).fetchall()
+        f"WHERE claimed_by = ?{only} RETURNING id, job_id, crash_cap", (holder, *(row_ids or ()))).fetchall()
     if not rows:
         return 0, 0
     crashes = dict(store.sql(f"SELECT id, crashes FROM lq_job WHERE id IN {_in([r[1] for r in rows])}",
@@ -791,6 +793,12 @@ def flush(store: LiteStorage, table: str) -> int:
     settle(store, ids, now)
     batch_members_finished(store, [(i, S.CANCELLED.value) for i in ids], now)
     return len(ids)
+
+
+def touch(store: Any) -> None:
+    """A write that changes nothing but still takes the write lock and writes a page, so a
+    read-only file, folder or filesystem fails here (``health``)."""
+    store.sql("UPDATE lq_meta SET value = value WHERE key IN (SELECT key FROM lq_meta LIMIT 1)")
 
 
 def record_progress(store: LiteStorage, job_id: str, done: float, total: float | None,

@@ -160,7 +160,7 @@ class LiteWorker(Worker):
 
     def initialize(self) -> None:
         super().initialize()
-        self.source, self.sink = self.consumer.endpoints_for_worker()
+        self.source, self.sink = self.consumer.endpoints_for_worker(self)
 
     def shutdown(self) -> None:
         flush = getattr(self.sink, "flush", None)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..app import LiteQueue
-from ..control import open_store
-from ..loader import load_app
-from ..storage import LiteStorage
+if TYPE_CHECKING:
+    import peewee as pw
+
+    from ..app import LiteQueue
+    from ..storage import LiteStorage
 
 F = Callable[..., Any]
 
@@ -30,10 +31,21 @@ def echo_json(data: Any) -> None:
 
 def store(ctx: click.Context, create: bool = False) -> LiteStorage:
     """The database alone (read commands never import the user's code)."""
+    from ..control import open_store
+
     return open_store(ctx.obj.get("db"), create=create)
 
 
+def ledger(ctx: click.Context) -> pw.Database:
+    """The database for a command that only reads the ledger: no Huey, no user code."""
+    from ..readers import open_ledger
+
+    return open_ledger(ctx.obj.get("db"))
+
+
 def user_app(spec: str | None) -> LiteQueue:
+    from ..loader import load_app
+
     return load_app(spec)
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import time
+import types
 
 import click
+import peewee as pw
 
-from .. import control, plugins
 from ..errors import JobNotFoundError
 from ..ledger import queries
 from ..status import JobStatus
-from ..storage import LiteStorage
 from . import main
-from .helpers import app_argument, echo_json, json_option, parse_json, store, user_app
+from .helpers import app_argument, echo_json, json_option, ledger, parse_json, store, user_app
 from .progress import progress
 
 
@@ -62,9 +62,10 @@ def enqueue(task: str, args_json: str | None, kwargs_json: str | None, queue: st
 def status(ctx: click.Context, by_tag: str | None, as_json: bool) -> None:
     """Per queue: scheduled, queued, running, failed jobs, the oldest queued job's age;
     and the consumers alive. With --by-tag: the progress of each tag's jobs."""
-    s = store(ctx)
+    # Read commands open the ledger alone: no Huey, no storage (start-up time).
+    s = types.SimpleNamespace(database=ledger(ctx))  # what status_extras read: .database
     if by_tag is not None:
-        _status_by_tag(s, by_tag, as_json)
+        _status_by_tag(s.database, by_tag, as_json)
         return
     data = {"queues": queries.queue_summary(s.database),
             "consumers": queries.consumers(s.database, alive_only=True)}
@@ -100,8 +101,8 @@ def status(ctx: click.Context, by_tag: str | None, as_json: bool) -> None:
         printer(data)
 
 
-def _status_by_tag(s: LiteStorage, prefix: str, as_json: bool) -> None:
-    tags = queries.tag_progress(s.database, prefix)
+def _status_by_tag(db: pw.Database, prefix: str, as_json: bool) -> None:
+    tags = queries.tag_progress(db, prefix)
     if as_json:
         echo_json({"tags": tags})
         return
@@ -154,7 +155,7 @@ def jobs() -> None:
 def jobs_list(ctx: click.Context, status_: str | None, queue: str | None, task: str | None,
               search: str | None, tag: str | None, limit: int, as_json: bool) -> None:
     """Jobs, newest first."""
-    rows = queries.list_jobs(store(ctx).database, status=status_, queue=queue, task=task,
+    rows = queries.list_jobs(ledger(ctx), status=status_, queue=queue, task=task,
                              search=search, limit=limit, tag=tag)
     if as_json:  # every object has every ledger field (null when empty); `jobs show` adds attempts etc.
         echo_json(rows)
@@ -172,7 +173,7 @@ def jobs_list(ctx: click.Context, status_: str | None, queue: str | None, task: 
 @click.pass_context
 def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     """Everything the ledger knows about one job, traceback included."""
-    job = queries.get_job(store(ctx).database, job_id)
+    job = queries.get_job(ledger(ctx), job_id)
     if job is None:
         raise JobNotFoundError(f"no job {job_id!r} in the ledger; see `litequeue jobs list`")
     if as_json:
@@ -214,6 +215,8 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
 def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, queue: str | None,
                task: str | None, tag: str | None) -> None:
     """Re-enqueue jobs with their original arguments (linked to the original)."""
+    from .. import control, plugins
+
     s = store(ctx)
     ids = list(job_ids)
     if tag is not None and not all_failed:
@@ -249,6 +252,8 @@ def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None, w
 
     A running job is asked to stop (current_job().cancelled) and, if it has not stopped
     after its grace period (run-consumer --cancel-grace, 10 s by default), stopped."""
+    from .. import control
+
     s = store(ctx)
     ids = list(job_ids)
     if tag is not None:

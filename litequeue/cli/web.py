@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import urllib.request
 from types import FrameType
 
 import click
@@ -91,6 +90,8 @@ def _feed_watchdog(url: str, interval: float, stop: threading.Event) -> None:
     """Feed systemd's watchdog only while the server really answers, so a hung server is restarted."""
     while not stop.wait(interval):
         try:
+            import urllib.request  # not imported by every command (start-up time)
+
             with urllib.request.urlopen(url, timeout=max(1.0, interval)) as response:
                 alive = response.status == 200
         except OSError:
