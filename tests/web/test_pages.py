@@ -26,7 +26,9 @@ def test_overview_page_shows_queues_consumers_chart_and_inbox(client: FlaskClien
 
 def test_api_overview_counts(client: FlaskClient, seeded: Seeded) -> None:
     data = client.get("/api/overview").get_json()
-    assert set(data) == {"now", "queues", "consumers", "activity", "inbox", "events"}
+    assert set(data) == {"now", "queues", "consumers", "activity", "inbox", "events", "limits", "breakers",
+                         "rate_limited"}
+    assert data["limits"] == data["breakers"] == data["rate_limited"] == []  # none declared
     assert data["queues"]["mail"]["failed"] == 2
     assert data["queues"]["later"]["scheduled"] == 1
     assert data["queues"]["default"]["queued"] == 0  # every queue the ledger knows is listed
