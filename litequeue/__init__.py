@@ -14,7 +14,6 @@ from .errors import (
     DatabaseFullError,
     DatabaseReadOnlyError,
     DatabaseReplacedError,
-    JobCancelled,
     JobNotFoundError,
     LiteQueueError,
     UnknownTaskError,
@@ -26,11 +25,12 @@ if TYPE_CHECKING:
     from huey import crontab
 
     from .app import LiteQueue, default_app, periodic_task, task
-    from .context import current_job
+    from .context import JobCancelled, current_job
 
 #: Imported on first use: the CLI's read commands never import Huey (start-up time).
 _LAZY = {"crontab": "huey", "LiteQueue": ".app", "default_app": ".app", "periodic_task": ".app",
-         "task": ".app", "current_job": ".context"}
+         "task": ".app", "current_job": ".context",
+         "JobCancelled": ".context"}
 
 
 def __getattr__(name: str) -> Any:

@@ -31,8 +31,7 @@ from typing import Any
 
 from . import defaults, interrupts
 from .cancelling import running
-from .context import current_job, set_async_job
-from .errors import JobCancelled
+from .context import JobCancelled, current_job, set_async_job
 
 log = logging.getLogger("litequeue.aio")
 

@@ -8,7 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobCancelled
+from huey.exceptions import CancelExecution
+
+from .errors import LiteQueueError
 
 if TYPE_CHECKING:
     from .app import LiteQueue
@@ -21,6 +23,16 @@ _job_var: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("li
 CANCEL_CHECK_INTERVAL = 0.2
 #: Progress is written at most this often, except the last report (done == total).
 PROGRESS_INTERVAL = 0.5
+
+
+class JobCancelled(LiteQueueError, CancelExecution):
+    """Raised inside a running job when someone cancelled it (``raise_if_cancelled()``, or
+    by the consumer once the grace period is over): the job ends ``cancelled``, never
+    ``failed``, and is not retried (it is Huey's ``CancelExecution`` with ``retry=False``)."""
+
+    def __init__(self, *args: object) -> None:
+        Exception.__init__(self, *args)
+        self.retry = False
 
 
 @dataclass

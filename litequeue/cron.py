@@ -7,8 +7,6 @@ import datetime as dt
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from huey import crontab
-
 from .errors import ConfigurationError
 
 #: How far ahead a next run is looked for; a rarer schedule shows "not within 31 days".
@@ -54,6 +52,8 @@ def parse(expression: str, timezone: str = "UTC") -> Cron:
     if len(fields) != 5:
         raise ConfigurationError(f"bad cron expression {expression!r}: it needs 5 fields, e.g. {EXAMPLE}")
     try:
+        from huey import crontab  # Huey on first use: the CLI's read commands never import it
+
         matches = crontab(*fields, strict=True)
     except (ValueError, IndexError) as exc:
         raise ConfigurationError(f"bad cron expression {expression!r}: {exc}; e.g. {EXAMPLE}") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from huey.exceptions import CancelExecution
-
 
 class LiteQueueError(Exception):
     """Base class of every litequeue error."""
@@ -78,16 +76,6 @@ class AppImportError(LiteQueueError):
 
 class JobNotFoundError(LiteQueueError):
     """No job with that id is in the ledger."""
-
-
-class JobCancelled(LiteQueueError, CancelExecution):
-    """Raised inside a running job when someone cancelled it (``raise_if_cancelled()``, or
-    by the consumer once the grace period is over): the job ends ``cancelled``, never
-    ``failed``, and is not retried (it is Huey's ``CancelExecution`` with ``retry=False``)."""
-
-    def __init__(self, *args: object) -> None:
-        Exception.__init__(self, *args)
-        self.retry = False
 
 
 class BatchClosedError(LiteQueueError):

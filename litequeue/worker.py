@@ -18,8 +18,7 @@ from huey.consumer import Worker, WorkerRecycle
 from huey.exceptions import HueyException, TaskTimeout
 
 from . import cancelling
-from .context import JobContext, set_current_job
-from .errors import JobCancelled
+from .context import JobCancelled, JobContext, set_current_job
 from .ledger.preview import preview
 from .status import AttemptOutcome, JobStatus
 from .storage import Claim, Finished, Unit

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,10 +10,12 @@ from .. import control
 from ..errors import LiteQueueError
 from ..ledger import queries
 from ..retention import format_duration
-from ..storage import LiteStorage
 from . import main
 from .helpers import echo_json, json_option, store
 from .jobs import status_extras, status_printers
+
+if TYPE_CHECKING:
+    from ..storage import LiteStorage
 
 
 @main.group("breakers", invoke_without_command=True)

@@ -8,13 +8,20 @@ from typing import Any
 
 import click
 
-from .. import schedules as lib
 from ..cron import EXAMPLE
 from ..ledger import queries
 from . import ConfigError, main
 from .helpers import echo_json, json_option, parse_json, store, user_app
 
 _APP_HELP = "The app (MODULE or MODULE:ATTR) whose tasks the schedules run."
+
+
+def _lib() -> Any:
+    """``litequeue.schedules`` (imports Huey): loaded by the commands that use it, so the
+    CLI's read commands start without it."""
+    from .. import schedules
+
+    return schedules
 
 
 def app_option(listing: bool = False) -> Any:
@@ -54,8 +61,8 @@ def add(name: str, cron: str, task: str, args_json: str | None, kwargs_json: str
     except click.BadParameter as exc:  # one line, like every other mistake in a schedule
         raise ConfigError(exc.format_message()) from None
     lq = user_app(app_spec)
-    row = lib.add(lq, name, cron, task, args, kwargs, queue=queue, priority=priority, timezone=timezone)
-    nxt = queries.iso(lib.cron_of(row["cron"], timezone).next_after(time.time()))
+    row = _lib().add(lq, name, cron, task, args, kwargs, queue=queue, priority=priority, timezone=timezone)
+    nxt = queries.iso(_lib().cron_of(row["cron"], timezone).next_after(time.time()))
     click.echo(f"added schedule {name}: {task} at {cron!r} ({timezone}); next run "
                f"{_when(nxt) + ' UTC' if nxt else 'not within 31 days'}")
 
@@ -68,9 +75,9 @@ def list_(ctx: click.Context, app_spec: str | None, as_json: bool) -> None:
     """Every schedule with its next run, last run and whether it is enabled."""
     if app_spec:
         lq = user_app(app_spec)
-        rows = lib.listing(lq.storage.database, lq)
+        rows = _lib().listing(lq.storage.database, lq)
     else:
-        rows = lib.listing(store(ctx).database)
+        rows = _lib().listing(store(ctx).database)
     if as_json:
         echo_json(rows)
         return
@@ -98,7 +105,7 @@ def _when(iso: str) -> str:
 @click.pass_context
 def pause(ctx: click.Context, name: str) -> None:
     """Stop schedule NAME from firing (from the next minute; `resume` restarts it)."""
-    changed = lib.set_enabled(store(ctx), name, False)
+    changed = _lib().set_enabled(store(ctx), name, False)
     click.echo(f"paused schedule {name}" if changed else f"schedule {name} was paused already")
 
 
@@ -107,7 +114,7 @@ def pause(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def resume(ctx: click.Context, name: str) -> None:
     """Let schedule NAME fire again from its next slot (missed slots are not made up)."""
-    changed = lib.set_enabled(store(ctx), name, True)
+    changed = _lib().set_enabled(store(ctx), name, True)
     click.echo(f"resumed schedule {name}" if changed else f"schedule {name} was not paused")
 
 
@@ -116,7 +123,7 @@ def resume(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def remove(ctx: click.Context, name: str) -> None:
     """Delete schedule NAME (its past runs stay in the ledger)."""
-    lib.remove(store(ctx), name)
+    _lib().remove(store(ctx), name)
     click.echo(f"removed schedule {name}")
 
 
@@ -126,4 +133,4 @@ def remove(ctx: click.Context, name: str) -> None:
 def run(name: str, app_spec: str | None) -> None:
     """Enqueue one run of schedule NAME now (also a paused one, or a schedule in code) and
     print the job id."""
-    click.echo(lib.run_now(user_app(app_spec), name))
+    click.echo(_lib().run_now(user_app(app_spec), name))
