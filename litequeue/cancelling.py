@@ -51,7 +51,7 @@ MIN_GAP = 0.1
 #: A thread worker still in the job this long after its interruption is blocked in a call
 #: Python cannot interrupt (``time.sleep(60)``, a C extension): its job ends ``cancelled``
 #: now and a new worker thread takes its place (the old one exits when the call returns).
-ABANDON_AFTER = 0.5
+ABANDON_AFTER = 0.3
 
 
 class WorkerRetired(WorkerRecycle):
