@@ -113,7 +113,9 @@ def test_every_job_object_has_every_field(shop: Project):
     (listed,) = shop.cli_json("jobs", "list", "--json")
     shown = shop.cli_json("jobs", "show", listed["id"], "--json")
     assert listed["traceback"] is None and listed["error"] is None and listed["progress"] is None
-    assert set(shown) - set(listed) == {"attempt_list", "children", "retries", "file", "depends_on", "dependents"}
+    assert set(shown) - set(listed) == {"attempt_list", "children", "retries", "file", "depends_on", "dependents",
+                                        "held"}
+    assert shown["held"] is None  # nothing holds it back (see tests/limits)
     assert {k: v for k, v in shown.items() if k in listed} == listed
 
 

@@ -140,9 +140,9 @@ def test_bad_queue_settings_are_one_line_errors(project: Project):
     project.write("litequeue.toml", "[queues.ocr]\nconcurrency = 0\n")
     out = project.cli("status", check=False)
     assert out.returncode == 2
-    line = out.stderr.strip()
-    assert "\n" not in line and line.startswith("Error: ")
-    assert line.endswith("litequeue.toml: [queues.ocr] concurrency must be a whole number of 1 or more, not 0")
+    assert out.stderr.startswith("Error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.strip().endswith("litequeue.toml: [queues.ocr] concurrency must be a whole number "
+                                       "of 1 or more, not 0")
     project.write("litequeue.toml", "[queues.ocr]\nlimit = 3\n")
     out = project.cli("status", check=False)
     assert out.returncode == 2 and "unknown key 'limit'; known keys: concurrency, timeout" in out.stderr
