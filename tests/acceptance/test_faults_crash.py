@@ -99,7 +99,8 @@ def test_delayed_jobs_survive_kills_around_their_due_time(faults: Faults) -> Non
     proc = faults.project.start_consumer("tasks", "-w", "4")
     faults.consumer_id(proc)
     # Each job works 20 ms once due, so kills after the due time also land on running jobs.
-    faults.enqueue(f"for i in range({jobs}): work.schedule(args=(i, 0.02), delay=3)")  # due after the first kills, even on a loaded machine
+    # Due 3 s out: the first kills land before, even on a loaded machine.
+    faults.enqueue(f"for i in range({jobs}): work.schedule(args=(i, 0.02), delay=3)")
     first_due, last_due = faults.project.query("SELECT MIN(eta), MAX(eta) FROM lq_job")[0]
     # Kill the consumer at random moments from before the last job is due until after
     # it is, and on until every job has run; restart it each time.
