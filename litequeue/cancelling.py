@@ -210,7 +210,8 @@ class CancelWatcher:
     def tick(self) -> float:
         """Look once; act on what is due. Returns seconds until the next grace runs out."""
         processes = self.consumer.worker_type == "process"
-        if not processes and not any_running():
+        busy = any(c.sent for c in list(self.consumer.couriers.values())) if processes else any_running()
+        if not busy:  # nothing running here: nothing to look up (idle CPU)
             return POLL
         consumer_id = self.consumer.consumer_id
         requests = queries.cancel_requests(self.consumer.storage.database, self.consumer.huey.name,

@@ -226,7 +226,8 @@ class LiteConsumer(ConsumerSeams):
         log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
                  self.consumer_id, self.workers, self.worker_type,
                  ",".join(self.queues) if self.queues else "all", redact(self.huey.db_target))
-        super().start()  # forks process workers before any thread of ours exists
+        with FORK_GUARD:  # forks process workers; no thread of this process is inside a write then
+            super().start()
         self.supervisor.start()
         self.cancel_watcher = CancelWatcher(self, self.cancel_grace)
         self.cancel_watcher.start()
