@@ -134,6 +134,7 @@ class LiteConsumer(ConsumerSeams):
         self.stop_event = threading.Event()
         self.dispatcher: Dispatcher | None = None
         self.couriers: dict[int, Courier] = {}  # worker process pid -> its courier
+        self._lazy_lock = threading.Lock()
         self.supervisor: Supervisor | None = None
         self._bell: Doorbell | None = None
         self.scheduler_bell: Doorbell | None = None
@@ -180,7 +181,15 @@ class LiteConsumer(ConsumerSeams):
         if pipe is not None:  # a worker process: its pipe to the consumer's dispatcher
             endpoint = PipeEndpoint(pipe, self.storage, self.consumer_id, self.observers, self.huey.bell_target)
             return endpoint, endpoint
-        assert self.dispatcher is not None
+        if self.dispatcher is None:  # a worker thread started without start() (Huey's own tests do)
+            with self._lazy_lock:
+                if self.dispatcher is None:
+                    self._bell = self.make_bell("dispatcher")
+                    dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
+                                            self.storage.paused_queues, self.observers, self.huey.bell_target,
+                                            self.stop_event, workers=self.workers)
+                    dispatcher.start()
+                    self.dispatcher = dispatcher
         return self.dispatcher, self.dispatcher
 
     def _start_couriers(self) -> None:
