@@ -223,7 +223,7 @@ def fresh_pg_database(prefix: str = "lq_test", *, fsync: bool = True) -> Iterato
     finally:
         admin.cursor().execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # a reconnecting straggler
         admin.close()
 
 
