@@ -140,7 +140,8 @@ class PostgresqlDatabase(peewee.PostgresqlDatabase):
                     raise DatabaseUnreachableError(
                         f"cannot connect to the {dberrors.location(self)[0]}: {dberrors.first_line(exc)}; check "
                         "the URL (LITEQUEUE_DB) and the PG* environment variables") from None
-                if time.monotonic() + delay > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:  # the whole window, not up to the last back-off short of it
                     name, _ = dberrors.location(self)
                     raise DatabaseUnreachableError(
                         f"cannot reach the {name} (retried for {self.retry_window:g}s): {dberrors.first_line(exc)}; "
@@ -149,7 +150,7 @@ class PostgresqlDatabase(peewee.PostgresqlDatabase):
                 if delay == 0.05:
                     log.debug("cannot reach the %s (%s); retrying for up to %gs", dberrors.location(self)[0],
                               dberrors.first_line(exc), self.retry_window, extra={"action": "reconnect"})
-                time.sleep(delay)
+                time.sleep(min(delay, left))
                 delay = min(delay * 2, 2.0)
 
     def _replace_lost_connection(self) -> None:
