@@ -669,10 +669,12 @@ def breakers(db: pw.Database, now: float | None = None) -> list[dict[str, Any]]:
 
 
 def rate_limited(db: pw.Database) -> list[dict[str, Any]]:
-    """Jobs waiting out a Huey ``rate_limit`` (scheduled again, no retry used), per task."""
+    """Jobs waiting out a Huey ``rate_limit`` (scheduled again, no retry used), per task.
+    Only ``scheduled`` jobs are looked at: a rate-limited job waits there until its next
+    try, and reading ``queued`` too walked every queued job (270 ms at 1,000,000)."""
     return _rows(sql(db, "SELECT task, queue, COUNT(*) AS jobs, MIN(eta) AS next_try FROM lq_job "
-                         "WHERE status IN (?, ?) AND error LIKE ? GROUP BY task, queue ORDER BY task, queue",
-                     [JobStatus.SCHEDULED.value, JobStatus.QUEUED.value, RATE_LIMITED + "%"]))
+                         "WHERE status = ? AND error LIKE ? GROUP BY task, queue ORDER BY task, queue",
+                     [JobStatus.SCHEDULED.value, RATE_LIMITED + "%"]))
 
 
 def held_reason(db: pw.Database, job: dict[str, Any]) -> str | None:
