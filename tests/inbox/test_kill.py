@@ -56,8 +56,10 @@ def test_watcher_killed_ten_times_during_a_drop_loses_and_duplicates_nothing(pro
         for _ in range(KILLS):
             before = taken()
             proc = start_watcher(project, inbox, "--rule", "*.dat=ingest", "--settle", "0.3", "--rescan", "1")
-            # kill it while it works: once it has taken something since it started
-            wait_for(lambda b=before, p=proc: taken() > b or p.poll() is not None, 60, what="the watcher to take files")
+            # kill it while it works: once it has taken something since it started (or, when the
+            # drop is over and every file taken, once it has had time to look: nothing is left)
+            wait_for(lambda b=before, p=proc: taken() > b or p.poll() is not None
+                     or (dropped.is_set() and b >= FILES), 60, what="the watcher to take files")
             stop.wait(rng.uniform(0.0, 0.4))
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
