@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.faultkit import say
-from tests.conftest import Project, wait_for
+from tests.conftest import Project, pg_query, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -91,15 +91,7 @@ class Crawl:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if self.pg_url is None:
             return self.project.query(sql, params)
-        import psycopg2
-
-        conn = psycopg2.connect(self.pg_url)
-        try:
-            cur = conn.cursor()
-            cur.execute(sql.replace("?", "%s"), params)
-            return cur.fetchall()
-        finally:
-            conn.close()
+        return pg_query(self.pg_url, sql, params)
 
     def side_lines(self) -> list[tuple[str, str, int, str]]:
         if not self.side.exists():

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project, wait_for
+from tests.conftest import Project, pg_query, wait_for
 
 TASKS = """
 import os
@@ -43,15 +43,7 @@ class Backend:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if self.url is None:
             return self.project.query(sql, params)
-        import psycopg2
-
-        conn = psycopg2.connect(self.url)
-        try:
-            cur = conn.cursor()
-            cur.execute(sql.replace("?", "%s"), params)
-            return cur.fetchall()
-        finally:
-            conn.close()
+        return pg_query(self.url, sql, params)
 
     def runs(self, name: str) -> list[tuple[str, str]]:
         """(slot, job status) of each run of stored schedule ``name``, oldest first."""
