@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from litequeue import LiteQueue
-from litequeue.records import Finished
-from litequeue.status import AttemptOutcome, JobStatus
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.base.values import Finished
 
 
 def drain(db: str, variant: str, jobs: int, batch: int) -> tuple[float, float]:
@@ -90,7 +90,7 @@ def main() -> None:
 
 def _clear(url: str) -> None:
     """A PostgreSQL database reused between variants: drop litequeue's tables."""
-    from litequeue.db import open_database
+    from litequeue.store.database import open_database
 
     db = open_database(url)
     for (table,) in db.execute_sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "

@@ -31,9 +31,9 @@ from typing import Any
 from harness import BIN, HERE, TASKS_DIR, Consumer, Marks, percentile, tree_rss, uptime, workdir
 
 from litequeue import LiteQueue
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.engine.storage import Finished
 from litequeue.ledger import queries
-from litequeue.status import AttemptOutcome, JobStatus
-from litequeue.storage import Finished
 
 CHUNK = 50_000
 WARMUP = 20

@@ -45,7 +45,7 @@ def main() -> int:
         import bench_tasks
         import peewee
 
-        from litequeue.storage import LiteStorage
+        from litequeue.engine.storage import LiteStorage
 
         logging.basicConfig(level=logging.WARNING)
         bench_tasks.enqueue_bulk(args.jobs)

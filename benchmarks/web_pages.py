@@ -26,8 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from litequeue.control import open_store
-from litequeue.storage import NewJob
+from litequeue.engine.storage import NewJob
+from litequeue.jobs.actions import open_store
 
 QUEUES = ("default", "mail", "reports", "ocr")
 TASKS = ("send_receipt", "resize_image", "build_report", "ocr_page", "sync_crm", "cleanup")
@@ -108,8 +108,8 @@ def measure(base: str, path: str, runs: int) -> dict[str, Any]:
 
 def uncached_histograms(db: str, runs: int) -> dict[str, Any]:
     """/metrics serves histograms from a 15 s cache; this is the scan behind a cache miss."""
-    from litequeue.db import open_database
     from litequeue.ledger import metrics
+    from litequeue.store.database import open_database
 
     reader = open_database(db, readonly=True, create=False)
     times = []

@@ -6,7 +6,7 @@ same database; claims and acknowledgements make sure no job is ever lost.
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from litequeue.base.errors import (
     AppImportError,
     ConfigurationError,
     DatabaseBusyError,
@@ -18,19 +18,19 @@ from .errors import (
     LiteQueueError,
     UnknownTaskError,
 )
-from .limits import Breaker
-from .status import AttemptOutcome, JobStatus
+from litequeue.base.limits import Breaker
+from litequeue.base.states import AttemptOutcome, JobStatus
 
 if TYPE_CHECKING:
     from huey import crontab
 
+    from litequeue.engine.context import JobCancelled, current_job
+
     from .app import LiteQueue, default_app, periodic_task, task
-    from .context import JobCancelled, current_job
 
 #: Imported on first use: the CLI's read commands never import Huey (start-up time).
 _LAZY = {"crontab": "huey", "LiteQueue": ".app", "default_app": ".app", "periodic_task": ".app",
-         "task": ".app", "current_job": ".context",
-         "JobCancelled": ".context"}
+         "task": ".app", "current_job": ".engine.context", "JobCancelled": ".engine.context"}
 
 
 def __getattr__(name: str) -> Any:

@@ -21,16 +21,18 @@ from huey.exceptions import HueyException
 from huey.registry import Registry
 from huey.utils import normalize_time
 
-from . import aio, batches, control, defaults, hueyseams, transitions
-from .db import database_target, open_database
-from .doorbell import BellTarget, bell_target, ring
-from .errors import ConfigurationError, UnknownTaskError
-from .ids import new_job_id
-from .ledger.preview import preview
-from .limits import Breaker, Limits
-from .options import LiteTask, adopt_existing, clean_tags, options_for
-from .replaced import FileIdentity
-from .storage import LiteStorage, NewJob, Unit
+from litequeue.base import defaults
+from litequeue.base.errors import ConfigurationError, UnknownTaskError
+from litequeue.base.ids import new_job_id
+from litequeue.base.limits import Breaker, Limits
+from litequeue.base.preview import preview
+from litequeue.engine import aio, batches, huey_compat
+from litequeue.engine.job_options import LiteTask, adopt_existing, clean_tags, options_for
+from litequeue.engine.storage import LiteStorage, NewJob, Unit
+from litequeue.jobs import actions, transitions
+from litequeue.store.database import database_target, open_database
+from litequeue.store.doorbell import BellTarget, bell_target, ring
+from litequeue.store.file_identity import FileIdentity
 
 # chord and group are re-exported: examples import them from here
 __all__ = ["LiteQueue", "LiteRegistry", "LiteTaskWrapper", "chord", "default_app", "group", "periodic_task",
@@ -65,14 +67,14 @@ class LiteRegistry(Registry):
             return super().string_to_task(task_str)
         except HueyException:
             short = task_str.rsplit(".", 1)[-1]
-            found = [cls for cls in hueyseams.registered(self).values() if cls.__name__ == short]
+            found = [cls for cls in huey_compat.registered(self).values() if cls.__name__ == short]
             if len(found) == 1:
                 return found[0]
             raise
 
     def find(self, name: str) -> type[Task]:
         """The task class called ``name`` (short ``fn`` or qualified ``module.fn``)."""
-        classes = hueyseams.registered(self)
+        classes = huey_compat.registered(self)
         if name in classes:
             return classes[name]
         found = {key: cls for key, cls in classes.items() if cls.__name__ == name}
@@ -112,14 +114,14 @@ class LiteResult(Result):
         ``wait``: seconds to wait for a running job to end. Returns what happened, or the
         job's status after the wait."""
         store = self.huey.storage
-        what = control.cancel_jobs(store, [self.id], actor=control.who("result.cancel()"))[self.id]
+        what = actions.cancel_jobs(store, [self.id], actor=actions.who("result.cancel()"))[self.id]
         if wait and what.startswith("cancel requested"):
-            job = control.wait_ended(store, [self.id], wait)[self.id]
+            job = actions.wait_ended(store, [self.id], wait)[self.id]
             return str(job["status"]) if job else what
         return what
 
 
-class LiteQueue(hueyseams.HueySeams):
+class LiteQueue(huey_compat.HueySeams):
     """A Huey whose storage is the ledger's database (SQLite by default).
 
     ``LiteQueue("shop")`` uses ``$LITEQUEUE_DB`` or ``./litequeue.db``; ``db=`` takes a
@@ -149,7 +151,7 @@ class LiteQueue(hueyseams.HueySeams):
         #: concurrency limits, queue timeouts and breakers (see configure_queue, task)
         self.limits = Limits()
         super().__init__(name, results=results, store_none=store_none, utc=utc, **kwargs)
-        hueyseams.install_registry(self, LiteRegistry())
+        huey_compat.install_registry(self, LiteRegistry())
         self.post_execute("litequeue.unit")(self._record_outcome)
         self.signal()(self._record_signal)
         #: called with each batch of acked jobs, after the commit (see ``add_observer``)
@@ -243,7 +245,7 @@ class LiteQueue(hueyseams.HueySeams):
     def publish_limits(self) -> None:
         """A consumer starts: queue timeouts go to the tasks that set none, and the limits
         and breakers to the database (what ``status`` and ``litequeue breakers`` show)."""
-        for cls in hueyseams.task_classes(self).values():
+        for cls in huey_compat.task_classes(self).values():
             queue_timeout = self.limits.timeouts.get(getattr(cls, "queue", None) or defaults.QUEUE)
             if queue_timeout is not None and not getattr(cls, "default_timeout", None):
                 cls.default_timeout = queue_timeout
@@ -257,7 +259,7 @@ class LiteQueue(hueyseams.HueySeams):
     def enqueue(self, task: Any, **options: Any) -> Any:
         """Huey's enqueue; ``options`` are litequeue's per-job options (``tags``,
         ``depends_on``, ``on_dependency_failure``, ``unique_key``, ``unique_for``,
-        ``batch``; see :class:`litequeue.records.JobOptions`)."""
+        ``batch``; see :class:`litequeue.base.values.JobOptions`)."""
         if options:
             if not isinstance(task, LiteTask):
                 raise ConfigurationError("job options need a task declared with @app.task (a LiteQueue task)")
@@ -290,15 +292,15 @@ class LiteQueue(hueyseams.HueySeams):
             self.observers.append(observer)
 
     def find_task(self, name: str) -> type[Task]:
-        registry = hueyseams.registry(self)
+        registry = huey_compat.registry(self)
         assert isinstance(registry, LiteRegistry)
         return registry.find(name)
 
     def task_names(self) -> list[str]:
-        return sorted(hueyseams.task_classes(self))
+        return sorted(huey_compat.task_classes(self))
 
     def task_class(self, qualified_name: str) -> type[Task]:
-        return hueyseams.task_classes(self)[qualified_name]
+        return huey_compat.task_classes(self)[qualified_name]
 
     # -- enqueue --------------------------------------------------------------------------
 
@@ -385,7 +387,7 @@ class LiteQueue(hueyseams.HueySeams):
     # -- batches --------------------------------------------------------------------------
 
     def batch(self, name: str, on_complete: Any = None, on_failure: Any = None) -> batches.Batch:
-        """Open a batch of jobs (see :mod:`litequeue.batches`): ``with app.batch("crawl acme",
+        """Open a batch of jobs (see :mod:`litequeue.engine.batches`): ``with app.batch("crawl acme",
         on_complete=assemble, on_failure=report) as b:`` makes every job enqueued inside
         the block a member; ``on_complete(batch_id)`` runs once, after the last member.
         Inside a running job, the batch is written with the job's ack."""
@@ -401,7 +403,7 @@ class LiteQueue(hueyseams.HueySeams):
     def fire_periodic(self, now: dt.datetime) -> list[str]:
         """Enqueue the periodic tasks due in the minute ``now`` (naive UTC), each once per
         (task, minute) across every consumer and restart. Returns the names fired."""
-        from .scheduler import fire_slot
+        from litequeue.runtime.scheduler import fire_slot
 
         fired: list[str] = []
         fire_slot(self, now, fired=fired)
@@ -444,7 +446,7 @@ class LiteQueue(hueyseams.HueySeams):
         storage = self.storage
         if not isinstance(storage, LiteStorage):
             return super().dequeue()
-        from .worker import load_claimed
+        from litequeue.runtime.worker import load_claimed
 
         while True:
             claim = storage.inline.dequeue()
@@ -461,7 +463,7 @@ class LiteQueue(hueyseams.HueySeams):
         storage = self.storage
         if not isinstance(storage, LiteStorage):
             return super().read_schedule(timestamp)
-        from .worker import load_claimed
+        from litequeue.runtime.worker import load_claimed
 
         until = time.time() if timestamp is None else to_epoch(timestamp, self.utc)
         tasks = []
@@ -481,7 +483,7 @@ class LiteQueue(hueyseams.HueySeams):
         claim = storage.inline.take(task.id)
         if claim is None:  # not a job from the queue (a task built by hand): just run it
             return super().execute(task, timestamp)
-        from .inline import run_claimed
+        from litequeue.runtime.in_process import run_claimed
 
         return run_claimed(self, claim, task, timestamp)
 
@@ -501,7 +503,7 @@ class LiteQueue(hueyseams.HueySeams):
 
     def create_consumer(self, **options: Any) -> Any:
         """litequeue's consumer; takes Huey's consumer options too (``huey_consumer``)."""
-        from .consumer import LiteConsumer
+        from litequeue.runtime.consumer import LiteConsumer
 
         return LiteConsumer(self, **options)
 

@@ -2,12 +2,12 @@
 run, beside the ``@periodic_task`` schedules in code.
 
 A stored schedule fires through the same door as a code one: the consumer's scheduler
-(:func:`litequeue.scheduler.fire_slot`) asks :func:`due` for the schedules due in a minute
+(:func:`litequeue.runtime.scheduler.fire_slot`) asks :func:`due` for the schedules due in a minute
 and records each run under the unique key (``schedule:NAME``, minute) in
 ``lq_periodic_run`` before its job is enqueued, in one transaction, so however many
 consumers run, a slot fires once. The scheduler reads the table afresh for every minute it
 fires, so a change made by any process counts from the next minute on; every change still
-rings the doorbell. Writes go through :mod:`litequeue.transitions`, reads through
+rings the doorbell. Writes go through :mod:`litequeue.jobs.transitions`, reads through
 :mod:`litequeue.ledger.queries`.
 """
 
@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 import peewee as pw
 from huey.api import PeriodicTask, Task
 
-from . import hueyseams, transitions
-from .cron import Cron, parse
-from .doorbell import bell_target, ring
-from .errors import ConfigurationError, LiteQueueError, UnknownTaskError
+from litequeue.base.cron import Cron, parse
+from litequeue.base.errors import ConfigurationError, LiteQueueError, UnknownTaskError
+from litequeue.engine import huey_compat
+from litequeue.engine.storage import LiteStorage
+from litequeue.jobs import transitions
+from litequeue.store.doorbell import bell_target, ring
+
 from .ledger import queries
-from .storage import LiteStorage
 
 if TYPE_CHECKING:
     from .app import LiteQueue
@@ -87,7 +89,7 @@ def add(lq: LiteQueue, name: str, cron: str, task: str, args: Any = (), kwargs: 
         args_json, kwargs_json = json.dumps(list(args)), json.dumps(kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"schedule arguments must be JSON values: {exc}") from None
-    row = {"name": name, "app": lq.name, "task": hueyseams.registry(lq).task_to_string(cls),
+    row = {"name": name, "app": lq.name, "task": huey_compat.registry(lq).task_to_string(cls),
            "cron": parsed.expression, "timezone": timezone, "args": args_json, "kwargs": kwargs_json,
            "queue": queue, "priority": priority}
     store = lq.storage
@@ -138,7 +140,7 @@ def run_now(lq: LiteQueue, name: str, store: LiteStorage | None = None, actor: s
         cls = code.get(name) or next((c for c in code.values() if c.__name__ == name), None)
         if cls is None:
             raise ScheduleNotFoundError(_missing(name, code=True))
-        task, key = cls(), hueyseams.registry(lq).task_to_string(cls)
+        task, key = cls(), huey_compat.registry(lq).task_to_string(cls)
     slot = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     # A store opened without the app (the status page's) names the app the consumers serve.
     if not store.fire_periodic(key, slot, lq._job_row(task, None), app=lq.name):
@@ -196,7 +198,7 @@ def _next_run(expression: str, timezone: str, minute: int, horizon: int) -> floa
 
 def code_schedules(lq: LiteQueue) -> dict[str, type[PeriodicTask]]:
     """``@periodic_task`` tasks of ``lq`` by qualified name."""
-    return {name: cls for name, cls in hueyseams.task_classes(lq).items()
+    return {name: cls for name, cls in huey_compat.task_classes(lq).items()
             if isinstance(cls, type) and issubclass(cls, PeriodicTask)}
 
 

@@ -2,7 +2,7 @@
 run a schedule): POST forms only.
 
 The guards in security.py have already checked auth, read-only mode, origin and CSRF token
-when these run. Each action goes through litequeue.control, which records it in lq_event.
+when these run. Each action goes through litequeue.jobs.actions, which records it in lq_event.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from urllib.parse import urlencode
 
 from flask import Flask, flash, redirect, request, url_for
 
-from litequeue import control, plugins, schedules
+from litequeue import schedules
 from litequeue.app import LiteQueue
+from litequeue.engine.storage import LiteStorage
+from litequeue.jobs import actions
 from litequeue.ledger import queries
-from litequeue.storage import LiteStorage
+from litequeue.ops import plugins
 
 from . import data
 
@@ -48,13 +50,13 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
     @app.post("/jobs/<job_id>/retry")
     def retry(job_id: str) -> Any:
         with store() as s:
-            new_id = control.retry_jobs(s, [job_id], actor=ACTOR, hooks=plugins.retry_hooks())[job_id]
+            new_id = actions.retry_jobs(s, [job_id], actor=ACTOR, hooks=plugins.retry_hooks())[job_id]
         flash(f"Job {job_id} retried as {new_id} with its original arguments.", "ok")
         return redirect(url_for("job", job_id=new_id), 303)
 
     @app.post("/jobs/<job_id>/cancel")
     def cancel(job_id: str) -> Any:
-        return run(lambda s: f"Job {job_id}: {control.cancel_jobs(s, [job_id], actor=ACTOR)[job_id]}.",
+        return run(lambda s: f"Job {job_id}: {actions.cancel_jobs(s, [job_id], actor=ACTOR)[job_id]}.",
                    url_for("job", job_id=job_id))
 
     @app.post("/jobs/retry-failed")
@@ -63,7 +65,7 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
         with store() as s:
             ids = queries.failed_job_ids(s.database, queue=f["queue"], task=f["task"], search=f["q"], tag=f["tag"])
             for i in range(0, len(ids), BATCH):
-                control.retry_jobs(s, ids[i:i + BATCH], actor=ACTOR, hooks=plugins.retry_hooks())
+                actions.retry_jobs(s, ids[i:i + BATCH], actor=ACTOR, hooks=plugins.retry_hooks())
         flash(f"Retried {len(ids)} failed job(s) with their original arguments.", "ok")
         query = {k: v for k, v in (("queue", f["queue"]), ("task", f["task"]), ("tag", f["tag"])) if v}
         return redirect(url_for("jobs") + ("?" + urlencode(query) if query else ""), 303)
@@ -77,13 +79,13 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
     @app.post("/queues/pause")
     def pause() -> Any:
         name = queue_name()
-        return run(lambda s: (control.pause_queues(s, [name], actor=ACTOR), f"Queue {name} paused.")[1],
+        return run(lambda s: (actions.pause_queues(s, [name], actor=ACTOR), f"Queue {name} paused.")[1],
                    url_for("overview"))
 
     @app.post("/queues/resume")
     def resume() -> Any:
         name = queue_name()
-        return run(lambda s: (control.resume_queues(s, [name], actor=ACTOR), f"Queue {name} resumed.")[1],
+        return run(lambda s: (actions.resume_queues(s, [name], actor=ACTOR), f"Queue {name} resumed.")[1],
                    url_for("overview"))
 
     def schedule_name() -> str:

@@ -9,8 +9,8 @@ import peewee as pw
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from litequeue.config import redact
-from litequeue.errors import DatabaseError, JobNotFoundError, LiteQueueError
+from litequeue.base.errors import DatabaseError, JobNotFoundError, LiteQueueError
+from litequeue.cli.config import redact
 
 from . import actions, batches, data, format, security, stats, views
 from .settings import WebSettings

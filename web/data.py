@@ -10,13 +10,14 @@ from typing import Any
 
 import peewee as pw
 
-from litequeue import control, schedules
-from litequeue.db import open_database
-from litequeue.errors import DatabaseError, LiteQueueError
+from litequeue import schedules
+from litequeue.base.errors import DatabaseError, LiteQueueError
+from litequeue.base.states import JobStatus
+from litequeue.engine.storage import LiteStorage
+from litequeue.jobs import actions
 from litequeue.ledger import queries
-from litequeue.replaced import FileIdentity
-from litequeue.status import JobStatus
-from litequeue.storage import LiteStorage
+from litequeue.store.database import open_database
+from litequeue.store.file_identity import FileIdentity
 
 from .periodic import NextRuns
 from .settings import WebSettings
@@ -72,7 +73,7 @@ class Databases:
 
     def store(self) -> LiteStorage:
         """A writable store for one action; close it with ``store.database.close()``."""
-        return control.open_store(self.settings.db)
+        return actions.open_store(self.settings.db)
 
 
 def parse_filters(args: dict[str, str]) -> dict[str, Any]:

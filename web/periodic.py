@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from huey.api import PeriodicTask
 
-from litequeue import hueyseams
+from litequeue.engine import huey_compat
 from litequeue.ledger.queries import iso
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class NextRuns:
         self._lock = threading.Lock()
 
     def _tasks(self) -> list[tuple[str, type[PeriodicTask]]]:
-        return sorted((name, cls) for name, cls in hueyseams.task_classes(self.app).items()
+        return sorted((name, cls) for name, cls in huey_compat.task_classes(self.app).items()
                       if isinstance(cls, type) and issubclass(cls, PeriodicTask))
 
     def upcoming(self, now: float | None = None) -> list[dict[str, Any]]:

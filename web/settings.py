@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from litequeue.db import database_target
-from litequeue.errors import ConfigurationError
+from litequeue.base.errors import ConfigurationError
+from litequeue.store.database import database_target
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue

@@ -18,9 +18,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from .. import config as cfg
-from .. import defaults, logs
-from ..errors import (
+from litequeue.base import defaults, logs
+from litequeue.base.errors import (
     AppImportError,
     ConfigurationError,
     DatabaseFullError,
@@ -28,6 +27,7 @@ from ..errors import (
     LiteQueueError,
     SchemaTooNewError,
 )
+from litequeue.cli import config as cfg
 
 #: Exit status of usage and configuration errors (click's own for usage errors).
 EXIT_CONFIG = 2

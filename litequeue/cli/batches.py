@@ -1,4 +1,4 @@
-"""``litequeue batches list|show``: progress of batches of jobs (see litequeue.batches)."""
+"""``litequeue batches list|show``: progress of batches of jobs (see litequeue.engine.batches)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ..errors import LiteQueueError
+from litequeue.base.errors import LiteQueueError
+
 from ..ledger import queries
 from . import main
 from .helpers import echo_json, json_option, store

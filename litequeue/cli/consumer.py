@@ -6,8 +6,10 @@ import logging
 
 import click
 
-from .. import defaults, plugins
-from ..retention import AutoPruner
+from litequeue.base import defaults
+from litequeue.jobs.retention import AutoPruner
+from litequeue.ops import plugins
+
 from . import main
 from .helpers import app_argument, setup_logging, user_app
 from .migrate import no_migrate_option, prepare_database

@@ -11,8 +11,9 @@ import click
 if TYPE_CHECKING:
     import peewee as pw
 
+    from litequeue.engine.storage import LiteStorage
+
     from ..app import LiteQueue
-    from ..storage import LiteStorage
 
 F = Callable[..., Any]
 
@@ -31,20 +32,20 @@ def echo_json(data: Any) -> None:
 
 def store(ctx: click.Context, create: bool = False) -> LiteStorage:
     """The database alone (read commands never import the user's code)."""
-    from ..control import open_store
+    from litequeue.jobs.actions import open_store
 
     return open_store(ctx.obj.get("db"), create=create)
 
 
 def ledger(ctx: click.Context) -> pw.Database:
     """The database for a command that only reads the ledger: no Huey, no user code."""
-    from ..readers import open_ledger
+    from litequeue.store.readers import open_ledger
 
     return open_ledger(ctx.obj.get("db"))
 
 
 def user_app(spec: str | None) -> LiteQueue:
-    from ..loader import load_app
+    from litequeue.ops.loader import load_app
 
     return load_app(spec)
 
@@ -67,7 +68,7 @@ def parse_json(value: str | None, kind: type, param: str) -> Any:
 def setup_logging(level: int) -> None:
     """Logging for a command; the ``litequeue`` group already set it up from
     --log-format, --logfile, -v and -q, so this only matters outside the group."""
-    from .. import logs
+    from litequeue.base import logs
 
     if not logs.is_configured():
         logs.setup(level)

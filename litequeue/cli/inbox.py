@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from .. import replaced
-from ..errors import LiteQueueError
+from litequeue.base.errors import LiteQueueError
+from litequeue.store import file_identity
+
 from . import main
 from .helpers import setup_logging, user_app
 from .jobs import status_extras, status_printers
@@ -84,7 +85,7 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
         click.echo(f"watching {layout.root} ({'polling' if poll else 'inotify'}); Ctrl-C to stop", err=True)
         # A job written to a deleted or replaced database file would be lost: restart in
         # place (the new process rescans the inbox), as a consumer does.
-        replaced.watch(lq.db_identity, _restart_watcher, watcher.stop)
+        file_identity.watch(lq.db_identity, _restart_watcher, watcher.stop)
         watcher.run()
         return
     try:
@@ -102,7 +103,7 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
 def _restart_watcher(message: str) -> None:
     logging.getLogger("litequeue.inbox").error(
         "%s; restarting to write to the file now at that path", message, extra={"action": "database-replaced"})
-    replaced.restart_in_place()
+    file_identity.restart_in_place()
 
 
 def inbox_extra(store: Any) -> dict[str, Any]:

@@ -9,9 +9,10 @@ import types
 import click
 import peewee as pw
 
-from ..errors import JobNotFoundError
+from litequeue.base.errors import JobNotFoundError
+from litequeue.base.states import JobStatus
+
 from ..ledger import queries
-from ..status import JobStatus
 from . import main
 from .helpers import app_argument, echo_json, json_option, ledger, parse_json, store, user_app
 from .progress import progress
@@ -215,7 +216,8 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
 def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, queue: str | None,
                task: str | None, tag: str | None) -> None:
     """Re-enqueue jobs with their original arguments (linked to the original)."""
-    from .. import control, plugins
+    from litequeue.jobs import actions
+    from litequeue.ops import plugins
 
     s = store(ctx)
     ids = list(job_ids)
@@ -231,7 +233,7 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, q
     # A single batch is checked whole before anything is written: no bar for it.
     with progress("retry", len(ids)) if len(batches) > 1 else contextlib.nullcontext(None) as report:
         for chunk in batches:
-            mapping = control.retry_jobs(s, chunk, hooks=plugins.retry_hooks())
+            mapping = actions.retry_jobs(s, chunk, hooks=plugins.retry_hooks())
             for old, new in mapping.items():
                 click.echo(f"{old} -> {new}")
             done += len(mapping)
@@ -252,7 +254,7 @@ def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None, w
 
     A running job is asked to stop (current_job().cancelled) and, if it has not stopped
     after its grace period (run-consumer --cancel-grace, 10 s by default), stopped."""
-    from .. import control
+    from litequeue.jobs import actions
 
     s = store(ctx)
     ids = list(job_ids)
@@ -263,7 +265,7 @@ def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None, w
             return
     if not ids:
         raise click.UsageError("give job ids or --tag")
-    outcome = control.cancel_jobs(s, list(dict.fromkeys(ids)), actor=control.who("litequeue jobs cancel"))
+    outcome = actions.cancel_jobs(s, list(dict.fromkeys(ids)), actor=actions.who("litequeue jobs cancel"))
     asked = [job_id for job_id, what in outcome.items() if what.startswith("cancel requested")]
     if wait is None or not asked:
         for job_id, what in outcome.items():
@@ -273,7 +275,7 @@ def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], tag: str | None, w
         if job_id not in asked:
             click.echo(f"{job_id}: {what}")
     started = time.monotonic()
-    ended = control.wait_ended(s, asked, wait)
+    ended = actions.wait_ended(s, asked, wait)
     still = 0
     for job_id in asked:
         job = ended[job_id] or {}

@@ -6,16 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import control
-from ..errors import LiteQueueError
+from litequeue.base.errors import LiteQueueError
+from litequeue.jobs import actions
+from litequeue.jobs.retention import format_duration
+
 from ..ledger import queries
-from ..retention import format_duration
 from . import main
 from .helpers import echo_json, json_option, store
 from .jobs import status_extras, status_printers
 
 if TYPE_CHECKING:
-    from ..storage import LiteStorage
+    from litequeue.engine.storage import LiteStorage
 
 
 @main.group("breakers", invoke_without_command=True)
@@ -55,7 +56,7 @@ def _breaker_line(b: dict[str, Any]) -> str:
 @click.pass_context
 def breakers_reset(ctx: click.Context, task: str) -> None:
     """Close the breaker of TASK by hand: its held jobs run at once."""
-    found = control.reset_breaker(store(ctx), task)
+    found = actions.reset_breaker(store(ctx), task)
     if not found:
         known = ", ".join(b["task"] for b in queries.breakers(store(ctx).database)) or "none"
         raise LiteQueueError(f"no breaker for task {task!r}; breakers: {known}")

@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
-from .. import defaults, migrations
-from ..db import database_target, is_url, open_database, sqlite_path
+from litequeue.base import defaults
+from litequeue.store import migrations
+from litequeue.store.database import database_target, is_url, open_database, sqlite_path
+
 from . import main
 
 log = logging.getLogger("litequeue.migrations")

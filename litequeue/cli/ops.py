@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
-from .. import defaults, doctor, health, systemd
-from ..db import database_target, is_url
+from litequeue.base import defaults
+from litequeue.ops import doctor, health, systemd
+from litequeue.store.database import database_target, is_url
+
 from . import main
 from .helpers import db_option, echo_json, json_option
 
@@ -98,8 +100,8 @@ def _configured_inbox(root: click.Context) -> str | None:
 
 
 def _consumers(target: str) -> list[doctor.Finding]:
-    from ..control import open_store
-    from ..errors import LiteQueueError
+    from litequeue.base.errors import LiteQueueError
+    from litequeue.jobs.actions import open_store
 
     try:
         store = open_store(target, readonly=not is_url(target))

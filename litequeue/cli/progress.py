@@ -8,7 +8,7 @@ Use it as a context manager whose value is called with (done, total)::
             control.retry_jobs(store, ids[i:i + 500])
             report(min(i + 500, len(ids)))
 
-The reporter has the ``(done, total)`` signature that ``litequeue.retention.prune`` takes.
+The reporter has the ``(done, total)`` signature that ``litequeue.jobs.retention.prune`` takes.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ from typing import Any
 
 import click
 
-from .. import control, defaults, retention
-from ..errors import ConfigurationError
+from litequeue.base import defaults
+from litequeue.base.errors import ConfigurationError
+from litequeue.jobs import actions, retention
+
 from ..ledger import queries
 from . import main
 from .helpers import echo_json, json_option, store
@@ -52,7 +54,7 @@ def pause(ctx: click.Context, queues: tuple[str, ...], for_: float | None) -> No
     if for_ is not None and for_ <= 0:
         raise click.BadParameter("must be longer than 0s, e.g. 30m", param_hint="--for")
     names = _names(queues)
-    control.pause_queues(store(ctx, create=True), names, seconds=for_)
+    actions.pause_queues(store(ctx, create=True), names, seconds=for_)
     until = "until `litequeue resume`" if for_ is None else (
         f"for {retention.format_duration(for_)} (until {queries.iso(time.time() + for_)})")
     for name in names:
@@ -67,7 +69,7 @@ def resume(ctx: click.Context, queues: tuple[str, ...]) -> None:
     names = _names(queues)
     s = store(ctx)
     summary = queries.queue_summary(s.database)
-    control.resume_queues(s, names)
+    actions.resume_queues(s, names)
     for name in names:
         was = summary.get(name, {}).get("paused")
         click.echo(f"resumed {name}" if was else f"{name} was not paused")
@@ -89,7 +91,7 @@ def purge(ctx: click.Context, queues: tuple[str, ...], tag: str | None, yes: boo
         return
     names = _names(queues)
     s = store(ctx)
-    counts = control.purge_queues(s, names, dry_run=True)
+    counts = actions.purge_queues(s, names, dry_run=True)
     total = sum(counts.values())
     if dry_run or total == 0:
         for name in names:
@@ -103,7 +105,7 @@ def purge(ctx: click.Context, queues: tuple[str, ...], tag: str | None, yes: boo
     # One queue per transaction: a consumer waits for one queue's purge at most.
     with progress("purge", total) as report:
         for name in names:
-            n = control.purge_queues(s, [name])[name]
+            n = actions.purge_queues(s, [name])[name]
             dropped += n
             report(dropped, max(total, dropped))
             click.echo(f"{name}: dropped {n} queued job(s)")
@@ -113,13 +115,13 @@ def purge(ctx: click.Context, queues: tuple[str, ...], tag: str | None, yes: boo
 def _purge_tag(ctx: click.Context, tag: str, names: list[str], yes: bool, dry_run: bool) -> None:
     s = store(ctx)
     where = f" in {', '.join(names)}" if names else ""
-    total = control.purge_tag(s, tag, names, dry_run=True)
+    total = actions.purge_tag(s, tag, names, dry_run=True)
     if dry_run or total == 0:
         click.echo(f"tag {tag}{where}: {total} queued job(s) {'would be dropped' if dry_run else ''}".rstrip())
         return
     if not yes:
         click.confirm(f"Drop {total} queued job(s) tagged {tag}{where}? They end cancelled", abort=True, err=True)
-    dropped = control.purge_tag(s, tag, names)
+    dropped = actions.purge_tag(s, tag, names)
     click.echo(f"tag {tag}{where}: dropped {dropped} queued job(s); they are cancelled in the ledger")
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ..cron import EXAMPLE
+from litequeue.base.cron import EXAMPLE
+
 from ..ledger import queries
 from . import ConfigError, main
 from .helpers import echo_json, json_option, parse_json, store, user_app

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from .. import retention
+from litequeue.jobs import retention
+
 from ..ledger import stats as ledger_stats
 from ..ledger.stats import parse_since
 from . import ConfigError, main

@@ -8,7 +8,8 @@ from types import FrameType
 
 import click
 
-from .. import defaults, sdnotify
+from litequeue.base import defaults, sdnotify
+
 from . import main
 from .helpers import setup_logging, user_app
 from .migrate import no_migrate_option, prepare_database

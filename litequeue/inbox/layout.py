@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError
+from litequeue.base.errors import ConfigurationError
 
 TOKEN_PREFIX = "lq-"
 #: Partial-download and editor names: never taken, whatever the rules say.

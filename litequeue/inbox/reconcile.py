@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..status import FINAL_STATUSES
+from litequeue.base.states import FINAL_STATUSES
+
 from .layout import TOKEN_PREFIX
 from .moves import remove_empty_dirs
 from .settle import ERROR_SUFFIX, finish_move, job_outcomes, settle_jobs

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..doorbell import ring
-from ..ids import new_job_id
+from litequeue.base.ids import new_job_id
+from litequeue.store.doorbell import ring
+
 from .layout import Layout, token_for
 from .moves import free_name, move_noreplace, move_to_free_name, remove_empty_dirs
 from .settle import finish_move

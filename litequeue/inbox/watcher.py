@@ -42,7 +42,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from ..errors import LiteQueueError
+from litequeue.base.errors import LiteQueueError
+
 from .layout import LOCK_NAME, Layout, is_ignored_name, save_layout
 from .reconcile import reconcile
 from .take import Taker

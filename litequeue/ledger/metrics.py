@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 
 import peewee as pw
 
-from ..status import JobStatus
+from litequeue.base.states import JobStatus
+
 from . import queries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

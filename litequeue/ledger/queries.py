@@ -11,8 +11,8 @@ from typing import Any
 
 import peewee as pw
 
-from ..dialect import floor_int, is_sqlite, sql, unindexed
-from ..status import FINAL_STATUSES, JobStatus
+from litequeue.base.states import FINAL_STATUSES, JobStatus
+from litequeue.store.dialect import floor_int, is_sqlite, sql, unindexed
 
 JOB_FIELDS = (
     "seq", "id", "app", "task", "queue", "priority", "status", "args", "kwargs", "enqueued_at",

@@ -43,9 +43,10 @@ from typing import Any
 
 import peewee as pw
 
-from ..dialect import is_sqlite, sql, unindexed
-from ..retention import parse_duration
-from ..status import JobStatus
+from litequeue.base.states import JobStatus
+from litequeue.jobs.retention import parse_duration
+from litequeue.store.dialect import is_sqlite, sql, unindexed
+
 from .queries import iso
 
 #: What a report can be grouped by.

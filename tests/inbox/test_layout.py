@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from litequeue.errors import ConfigurationError
+from litequeue.base.errors import ConfigurationError
 from litequeue.inbox.layout import Layout, Rule, is_ignored_name
 from litequeue.inbox.moves import free_name, move_noreplace, move_to_free_name
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from litequeue import control, current_job
-from litequeue.errors import BatchClosedError, ConfigurationError
+from litequeue import current_job
+from litequeue.base.errors import BatchClosedError, ConfigurationError
+from litequeue.jobs import actions
 from litequeue.ledger import queries
 from tests.conftest import job_row, running_consumer, wait_for
 
@@ -128,7 +129,7 @@ def test_failed_and_cancelled_members_fire_on_failure_once(make_app):
     with app.batch("some fail", on_complete=done, on_failure=report) as b:
         (first,) = b.add(maybe.s(1))
         maybe.map(range(2, 13))
-    assert control.cancel_jobs(app.storage, [first.id], actor="test") == {first.id: "cancelled"}
+    assert actions.cancel_jobs(app.storage, [first.id], actor="test") == {first.id: "cancelled"}
     with running_consumer(app, workers=3):
         view = wait_batch(app, b.id)
         wait_for(lambda: job_row(app, b.on_failure_id)["status"] == "succeeded", what="on_failure to run")

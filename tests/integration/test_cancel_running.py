@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from litequeue import control, current_job
+from litequeue import current_job
+from litequeue.jobs import actions
 from litequeue.ledger import queries
 from tests.conftest import job_row, running_consumer, wait_for, wait_job
 
@@ -65,7 +66,7 @@ def test_cancel_running_job(make_app, kind: str, worker_type: str, victim: str) 
         handle = tasks[victim]()
         wait_job(app, handle.id, "running")
         time.sleep(0.2)  # well inside its body
-        assert control.cancel_jobs(app.storage, [handle.id], actor="tester")[handle.id] == \
+        assert actions.cancel_jobs(app.storage, [handle.id], actor="tester")[handle.id] == \
             "cancel requested (running)"
         job = wait_job(app, handle.id, "cancelled", timeout=15)
         # Never failed, never retried: one attempt, which says who cancelled it.
@@ -120,7 +121,7 @@ def test_cancelled_flag_is_cooperative(make_app) -> None:
     with running_consumer(app, workers=1, cancel_grace=30):
         handle = polite()
         wait_job(app, handle.id, "running")
-        control.cancel_jobs(app.storage, [handle.id], actor="tester")
+        actions.cancel_jobs(app.storage, [handle.id], actor="tester")
         assert handle.get(blocking=True, timeout=10) == "stopped, asked by tester"
 
 

@@ -14,7 +14,7 @@ def test_processes_racing_to_create_a_database_all_open_it(tmp_path):
     failures = []
     for round_ in range(20):
         db = tmp_path / f"race{round_}.db"
-        code = f"from litequeue.db import open_database; open_database({str(db)!r}).execute_sql('select 1')"
+        code = f"from litequeue.store.database import open_database; open_database({str(db)!r}).execute_sql('select 1')"
         procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
                  for _ in range(4)]
         for proc in procs:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from litequeue import migrations
+from litequeue.store import migrations
 from tests.conftest import Project, wait_for
 from tests.fixtures import make_first_release
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from huey import crontab
 
 from litequeue import LiteQueue
-from litequeue.scheduler import LiteScheduler
+from litequeue.runtime.scheduler import LiteScheduler
 
 
 def utc_minute() -> dt.datetime:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from litequeue.status import AttemptOutcome, JobStatus
-from litequeue.storage import Finished
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.engine.storage import Finished
 from tests.conftest import job_row
 
 

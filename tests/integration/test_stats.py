@@ -86,8 +86,8 @@ class Ran:
 
 
 def _attempt_rows(db: str) -> list[dict[str, Any]]:
-    from litequeue.control import open_store
-    from litequeue.dialect import sql
+    from litequeue.jobs.actions import open_store
+    from litequeue.store.dialect import sql
 
     store = open_store(db)
     try:

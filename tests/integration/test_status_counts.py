@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from litequeue import LiteQueue, control, retention
+from litequeue import LiteQueue
+from litequeue.jobs import actions, retention
 from tests.conftest import running_consumer, wait_job
 
 
@@ -36,14 +37,14 @@ def test_counts_follow_every_transition(tmp_path):
     for n in range(3):
         later(n)
     assert_counts_match(app)
-    control.cancel_jobs(app.storage, [delayed.id])
+    actions.cancel_jobs(app.storage, [delayed.id])
     with running_consumer(app, workers=2, queues=["a"]):
         for n, r in runs.items():
             wait_job(app, r.id, "failed" if n % 3 == 0 else "succeeded")
     assert_counts_match(app)
-    control.purge_queues(app.storage, ["b"])  # the pipeline's first step and three more
+    actions.purge_queues(app.storage, ["b"])  # the pipeline's first step and three more
     assert_counts_match(app)
-    retried = control.retry_jobs(app.storage, [r.id for n, r in runs.items() if n % 3 == 0])
+    retried = actions.retry_jobs(app.storage, [r.id for n, r in runs.items() if n % 3 == 0])
     assert len(retried) == 3
     assert_counts_match(app)
     with running_consumer(app, workers=2):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from litequeue import schedules
-from litequeue.errors import ConfigurationError
+from litequeue.base.errors import ConfigurationError
 
 
 def slot(text: str) -> dt.datetime:

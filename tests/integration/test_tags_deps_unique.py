@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from litequeue import control
-from litequeue.errors import DependencyError
-from litequeue.records import Finished
-from litequeue.status import AttemptOutcome, JobStatus
+from litequeue.base.errors import DependencyError
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.base.values import Finished
+from litequeue.jobs import actions
 from tests.conftest import Project, job_row, running_consumer, wait_job
 
 
@@ -270,7 +270,7 @@ def test_unique_task_keys_on_name_and_arguments(app):
     assert app.storage.sql("SELECT COUNT(*) FROM lq_job").fetchone()[0] == 2
     # However the job ends (here: purged), its key is held unique_for seconds from then.
     app.storage.release("holder")
-    control.purge_queues(app.storage, ["default"])
+    actions.purge_queues(app.storage, ["default"])
     held_until = app.storage.sql("SELECT held_until FROM lq_unique WHERE job_id = ?", (a.id,)).fetchone()[0]
     assert held_until is not None and held_until > time.time() + 20
     assert app.invoice(1).id == a.id

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 from litequeue import LiteQueue
-from litequeue.doorbell import Doorbell
-from litequeue.pool import Dispatcher
+from litequeue.runtime.dispatcher import Dispatcher
+from litequeue.store.doorbell import Doorbell
 from tests.conftest import wait_for
 
 #: More wakes than a Linux pipe holds (64 KiB of one-byte writes).
@@ -60,7 +60,7 @@ def test_wakes_during_a_long_busy_round_never_block_a_worker(tmp_path: Path) -> 
 def test_a_stuck_dispatcher_stops_feeding_the_systemd_watchdog(tmp_path: Path, monkeypatch) -> None:
     import socket
 
-    from litequeue.supervisor import Supervisor
+    from litequeue.runtime.supervisor import Supervisor
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from litequeue import doctor
+from litequeue.ops import doctor
 from tests.conftest import BOTH_BACKENDS
 
 MOUNTS = r"""/dev/vda / ext4 rw,relatime 0 0

@@ -7,7 +7,7 @@ import logging
 import subprocess
 import sys
 
-from litequeue import logs
+from litequeue.base import logs
 
 TASKS = """
 from litequeue import LiteQueue

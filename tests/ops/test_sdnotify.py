@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from litequeue import sdnotify
+from litequeue.base import sdnotify
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def test_watchdog_interval(monkeypatch):
 def test_a_real_consumer_notifies_ready_watchdog_and_stopping(project, tmp_path):
     if "sdnotify" not in (ROOT / "litequeue" / "consumer.py").read_text() + \
             (ROOT / "litequeue" / "supervisor.py").read_text():
-        pytest.skip("the consumer does not call litequeue.sdnotify yet")
+        pytest.skip("the consumer does not call litequeue.base.sdnotify yet")
     project.write("tasks.py", "from litequeue import LiteQueue\napp = LiteQueue('sd')\n"
                               "@app.task()\ndef hello():\n    return 1\n")
     path = tmp_path / "consumer-notify.sock"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from litequeue import systemd
+from litequeue.ops import systemd
 
 ROOT = Path(__file__).resolve().parents[2]
 

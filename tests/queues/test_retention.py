@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from litequeue.control import open_store
-from litequeue.errors import ConfigurationError
-from litequeue.retention import DAY, AutoPruner, page_stats, parse_duration, prune, prune_policy, vacuum
-from litequeue.storage import LiteStorage
+from litequeue.base.errors import ConfigurationError
+from litequeue.engine.storage import LiteStorage
+from litequeue.jobs.actions import open_store
+from litequeue.jobs.retention import (
+    DAY,
+    AutoPruner,
+    page_stats,
+    parse_duration,
+    prune,
+    prune_policy,
+    vacuum,
+)
 from tests.conftest import BOTH_BACKENDS, Project
 
 TASKS = """

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from litequeue import cron
-from litequeue.errors import ConfigurationError
+from litequeue.base import cron
+from litequeue.base.errors import ConfigurationError
 
 UTC = dt.UTC
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from litequeue import LiteQueue
-from litequeue.doorbell import Doorbell
-from litequeue.pool import SHORT_JOB_SAMPLE, Dispatcher
-from litequeue.status import AttemptOutcome, JobStatus
-from litequeue.storage import Claim, Finished
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.engine.storage import Claim, Finished
+from litequeue.runtime.dispatcher import SHORT_JOB_SAMPLE, Dispatcher
+from litequeue.store.doorbell import Doorbell
 from tests.conftest import wait_for
 
 HOLDER = "unit-consumer"

@@ -1,6 +1,6 @@
 """Every part of Huey litequeue leans on, named, so a Huey upgrade that moves one fails here.
 
-The private attributes live in ``litequeue/hueyseams.py`` (nothing else reads them); the
+The private attributes live in ``litequeue/huey_compat.py`` (nothing else reads them); the
 public seams below are the behaviours LiteQueue builds on (where ``Huey.enqueue`` hands
 the serialized task to its storage, in what order ``execute`` runs hooks and enqueues).
 """
@@ -20,7 +20,7 @@ from huey.consumer import Consumer
 from huey.registry import Registry
 from huey.storage import MemoryStorage
 
-from litequeue import hueyseams
+from litequeue.engine import huey_compat
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,21 +31,21 @@ def owners() -> dict[str, object]:
             "Consumer": Consumer(app, workers=1, check_worker_health=False)}
 
 
-@pytest.mark.parametrize("owner,attr", hueyseams.PRIVATE, ids=[f"{o}.{a}" for o, a in hueyseams.PRIVATE])
+@pytest.mark.parametrize("owner,attr", huey_compat.PRIVATE, ids=[f"{o}.{a}" for o, a in huey_compat.PRIVATE])
 def test_each_private_attribute_litequeue_uses_still_exists(owner: str, attr: str) -> None:
     obj = owners()[owner]
     assert hasattr(obj, attr), (
-        f"huey {huey.__version__}: {owner}.{attr} is gone; litequeue/hueyseams.py must follow it")
+        f"huey {huey.__version__}: {owner}.{attr} is gone; litequeue/huey_compat.py must follow it")
 
 
 def test_their_shapes() -> None:
     app = MemoryHuey("seams")
-    assert isinstance(hueyseams.registry(app), Registry)
+    assert isinstance(huey_compat.registry(app), Registry)
 
     @app.task()
     def job() -> None: ...
 
-    assert hueyseams.task_classes(app) == {f"{__name__}.job": job.task_class}
+    assert huey_compat.task_classes(app) == {f"{__name__}.job": job.task_class}
     consumer = Consumer(app, workers=1, check_worker_health=False)
     assert set(consumer._signal_actions) >= {signal.SIGINT, signal.SIGTERM}
     assert all(isinstance(v, tuple) and len(v) == 2 for v in consumer._signal_actions.values())
@@ -57,12 +57,12 @@ def test_their_shapes() -> None:
 
 
 def test_no_other_module_reads_a_private_huey_attribute() -> None:
-    names = {attr for _, attr in hueyseams.PRIVATE} | {
+    names = {attr for _, attr in huey_compat.PRIVATE} | {
         "_post_execute", "_pre_execute", "_signal", "_immediate", "_emit", "_pipeline_results",
         "_locks", "_startup", "_shutdown", "_tasks_in_flight", "_timeout_handler", "_get_timestamp"}
     offenders = []
     for path in sorted([*(ROOT / "litequeue").rglob("*.py"), *(ROOT / "web").rglob("*.py")]):
-        if path.name == "hueyseams.py":
+        if path.name == "huey_compat.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in names:

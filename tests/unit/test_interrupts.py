@@ -7,7 +7,7 @@ import time
 
 from huey.exceptions import TaskTimeout
 
-from litequeue import interrupts
+from litequeue.engine import interrupts
 
 
 def run_in_thread(body) -> list[str]:

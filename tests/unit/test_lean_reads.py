@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-HEAVY = ("huey", "flask", "redis", "playhouse.db_url", "litequeue.storage", "litequeue.app")
+HEAVY = ("huey", "flask", "redis", "playhouse.db_url", "watchdog", "litequeue.engine", "litequeue.runtime",
+         "litequeue.app")
 
 PROBE = """
 import json, sys

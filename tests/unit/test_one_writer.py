@@ -12,9 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WRITE = re.compile(r"\b(?:INSERT INTO|UPDATE|DELETE FROM)\s+(lq_\w+)", re.IGNORECASE)
 ALLOWED: dict[str, set[str]] = {
-    "litequeue/transitions.py": {"*"},
-    "litequeue/migrations.py": {"*"},
-    "litequeue/storage.py": {"lq_kv", "lq_meta"},
+    "litequeue/jobs/transitions.py": {"*"},
+    "litequeue/store/migrations.py": {"*"},
+    "litequeue/engine/storage.py": {"lq_kv", "lq_meta"},
     "litequeue/inbox/": {"lq_inbox_file", "lq_meta"},
 }
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from litequeue.ledger.preview import REDACTED, preview
+from litequeue.base.preview import REDACTED, preview
 
 
 def test_plain_values_pass_through():

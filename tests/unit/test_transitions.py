@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from huey import signals as S
 
-from litequeue import control
-from litequeue.errors import JobNotFoundError, LiteQueueError
+from litequeue.base.errors import JobNotFoundError, LiteQueueError
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.base.values import Finished, Unit
+from litequeue.jobs import actions
 from litequeue.ledger import queries
-from litequeue.records import Finished, Unit
-from litequeue.status import AttemptOutcome, JobStatus
-from litequeue.worker import classify
+from litequeue.runtime.worker import classify
 from tests.conftest import job_row
 
 
@@ -152,7 +152,7 @@ def test_cancel_waiting_pipeline_step_sticks(app):
     results = app.enqueue(parent)
     first, second, third = (r.id for r in results)
     assert job_row(app, second)["status"] == "waiting"
-    out = control.cancel_jobs(app.storage, [second])
+    out = actions.cancel_jobs(app.storage, [second])
     assert out[second].startswith("cancelled")
     assert job_row(app, third)["status"] == "cancelled"  # the step after it can never run
     (claim,) = app.storage.claim("A", None, 1)
@@ -167,15 +167,15 @@ def test_cancel_waiting_pipeline_step_sticks(app):
 def test_cancel_states(app):
     queued = app.work(1).id
     scheduled = app.work.schedule((2,), delay=60).id
-    assert control.cancel_jobs(app.storage, [queued, scheduled]) == {queued: "cancelled", scheduled: "cancelled"}
+    assert actions.cancel_jobs(app.storage, [queued, scheduled]) == {queued: "cancelled", scheduled: "cancelled"}
     assert app.storage.sql("SELECT COUNT(*) FROM lq_schedule").fetchone()[0] == 0
     running = app.work(3).id
     app.storage.claim("A", None, 1)
-    assert control.cancel_jobs(app.storage, [running])[running] == "cancel requested (running)"
+    assert actions.cancel_jobs(app.storage, [running])[running] == "cancel requested (running)"
     assert app.is_cancel_requested(running)
-    assert control.cancel_jobs(app.storage, [queued])[queued] == "already cancelled"
+    assert actions.cancel_jobs(app.storage, [queued])[queued] == "already cancelled"
     with pytest.raises(JobNotFoundError):
-        control.cancel_jobs(app.storage, ["nope"])
+        actions.cancel_jobs(app.storage, ["nope"])
 
 
 def fail_one(app):
@@ -187,9 +187,9 @@ def fail_one(app):
 
 def test_retry_makes_one_job(app):
     job_id = fail_one(app)
-    first = control.retry_jobs(app.storage, [job_id])[job_id]
+    first = actions.retry_jobs(app.storage, [job_id])[job_id]
     assert first != job_id
-    assert control.retry_jobs(app.storage, [job_id]) == {job_id: first}  # retried once
+    assert actions.retry_jobs(app.storage, [job_id]) == {job_id: first}  # retried once
     new = job_row(app, first)
     assert new["status"] == "queued" and new["retried_from"] == job_id
     assert job_row(app, job_id)["retried_as"] == first
@@ -203,9 +203,9 @@ def test_concurrent_retries_of_one_job_make_one_job(app, make_app):
     target = str(app.db_target)
 
     def retry(_):
-        store = control.open_store(target)
+        store = actions.open_store(target)
         try:
-            return control.retry_jobs(store, [job_id])[job_id]
+            return actions.retry_jobs(store, [job_id])[job_id]
         finally:
             store.database.close()
 
@@ -220,12 +220,12 @@ def test_retry_refuses_unfinished_jobs_and_writes_nothing(app):
     done = fail_one(app)
     queued = app.work(2).id
     with pytest.raises(LiteQueueError, match="only finished jobs"):
-        control.retry_jobs(app.storage, [done, queued])
+        actions.retry_jobs(app.storage, [done, queued])
     assert job_row(app, done)["retried_as"] is None
 
 
 def test_classifier():
-    from litequeue.records import Claim
+    from litequeue.base.values import Claim
 
     claim = Claim(1, "j", "default", 0, b"", 3)
 

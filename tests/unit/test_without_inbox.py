@@ -21,7 +21,7 @@ sys.meta_path.insert(0, NoInbox())
 from click.testing import CliRunner
 from litequeue import LiteQueue
 from litequeue.cli import main
-from litequeue import plugins
+from litequeue.ops import plugins
 
 db = sys.argv[1]
 app = LiteQueue("noinbox", db=db)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
-from litequeue.db import open_database
 from litequeue.ledger.metrics import HistogramCache, label_value, render
+from litequeue.store.database import open_database
 from tests.web.conftest import query
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf)$')

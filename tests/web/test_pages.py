@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from huey import crontab
 
-from litequeue.loader import load_app
+from litequeue.ops.loader import load_app
 from litequeue_web.periodic import next_run
 from tests.web.conftest import MakeApp, Seeded
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from litequeue.errors import ConfigurationError
+from litequeue.base.errors import ConfigurationError
 from litequeue_web import check_bind, read_password_file
 from tests.conftest import Project
 from tests.web.conftest import ORIGIN, MakeApp, Seeded, query

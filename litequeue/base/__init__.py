@@ -1,0 +1,1 @@
+"""Layer 0: plain Python values every layer shares (no database, no Huey)."""

@@ -1,0 +1,617 @@
+"""Huey's queue on the ledger's database: claim, ack, release, dispatch, one place each.
+
+``LiteStorage`` extends Huey's contrib ``SqlStorage`` (which runs Huey's key/value store,
+counters, locks and results through peewee) and replaces its queue and schedule with
+tables that never lose a job:
+
+* a job is taken by *claiming* its ``lq_ready`` row (``claimed_by`` set to the consumer's
+  id), never by deleting it;
+* it leaves ``lq_ready`` only in :meth:`LiteStorage.ack`, in the same transaction that
+  writes its outcome, its result and any retry or follow-up rows to queue and ledger;
+* due rows move from ``lq_schedule`` to ``lq_ready`` in one transaction
+  (:meth:`LiteStorage.dispatch_due`);
+* a dead consumer's claims go back to ready, or to ``failed`` at the crash cap
+  (:meth:`LiteStorage.recover`).
+
+Every write that Huey would make while a worker runs a job (the result, a retry, the
+next pipeline step) is collected in the job's :class:`Unit` and written by ``ack``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import peewee as pw
+from huey.constants import EmptyData
+from huey.contrib.sql_huey import BytesBlobField, SqlStorage
+
+from litequeue.base.errors import ConfigurationError, DatabaseError, DatabaseUnreachableError
+from litequeue.base.values import Claim, Finished, NewJob, Unit
+from litequeue.engine import batches, interrupts
+from litequeue.jobs import transitions
+from litequeue.store import dialect, faults, migrations
+from litequeue.store.models import Ledger, make_ledger
+
+__all__ = ["Claim", "Finished", "LiteStorage", "NewJob", "Unit", "FORK_GUARD"]
+
+
+class LiteStorage(SqlStorage):
+    """Huey storage whose queue rows are claimed and acknowledged, never lost."""
+
+    def __init__(self, name: str = "litequeue", database: pw.Database | None = None,
+                 create_tables: bool = True, **kwargs: Any) -> None:
+        self._local = threading.local()
+        super().__init__(name, database=database, create_tables=False, **kwargs)
+        self.ledger: Ledger = make_ledger(self.database)
+        self.is_sqlite = isinstance(self.database, pw.SqliteDatabase)
+        #: set by LiteQueue: the rows a serialized task writes, and what to do after a commit
+        #: that made jobs ready (ring the consumers' doorbell)
+        self.describe: Callable[[bytes], list[NewJob]] | None = None
+        self.committed: Callable[[], None] = lambda: None
+        self.utc = True
+        #: the app's concurrency limits and breakers (litequeue.base.limits), enforced by the claim
+        self.limits: Any = None
+        from litequeue.runtime.in_process import InlineClaims
+
+        #: this process's claims taken through Huey's dequeue() / read_schedule()
+        self.inline = InlineClaims(self)
+        if create_tables:
+            self.create_tables()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def create_models(self) -> tuple[type[pw.Model], ...]:
+        db = self.database
+
+        class Base(pw.Model):
+            class Meta:
+                database = db
+
+        class KV(Base):
+            queue = pw.CharField()
+            key = pw.CharField()
+            value = BytesBlobField()
+
+            class Meta:
+                table_name = "lq_kv"
+                primary_key = pw.CompositeKey("queue", "key")
+
+        class Schedule(Base):
+            """Jobs with an ETA in the future (delayed jobs and retries)."""
+
+            id = pw.AutoField()
+            app = pw.CharField()
+            queue = pw.CharField()
+            priority = pw.IntegerField(default=0)
+            job_id = pw.CharField()
+            data = BytesBlobField()
+            eta = pw.DoubleField()
+            crash_cap = pw.IntegerField(default=3)
+            has_file = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+
+            class Meta:
+                table_name = "lq_schedule"
+                indexes = ((("app", "eta"), False),)
+
+        class Ready(Base):
+            """Jobs ready to run; ``claimed_by`` is set while a consumer holds one."""
+
+            id = pw.AutoField()
+            app = pw.CharField()
+            queue = pw.CharField()
+            priority = pw.IntegerField(default=0)
+            job_id = pw.CharField()
+            data = BytesBlobField()
+            crash_cap = pw.IntegerField(default=3)
+            #: how often a worker died holding this job: such a job runs alone (see transitions.claim)
+            crashes = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+            enqueued_at = pw.DoubleField()
+            claimed_by = pw.CharField(null=True)
+            claimed_at = pw.DoubleField(null=True)
+            #: the job works on a plugin's file (the inbox): its observers look when it ends
+            has_file = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+
+            class Meta:
+                table_name = "lq_ready"
+
+        class Counter(Base):
+            queue = pw.CharField()
+            key = pw.CharField()
+            value = pw.IntegerField()
+
+            class Meta:
+                table_name = "lq_counter"
+                primary_key = pw.CompositeKey("queue", "key")
+
+        return KV, Schedule, Ready, Counter
+
+    def create_tables(self) -> None:
+        """Bring the database to this code's schema (:mod:`litequeue.store.migrations`): a new one
+        gets every migration, an older one the missing ones, a newer one is refused. An
+        up-to-date database costs one read and no write lock (it may be held elsewhere)."""
+        with self.database.connection_context() if self.database.is_closed() else _null():
+            migrations.ensure(self.database)
+
+    def has_schema(self) -> bool:
+        """Is the schema this code's? Raises SchemaTooNewError for a newer one."""
+        return not migrations.pending(self.database)
+
+    def drop_tables(self) -> None:
+        self.database.drop_tables([self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models])
+
+    # -- low level ----------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (written with ``?`` placeholders) and return the cursor."""
+        return dialect.sql(self.database, query, params)
+
+    def _param(self, query: str) -> str:
+        return dialect.param(self.database, query)
+
+    def many(self, query: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run ``query`` once per row; returns the rows changed."""
+        return dialect.many(self.database, query, rows)
+
+    def touch(self) -> None:
+        """A write that changes nothing but still takes the write lock and writes a page (so
+        a read-only file, folder or filesystem fails here); call inside :meth:`write`."""
+        self.sql("UPDATE lq_meta SET value = value WHERE key IN (SELECT key FROM lq_meta LIMIT 1)")
+
+    def write(self) -> Any:
+        """A write transaction; SQLite's busy timeout waits out other writers."""
+        return _BusyGuard(self.atomic(), self.database)
+
+    # -- the unit of work a running job collects ----------------------------------------
+
+    def begin_unit(self, job_id: str, revocable: bool = True) -> Unit:
+        unit = Unit(job_id, revocable)
+        self._local.unit = unit
+        return unit
+
+    def end_unit(self) -> Unit | None:
+        unit = getattr(self._local, "unit", None)
+        self._local.unit = None
+        return unit
+
+    @property
+    def unit(self) -> Unit | None:
+        return getattr(self._local, "unit", None)
+
+    @property
+    def deferring(self) -> Unit | None:
+        """The running job's unit while its writes wait for its ack (not while its own
+        code runs)."""
+        unit = getattr(self._local, "unit", None)
+        return None if unit is None or unit.in_body else unit
+
+    # -- enqueue ------------------------------------------------------------------------
+
+    def write_jobs(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
+        """Write queue (or schedule) rows and ledger rows for ``jobs`` in one transaction.
+
+        Inside a running job the rows go to its unit instead and are written by its ack.
+        """
+        unit = self.deferring
+        if unit is not None:
+            unit.jobs.extend(jobs)
+            return
+        if self.database.in_transaction() or dialect.is_sqlite(self.database):
+            with self.write():
+                self.insert_jobs(jobs, time.time() if now is None else now)
+            return
+        self._write_jobs_retrying(jobs, now)
+
+    def _write_jobs_retrying(self, jobs: Sequence[NewJob], now: float | None) -> None:
+        """On a database server: a connection lost under the write (a terminated backend, a
+        restart) is retried on a new one, for the retry window (``busy_timeout``); then one
+        line. Had the lost commit gone through, the jobs are there: that is success."""
+        window = getattr(self.database, "retry_window", 0.0)
+        deadline = time.monotonic() + window
+        delay, lost = 0.05, None
+        while True:
+            try:
+                with self.write():
+                    self.insert_jobs(jobs, time.time() if now is None else now)
+                return
+            except Exception as exc:
+                if lost is not None and isinstance(exc, pw.IntegrityError) and self._written(jobs):
+                    return
+                if not faults.is_disconnect(exc) or isinstance(exc, DatabaseError):
+                    raise
+                lost = exc
+            if time.monotonic() + delay > deadline:
+                name, _ = faults.location(self.database)
+                raise DatabaseUnreachableError(
+                    f"cannot reach the {name} (retried for {window:g}s): {faults.first_line(lost)}; "
+                    "nothing was written; check that the server runs, or raise busy_timeout "
+                    "(LITEQUEUE_BUSY_TIMEOUT)") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _written(self, jobs: Sequence[NewJob]) -> bool:
+        return self.sql("SELECT 1 FROM lq_job WHERE id = ?", (jobs[0].id,)).fetchone() is not None
+
+    def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
+        """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
+        transitions.enqueue(self, jobs, now)
+
+    # -- Huey's storage API: what Huey.enqueue / add_schedule / dequeue call ----------------
+
+    def enqueue(self, data: bytes, priority: float | None = None) -> None:
+        """Huey's enqueue: write the job (queue row + ledger row, one transaction) and ring
+        the doorbell after the commit; what Huey enqueues after a running job's code (a
+        retry, the next pipeline step) waits for that job's ack."""
+        jobs = self._rows_for(data)
+        jobs[0].on_queue = True
+        self._add(jobs)
+
+    def add_to_schedule(self, data: bytes, ts: Any) -> None:
+        """Huey's add_schedule (a delayed job, a retry with a delay, a job not due yet)."""
+        jobs = self._rows_for(data)
+        jobs[0].eta = _epoch(ts, self.utc)
+        jobs[0].on_schedule = True
+        self._add(jobs)
+
+    def _rows_for(self, data: bytes) -> list[NewJob]:
+        if self.describe is None:
+            raise ConfigurationError("LiteStorage writes jobs for a LiteQueue; create one with LiteQueue(...)")
+        return self.describe(data)
+
+    def _add(self, jobs: list[NewJob]) -> None:
+        if batches.defer(self.unit, jobs):
+            return  # a running job's batch members: written by its ack (litequeue.engine.batches)
+        if self.deferring is not None:
+            self.write_jobs(jobs)  # into the unit, written by the ack
+            return
+        if self.inline.hand_back(jobs[0]):
+            self.committed()  # a job dequeue()/read_schedule() handed out, enqueued again
+            return
+        pending = getattr(self._local, "bulk", None)
+        if pending is not None:
+            pending.extend(jobs)
+            if self._local.chunk is not None and len(pending) >= self._local.chunk:
+                self._flush_bulk()
+            return
+        self.write_jobs(jobs)
+        self.committed()
+
+    @contextlib.contextmanager
+    def bulk(self, chunk: int | None = 10_000) -> Iterator[None]:
+        """Collect the jobs enqueued inside the block and write them ``chunk`` per
+        transaction (``None``: all in one, all or nothing), ringing the doorbell once per
+        commit (``enqueue_many``, ``map``)."""
+        if self.deferring is not None or getattr(self._local, "bulk", None) is not None:
+            yield  # a running job's unit or an outer bulk block already collects them
+            return
+        self._local.bulk, self._local.chunk = [], chunk
+        try:
+            yield
+            self._flush_bulk()
+        finally:
+            self._local.bulk = None
+
+    def _flush_bulk(self) -> None:
+        jobs, self._local.bulk = self._local.bulk, []
+        if jobs:
+            self.write_jobs(jobs)
+            self.committed()
+
+    def dequeue(self) -> bytes | None:
+        """Huey's dequeue: the next ready job, *claimed* by this process (not deleted).
+        ``LiteQueue.execute`` acks it; if this process dies first, a consumer recovers it."""
+        claim = self.inline.dequeue()
+        return None if claim is None else claim.data
+
+    # -- claim ---------------------------------------------------------------------------
+
+    def claim(self, consumer_id: str, queues: Sequence[str] | None, limit: int,
+              paused: Iterable[str] = (), worker: str | None = None) -> list[Claim]:
+        """Claim up to ``limit`` ready jobs for ``consumer_id`` (one transaction); see
+        :func:`transitions.claim`."""
+        if limit <= 0:
+            return []
+        with self.write():
+            return transitions.claim(self, consumer_id, queues, limit, paused, worker)
+
+    def ack_and_claim(self, consumer_id: str, finished: Sequence[Finished], queues: Sequence[str] | None,
+                      limit: int, paused: Iterable[str] = (), isolate: str | None = None,
+                      ) -> tuple[list[Finished], list[Claim]]:
+        """:func:`transitions.ack` then :func:`transitions.claim` in ONE transaction: one
+        commit (one fsync) per round for a busy consumer instead of two."""
+        if not finished and limit <= 0:
+            return [], []
+        with self.write():
+            acked = transitions.ack(self, consumer_id, finished)
+            claims = transitions.claim(self, consumer_id, queues, limit, paused, None, isolate)
+        return acked, claims
+
+    def ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:
+        """Acknowledge finished jobs in one transaction (fenced: see :func:`transitions.ack`)."""
+        if not finished:
+            return []
+        with self.write():
+            return transitions.ack(self, consumer_id, finished)
+
+    def fail_unclaimable(self, consumer_id: str, claim: Claim, error: str) -> bool:
+        """A claimed payload that cannot run ends ``failed`` with ``error`` (one transaction)."""
+        with self.write():
+            return transitions.fail_unrunnable(self, consumer_id, claim, error)
+
+    def release(self, consumer_id: str, row_ids: Sequence[int] | None = None,
+                reason: str = "released when its consumer stopped") -> int:
+        """Hand claims back to the ready queue (graceful stop). Returns how many."""
+        with self.write():
+            return transitions.release(self, consumer_id, row_ids, reason)
+
+    def unclaim_strays(self, consumer_id: str, keep: Sequence[int]) -> int:
+        """Claims of ``consumer_id`` other than ``keep`` back to the queue, as never taken
+        (a commit whose answer the connection lost). Returns how many."""
+        with self.write():
+            return transitions.unclaim_strays(self, consumer_id, keep)
+
+    def recover(self, consumer_id: str, reason: str = "its consumer died",
+                row_ids: Sequence[int] | None = None) -> tuple[int, int]:
+        """Take back a dead holder's claims (all, or ``row_ids``); returns (requeued, failed
+        at the crash cap)."""
+        with self.write():
+            return transitions.recover(self, consumer_id, reason, row_ids)
+
+    def paused_queues(self, now: float | None = None) -> set[str]:
+        """Queues paused now (a pause with an end time ends by itself)."""
+        now = time.time() if now is None else now
+        rows = self.sql("SELECT queue, paused_until FROM lq_queue_state WHERE paused = ?", (True,)).fetchall()
+        return {q for q, until in rows if until is None or until > now}
+
+    def claim_holders(self) -> list[str]:
+        """Ids of consumers that hold claims now."""
+        return [r[0] for r in self.sql(
+            "SELECT DISTINCT claimed_by FROM lq_ready WHERE claimed_by IS NOT NULL").fetchall()]
+
+    # -- schedule --------------------------------------------------------------------------
+
+    def dispatch_due(self, now: float | None = None) -> int:
+        """Move every due scheduled job to the ready queue in one transaction."""
+        with self.write():
+            return transitions.dispatch_due(self, time.time() if now is None else now)
+
+    def next_due(self) -> float | None:
+        row = self.sql("SELECT MIN(eta) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()
+        return row[0] if row else None
+
+    def fire_periodic(self, task: str, slot: str, job: NewJob, app: str | None = None) -> bool:
+        """Enqueue a periodic run (of ``app``, by default this storage's) unless this (task,
+        slot) already fired. One transaction."""
+        try:
+            with self.write():
+                transitions.fire_periodic(self, task, slot, job, time.time(), app=app)
+        except pw.IntegrityError:
+            return False
+        return True
+
+    def read_schedule(self, ts: Any) -> list[bytes]:
+        """Huey's read_schedule: the jobs due at ``ts``, taken off the schedule and handed to
+        the caller under this process's claim (enqueue them to hand them to any worker, or
+        execute them here); a caller that dies leaves them to be recovered, not lost."""
+        return [c.data for c in self.inline.read_due(_epoch(ts, self.utc))]
+
+    def claim_due(self, holder: str, until: float) -> list[Claim]:
+        """Move the jobs due at ``until`` to ready, claimed by ``holder`` (one transaction)."""
+        with self.write():
+            return transitions.claim_due(self, holder, until)
+
+    def start_claim(self, holder: str, claim: Claim) -> None:
+        """Mark a claimed job running (a new attempt), as a consumer's claim does."""
+        with self.write():
+            transitions.start_claimed(self, holder, claim)
+
+    def hand_back(self, holder: str, claim: Claim, data: bytes) -> int:
+        """Give a claimed job back to the ready queue with ``data`` as its payload."""
+        with self.write():
+            return transitions.hand_back(self, holder, claim, data)
+
+    def schedule_size(self) -> int:
+        return self.sql("SELECT COUNT(*) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()[0]
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        rows = self.sql("SELECT data FROM lq_schedule WHERE app = ? ORDER BY eta, id" + self._limit(limit),
+                        (self.name,)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    @staticmethod
+    def _limit(limit: int | None) -> str:
+        return "" if limit is None else f" LIMIT {int(limit)}"
+
+    def flush_schedule(self) -> None:
+        with self.write():
+            transitions.flush(self, "lq_schedule")
+
+    def queue_size(self) -> int:
+        return self.sql("SELECT COUNT(*) FROM lq_ready WHERE app = ? AND claimed_by IS NULL",
+                        (self.name,)).fetchone()[0]
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        rows = self.sql("SELECT data FROM lq_ready WHERE app = ? AND claimed_by IS NULL "
+                        "ORDER BY priority DESC, id" + self._limit(limit), (self.name,)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def flush_queue(self) -> None:
+        with self.write():
+            transitions.flush(self, "lq_ready")
+
+    # -- key/value: results deferred to the ack, cheap reads on the hot path --------------
+
+    def put_many(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Upsert Huey key/value rows (results, flags) as (app, key, value)."""
+        self.many("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) "
+                  "ON CONFLICT (queue, key) DO UPDATE SET value = excluded.value", rows)
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False) -> None:
+        unit = self.unit
+        if unit is not None and is_result and key == unit.job_id:
+            unit.results.append((key, bytes(value)))
+            return
+        self.put_many([(self.name, key, bytes(value))])
+
+    def _unit_result(self, key: str, pop: bool = False) -> Any:
+        # A result Huey stored for the running job is written by its ack; a signal handler
+        # or post-execute hook reading it before then gets it from the unit, as in Huey.
+        unit = self.unit
+        if unit is None or key != unit.job_id or not unit.results:
+            return EmptyData
+        value = unit.results[-1][1]
+        if pop:
+            unit.results.clear()
+        return value
+
+    def pop_data(self, key: str) -> Any:
+        value = self._unit_result(key, pop=True)
+        return super().pop_data(key) if value is EmptyData else value
+
+    def peek_data(self, key: str) -> Any:
+        value = self._unit_result(key)
+        if value is not EmptyData:
+            return value
+        row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone()
+        return EmptyData if row is None else bytes(row[0])
+
+    def peek_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        marks = ", ".join("?" * len(keys))
+        rows = self.sql(f"SELECT key, value FROM lq_kv WHERE queue = ? AND key IN ({marks})",
+                        (self.name, *keys)).fetchall()
+        return {k: bytes(v) for k, v in rows}
+
+    def has_data_for_key(self, key: str) -> bool:
+        if self._unit_result(key) is not EmptyData:
+            return True
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
+            return False
+        return not self._expired(key)
+
+    # A key written with a ttl (``lock_task(name, ttl=...)``) has its expiry beside it.
+    @staticmethod
+    def _ttl_key(key: str) -> str:
+        return f"ttl:{key}"
+
+    def _expired(self, key: str, now: float | None = None) -> bool:
+        row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?",
+                       (self.name, self._ttl_key(key))).fetchone()
+        return row is not None and float(bytes(row[0])) <= (time.time() if now is None else now)
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Huey's put_if_empty (task locks); ``ttl``: the key lapses after that many seconds."""
+        now = time.time()
+        with self.write():
+            if self._expired(key, now):
+                self.many("DELETE FROM lq_kv WHERE queue = ? AND key = ?",
+                          [(self.name, key), (self.name, self._ttl_key(key))])
+            added = self.sql("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) ON CONFLICT "
+                             "(queue, key) DO NOTHING", (self.name, key, bytes(value))).rowcount == 1
+            if added and ttl is not None:
+                self.put_many([(self.name, self._ttl_key(key), str(now + ttl).encode())])
+        return added
+
+    def delete_data(self, key: str) -> bool:
+        # Huey deletes a revoke key after every job: skip it when none existed at claim
+        # time, and look before taking the write lock otherwise.
+        unit = self.unit
+        if unit is not None and not unit.revocable and key == f"r:{unit.job_id}":
+            return False
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
+            return False
+        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
+                    (self.name, self._ttl_key(key))).fetchone() is not None:
+            super().delete_data(self._ttl_key(key))
+        return super().delete_data(key)
+
+
+#: Held by every write transaction of this process. A process forked while one of its
+#: threads holds a SQLite write lock inherits SQLite's in-process lock bookkeeping with it
+#: and can never write: forks (process workers) take this guard first.
+FORK_GUARD = threading.RLock()
+
+
+class _BusyGuard:
+    """Storage faults become litequeue errors that say what happened and where: locked past
+    the busy timeout, disk full, read-only, file gone (see dberrors). The failed
+    statement's error always wins over the ROLLBACK that follows it."""
+
+    def __init__(self, txn: Any, database: pw.Database | None = None) -> None:
+        self.txn = txn
+        self.database = database
+
+    def __enter__(self) -> Any:
+        interrupts.enter_write()  # a thread timeout waits until this write has ended
+        FORK_GUARD.acquire()
+        try:
+            return self.txn.__enter__()
+        except pw.OperationalError as exc:
+            FORK_GUARD.release()
+            interrupts.leave_write()
+            raise _clear(exc, self.database) from exc
+        except BaseException:
+            FORK_GUARD.release()
+            interrupts.leave_write()
+            raise
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> Any:
+        try:
+            handled = self.txn.__exit__(et, ev, tb)
+        except pw.DatabaseError as err:
+            self._forget_broken_connection()
+            if ev is None:  # the commit failed (and maybe the rollback after it)
+                clear = _clear(err, self.database)
+                raise clear from (None if clear is err else faults.primary(err))
+            handled = False  # the rollback after a failed statement failed: the statement's error wins
+        finally:
+            FORK_GUARD.release()
+            interrupts.leave_write()
+        if _is_db_error(ev):
+            clear = _clear(ev, self.database)
+            if clear is not ev:
+                raise clear from ev
+        return handled
+
+    def _forget_broken_connection(self) -> None:
+        """A ROLLBACK that failed may leave the connection inside a transaction (then every
+        later BEGIN fails): drop this thread's connection; the next use opens a fresh one."""
+        db = self.database
+        if db is None or db.transaction_depth() > 0:
+            return
+        conn = db._state.conn
+        if conn is not None and (not isinstance(db, pw.SqliteDatabase) or conn.in_transaction):
+            with contextlib.suppress(Exception):
+                db.close()
+
+
+def _is_db_error(exc: object) -> bool:
+    """A driver's error (peewee wraps most, but ``many`` runs the raw cursor)."""
+    return isinstance(exc, pw.DatabaseError | sqlite3.Error) or (
+        isinstance(exc, Exception) and type(exc).__module__.startswith("psycopg"))
+
+
+def _clear(exc: Exception, database: pw.Database | None = None) -> Exception:
+    clear = faults.translate(exc, database if database is not None else "the database")
+    return clear if isinstance(clear, Exception) else exc
+
+
+def _epoch(ts: Any, utc: bool = True) -> float:
+    """Huey's timestamps are naive datetimes: UTC (``utc=True``) or local time."""
+    if isinstance(ts, (int, float)):
+        return float(ts)
+    if ts.tzinfo is None and utc:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return ts.timestamp()
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

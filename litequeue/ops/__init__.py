@@ -1,0 +1,1 @@
+"""Layer 6: operations: health, doctor, systemd units, app loading, plugins."""

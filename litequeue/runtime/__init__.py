@@ -1,0 +1,1 @@
+"""Layer 4: the consumer process: dispatcher, workers, supervisor, scheduler."""

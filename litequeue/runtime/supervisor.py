@@ -1,0 +1,170 @@
+"""Where dead consumers are noticed and their claims *recovered*; heartbeats and pauses.
+
+Runs in every consumer: registers it (``register_worker``), writes its heartbeat
+(``update_heartbeat``), and once a second looks at every claim holder; a holder whose
+consumer is dead (lock released, host rebooted, or heartbeat lease expired) has its
+claims handed back (``release_stalled_claims``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from litequeue.base import defaults, sdnotify
+from litequeue.jobs import transitions
+from litequeue.runtime.fault_backoff import FaultWait
+from litequeue.store.doorbell import ring
+from litequeue.store.liveness import boot_id, consumer_of, hostname, judge
+
+if TYPE_CHECKING:
+    from litequeue.engine.storage import LiteStorage
+    from litequeue.jobs.retention import AutoPruner
+    from litequeue.store.file_identity import FileIdentity
+
+log = logging.getLogger("litequeue.supervisor")
+
+
+def register_worker(storage: LiteStorage, consumer_id: str, pid: int, lock_path: str | None,
+                    queues: Sequence[str] | None, concurrency: int, worker_type: str,
+                    lease: float = defaults.HEARTBEAT_LEASE) -> None:
+    now = time.time()
+    with storage.write():
+        transitions.register_consumer(storage, dict(
+            id=consumer_id, hostname=hostname(), pid=pid, boot_id=boot_id(), lock_path=lock_path,
+            queues=",".join(queues or ()), concurrency=concurrency, worker_type=worker_type,
+            started_at=now, heartbeat_at=now, status="running", jobs_done=0, lease=lease))
+
+
+def update_heartbeat(storage: LiteStorage, consumer_id: str, jobs_done: int) -> bool:
+    """Renew the lease; False when the others presumed this consumer dead meanwhile."""
+    with storage.write():
+        return transitions.heartbeat(storage, consumer_id, jobs_done)
+
+
+def mark_stopping(storage: LiteStorage, consumer_id: str) -> None:
+    with storage.write():
+        transitions.mark_stopping(storage, consumer_id)
+
+
+def deregister_worker(storage: LiteStorage, consumer_id: str, jobs_done: int) -> None:
+    with storage.write():
+        transitions.deregister_consumer(storage, consumer_id, jobs_done)
+
+
+def release_stalled_claims(storage: LiteStorage, me: str | None = None,
+                           lease: float | None = None) -> int:
+    """Recover the claims of every dead consumer; returns how many jobs went back or failed.
+
+    A holder whose consumer is not registered at all is an orphan and is recovered too."""
+    verdict = judge(storage.database, lease=lease, skip=me)
+    recovered = 0
+    for holder in storage.claim_holders():
+        if consumer_of(holder) == me or not verdict.holder_is_orphaned(holder):
+            continue
+        why = verdict.why(holder)
+        back, failed = storage.recover(holder, reason=f"interrupted: {why}")
+        log.warning("consumer %s is dead (%s): %d job(s) back to the queue, %d failed at the "
+                    "crash cap", consumer_of(holder), why, back, failed, extra={"action": "recover"})
+        recovered += back + failed
+    for cid in verdict.dead:
+        with storage.write():
+            transitions.mark_dead(storage, cid)
+    return recovered
+
+
+class Supervisor:
+    """The consumer's housekeeping thread: heartbeat, recovery, pause state."""
+
+    def __init__(self, storage: LiteStorage, consumer_id: str, bell_target: object,
+                 jobs_done: Callable[[], int], interval: float = defaults.HEARTBEAT_INTERVAL,
+                 pruner: AutoPruner | None = None, progressing: Callable[[], bool] | None = None,
+                 identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None,
+                 keep_session: Callable[[], object] | None = None,
+                 on_presumed_dead: Callable[[], object] | None = None,
+                 busy: Callable[[], bool] | None = None, idle_heartbeat: float = defaults.IDLE_HEARTBEAT) -> None:
+        self.storage = storage
+        #: Before each heartbeat: check the session lock (PostgreSQL), take it again if lost.
+        self.keep_session = keep_session
+        #: The heartbeat found this consumer presumed dead: carry on as a fresh consumer.
+        self.on_presumed_dead = on_presumed_dead
+        self.busy = busy
+        #: How often an idle consumer writes its heartbeat (well inside its lease).
+        self.idle_heartbeat = idle_heartbeat
+        self.progressing = progressing
+        self.identity = identity
+        self.on_replaced = on_replaced
+        self.fault = FaultWait(log, "heartbeat")
+        self.consumer_id = consumer_id
+        self.bell_target = bell_target
+        self.jobs_done = jobs_done
+        self.interval = interval
+        self.pruner = pruner
+        self.stop = threading.Event()
+        self._paused: set[str] = set()
+        self._beat = (-1, 0.0)  # jobs done at the last heartbeat, and when
+        self.thread = threading.Thread(target=self._run, name="litequeue-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.refresh_paused()
+        self.thread.start()
+
+    def paused(self) -> set[str]:
+        return self._paused
+
+    def refresh_paused(self) -> None:
+        paused = self.storage.paused_queues()
+        if paused != self._paused:
+            log.info("paused queues: %s", ", ".join(sorted(paused)) or "none")
+            if self._paused - paused:
+                ring(self.bell_target)  # type: ignore[arg-type]
+        self._paused = paused
+
+    def tick(self) -> None:
+        if self.identity is not None and self.on_replaced is not None:
+            # Before the heartbeat: not one more write into a file that is gone.
+            message = self.identity.check()
+            if message is not None:
+                log.error("%s; restarting to serve the file now at that path (the old file's "
+                          "claims go with it)", message, extra={"action": "database-replaced"})
+                self.on_replaced()
+                return
+        if self.keep_session is not None:
+            self.keep_session()
+        done, now = self.jobs_done(), time.monotonic()
+        # Idle (no job running, none finished since the last heartbeat): a heartbeat every
+        # few seconds is enough, and each one is a commit (idle CPU).
+        idle = done == self._beat[0] and self.busy is not None and not self.busy()
+        if not idle or now - self._beat[1] >= self.idle_heartbeat:
+            if not update_heartbeat(self.storage, self.consumer_id, done) and self.on_presumed_dead:
+                self.on_presumed_dead()  # the others gave its claims away: it carries on as a fresh consumer
+                return
+            self._beat = (done, now)
+        # Only once the heartbeat is written and the workers' jobs still move: a stuck
+        # database or a hung dispatcher trips the watchdog (systemd restarts the consumer).
+        if self.progressing is None or self.progressing():
+            sdnotify.watchdog()
+        else:
+            log.error("the dispatcher is stuck: not feeding the systemd watchdog")
+        self.refresh_paused()
+        if release_stalled_claims(self.storage, me=self.consumer_id):
+            ring(self.bell_target)  # type: ignore[arg-type]
+        if self.pruner is not None:
+            result = self.pruner.maybe_prune(self.storage)
+            if result is not None and result.as_dict().get("jobs"):
+                log.info("pruned old ledger records: %s", result.as_dict(), extra={"action": "prune"})
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - housekeeping must survive a busy database
+                if not self.fault.handles(exc):
+                    log.exception("supervisor pass failed; retrying")
+                else:  # a full disk or a read-only database: one line per back-off step
+                    self.fault.wait(exc, self.stop, reconnect=self.storage.close)
+            else:
+                self.fault.recovered()

@@ -1,0 +1,1 @@
+"""Layer 1: the database: connections, dialects, faults, schema, doorbell, liveness."""

@@ -1,0 +1,312 @@
+"""Open the one database that holds queue and ledger: a SQLite file or a database URL.
+
+Every error here is a :class:`DatabaseError` whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from litequeue.base import defaults
+from litequeue.base.errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableError
+from litequeue.store import faults
+
+log = logging.getLogger("litequeue.db")
+SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
+#: URL schemes that name a PostgreSQL database.
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "psycopg3"})
+
+
+def database_target(target: str | os.PathLike[str] | None = None) -> str:
+    """The database named by ``target``, else ``$LITEQUEUE_DB``, else ``./litequeue.db``."""
+    if target is None:
+        target = os.environ.get("LITEQUEUE_DB") or defaults.DB_PATH
+    return os.fspath(target)
+
+
+def is_url(target: str) -> bool:
+    return "://" in target
+
+
+def sqlite_path(target: str) -> str | None:
+    """The file path of a SQLite target (a plain path or ``sqlite:///path``), else None."""
+    if not is_url(target):
+        return target
+    if target.startswith("sqlite:///"):
+        return target[len("sqlite:///") :].split("?", 1)[0] or None
+    return None
+
+
+def state_dir(target: str) -> Path | None:
+    """Folder beside a SQLite file for lock files and doorbell sockets (None for servers)."""
+    path = sqlite_path(target)
+    if path is None or path == ":memory:":
+        return None
+    return Path(os.path.abspath(path) + ".lq")
+
+
+def _check_sqlite_file(path: str, *, create: bool) -> None:
+    folder = Path(os.path.abspath(path)).parent
+    if not folder.is_dir():
+        raise DatabaseError(
+            f"cannot open database {path}: folder {folder} does not exist; "
+            "create it or set LITEQUEUE_DB to a path in an existing folder"
+        )
+    exists = os.path.exists(path)
+    if not exists and not create:
+        raise DatabaseError(
+            f"no litequeue database at {path}; enqueue a job or start a consumer first, "
+            "or set LITEQUEUE_DB to the right file"
+        )
+    if create and not exists and not os.access(folder, os.W_OK):
+        raise DatabaseReadOnlyError(
+            f"cannot write database {path}: folder {folder} is read-only; "
+            "make it writable or set LITEQUEUE_DB to a writable location"
+        )
+    if exists and not os.path.isfile(path):
+        raise DatabaseError(f"{path} is a folder, not a database file; point LITEQUEUE_DB at a file")
+    if exists:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            raise DatabaseError(f"cannot read database {path}: {exc.strerror}; check its permissions") from None
+        if head and head != b"SQLite format 3\x00":
+            raise DatabaseError(
+                f"{path} is not a litequeue database (not a SQLite file); "
+                "point LITEQUEUE_DB at a new or existing litequeue database"
+            )
+
+
+class SqliteDatabase(peewee.SqliteDatabase):
+    """peewee's SQLite database that can still read a WAL database on a read-only location.
+
+    SQLite needs the ``-shm`` file to read a WAL database; on a read-only folder or mount
+    where the last writer removed it, opening fails ("unable to open database file"). Then
+    the file is opened as an immutable read-only snapshot: nothing can write it from here
+    (a write fails "read-only" with the reason), and reads (status, jobs, the page) work.
+    Each reconnect tries the normal way first, so writes work again once the location is
+    writable."""
+
+    def _connect(self) -> Any:
+        try:
+            return super()._connect()
+        except sqlite3.OperationalError as exc:
+            path = sqlite_path(self.database)
+            if path is not None and path.startswith("file:"):
+                path = path[len("file:"):].split("?", 1)[0]
+            if path is None or not _snapshot_only(path, exc):
+                raise
+        params = {k: v for k, v in self.connect_params.items() if k != "uri"}
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro&immutable=1",
+                               uri=True, timeout=self._timeout, isolation_level=None, **params)
+        try:
+            self._add_conn_hooks(conn)
+        except Exception:
+            conn.close()
+            raise
+        return conn
+
+
+class PostgresqlDatabase(peewee.PostgresqlDatabase):
+    """peewee's PostgreSQL database (psycopg 3) that outlives its connections.
+
+    A connection the server closed (its backend terminated, the server restarted) stays
+    closed in psycopg, and peewee would hand it out forever. Here it is replaced by a new
+    one at the next statement outside a transaction, or at the next ``BEGIN``; never in the
+    middle of a transaction, whose statements must fail together."""
+
+    #: How long a new connection is retried while the server cannot be reached (``busy_timeout``).
+    retry_window: float = defaults.BUSY_TIMEOUT
+
+    def _connect(self) -> Any:
+        """A new connection; while the server is unreachable (restarting, refusing, the network
+        away), retried with back-off for :attr:`retry_window`, then one line, no password."""
+        deadline = time.monotonic() + self.retry_window
+        delay = 0.05
+        while True:
+            try:
+                return super()._connect()
+            except Exception as exc:
+                if not faults.is_disconnect(exc):  # the server said no: the URL or PG* settings
+                    raise DatabaseUnreachableError(
+                        f"cannot connect to the {faults.location(self)[0]}: {faults.first_line(exc)}; check "
+                        "the URL (LITEQUEUE_DB) and the PG* environment variables") from None
+                left = deadline - time.monotonic()
+                if left <= 0:  # the whole window, not up to the last back-off short of it
+                    name, _ = faults.location(self)
+                    raise DatabaseUnreachableError(
+                        f"cannot reach the {name} (retried for {self.retry_window:g}s): {faults.first_line(exc)}; "
+                        "nothing was written; check that the server runs and the URL (LITEQUEUE_DB), or raise "
+                        "busy_timeout (LITEQUEUE_BUSY_TIMEOUT)") from None
+                if delay == 0.05:
+                    log.debug("cannot reach the %s (%s); retrying for up to %gs", faults.location(self)[0],
+                              faults.first_line(exc), self.retry_window, extra={"action": "reconnect"})
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 2.0)
+
+    def _replace_lost_connection(self) -> None:
+        conn = self._state.conn
+        if conn is None or not getattr(conn, "closed", False):
+            return
+        with contextlib.suppress(Exception):
+            conn.close()
+        fresh = self._connect()
+        self._initialize_connection(fresh)
+        self._state.conn = fresh
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        try:
+            return super().connect(reuse_if_open)
+        except peewee.DatabaseError as exc:  # peewee re-wraps what _connect raised: unwrap ours
+            inner = exc.args[0] if exc.args else None
+            if isinstance(inner, DatabaseUnreachableError):
+                raise inner from None
+            raise
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        if self.transaction_depth() == 0:
+            self._replace_lost_connection()
+        return super().cursor(named_cursor)
+
+    def begin(self, isolation_level: Any = None) -> None:
+        self._replace_lost_connection()
+        super().begin(isolation_level)
+
+
+def _snapshot_only(path: str, exc: BaseException) -> bool:
+    """The file is there and readable, but SQLite cannot create its -shm next to it."""
+    if "unable to open database file" not in str(exc).lower() or not os.path.isfile(path):
+        return False
+    if os.path.exists(path + "-shm") or not os.access(path, os.R_OK):
+        return False
+    return not os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)
+
+
+def open_database(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    durability: str = defaults.DURABILITY,
+    busy_timeout: float | None = None,
+    readonly: bool = False,
+    create: bool = True,
+) -> peewee.Database:
+    """Return a peewee database (one connection per thread) for ``target``.
+
+    SQLite runs in WAL mode with ``synchronous=FULL`` (``durability="full"``) or
+    ``NORMAL`` (``"fast"``). ``readonly`` opens the file with ``mode=ro`` so the reader
+    can never take the write lock. Nothing is created when ``create`` is False.
+    """
+    name = database_target(target)
+    if busy_timeout is None:
+        busy_timeout = float(os.environ.get("LITEQUEUE_BUSY_TIMEOUT") or defaults.BUSY_TIMEOUT)
+    if durability not in SYNCHRONOUS:
+        raise DatabaseError(f"durability must be one of {', '.join(SYNCHRONOUS)}, not {durability!r}")
+    path = sqlite_path(name)
+    if path is None:
+        return open_server_database(name, busy_timeout)
+    if path != ":memory:":
+        _check_sqlite_file(path, create=create and not readonly)
+    pragmas: dict[str, object] = {
+        "busy_timeout": int(busy_timeout * 1000),
+        "foreign_keys": 0,
+        "cache_size": -16000,
+    }
+    if readonly:
+        db = SqliteDatabase(
+            f"file:{os.path.abspath(path)}?mode=ro", uri=True, pragmas=pragmas,
+            timeout=busy_timeout, check_same_thread=False,
+        )
+    else:
+        pragmas.update(journal_mode="wal", synchronous=SYNCHRONOUS[durability])
+        db = SqliteDatabase(
+            path, pragmas=pragmas, timeout=busy_timeout, check_same_thread=False
+        )
+    # Switching a new file to WAL upgrades a read lock to a write lock, and SQLite answers
+    # "locked" at once (no busy wait) when two processes race to do it: wait it out here.
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            db.connect(reuse_if_open=True)
+            return db
+        except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
+            fault = faults.translate(exc, path)
+            if isinstance(fault, DatabaseError) and not is_busy_error(exc):
+                raise fault from exc
+            if not is_busy_error(exc) or time.monotonic() >= deadline:
+                raise DatabaseError(f"cannot open database {path}: {exc}; "
+                                    "check the path and its permissions") from exc
+            if not db.is_closed():
+                db.close()
+            time.sleep(0.01)
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.split("://", 1)[0].lower() in POSTGRES_SCHEMES
+
+
+def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) -> peewee.Database:
+    """A database server named by ``url``: PostgreSQL through psycopg 3 (``pip install
+    'litequeue[postgres]'``). Whatever the URL leaves out (host, port, user, database,
+    password, SSL mode) libpq takes from its environment variables (``PGHOST``,
+    ``PGPASSFILE``, ``PGSSLMODE``, ...). The password never appears in a message."""
+    from playhouse.db_url import connect as db_url_connect  # imports the drivers: only for URLs
+    from playhouse.db_url import parse as db_url_parse
+
+    from litequeue.cli.config import redact
+
+    shown = redact(url)
+    if is_postgres_url(url):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise DatabaseError(
+                f"{shown} is a PostgreSQL database, and its driver is not installed: "
+                "pip install 'litequeue[postgres]'") from None
+        try:
+            params = db_url_parse(url, unquote_password=True, unquote_user=True)
+            db = PostgresqlDatabase(params.pop("database"), prefer_psycopg3=True, **params)
+            db.retry_window = retry_window
+            return db
+        except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
+            raise DatabaseError(f"cannot use database URL {shown}: {redact_text(str(exc), url)}") from exc
+    try:
+        return db_url_connect(url)
+    except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
+        raise DatabaseError(
+            f"cannot use database URL {shown}: {redact_text(str(exc), url)}; expected e.g. "
+            "postgresql://user@host:5432/dbname or sqlite:///path/to/litequeue.db"
+        ) from exc
+
+
+def url_password(url: str) -> str | None:
+    """The password written in a database URL, if any (to keep it out of messages)."""
+    try:
+        parsed = urllib.parse.urlparse(url)
+    except ValueError:
+        return None
+    found = parsed.password or urllib.parse.parse_qs(parsed.query).get("password", [None])[0]
+    return found or None
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` with the URL's password (as written and decoded) replaced by ``***``."""
+    secret = url_password(url)
+    for form in {secret, urllib.parse.unquote(secret or "")} - {None, ""}:
+        text = text.replace(form, "***")  # type: ignore[arg-type]
+    return text
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked"/"busy" errors (waited out, never fatal)."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
