@@ -14,16 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from litequeue.base.durations import parse_duration
 from litequeue.base.errors import ConfigurationError
-
-#: Breaker states: closed (jobs run), open (jobs held), half-open (one trial job let through).
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
 def seconds(value: float | int | str, what: str) -> float:
     """A duration given as seconds or as text (``30s``, ``10m``, ``1h30m``)."""
-    from litequeue.jobs.retention import parse_duration
-
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigurationError(f"{what} must be seconds or a duration like '10m', not {value!r}")
     try:

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from litequeue.base.durations import format_duration
 from litequeue.base.errors import LiteQueueError
 from litequeue.jobs import actions
-from litequeue.jobs.retention import format_duration
 
 from ..ledger import queries
 from . import main

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from litequeue.jobs import retention
+from litequeue.base.durations import format_duration
 
 from ..ledger import stats as ledger_stats
 from ..ledger.stats import parse_since
@@ -23,7 +23,7 @@ def duration(value: float | None) -> str:
         return f"{value * 1000:.0f}ms"
     if value < 60:
         return f"{value:.2f}s" if value < 10 else f"{value:.1f}s"
-    return retention.format_duration(value)
+    return format_duration(value)
 
 
 def _spread(figures: dict[str, Any]) -> str:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from litequeue.base import defaults
 from litequeue.base.errors import DatabaseError
-from litequeue.base.states import FINAL_STATUSES
 from litequeue.jobs import transitions
 from litequeue.jobs.transitions import RetryHook, record_event
 from litequeue.ledger import queries
@@ -26,10 +25,8 @@ from litequeue.store.doorbell import BellTarget, bell_target, ring
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
 
-__all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
+__all__ = ["RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
            "record_event", "reset_breaker", "resume_queues", "retry_jobs", "wait_ended", "who"]
-
-RETRYABLE = {s.value for s in FINAL_STATUSES}
 
 
 def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,

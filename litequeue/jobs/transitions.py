@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from litequeue.base.errors import BatchClosedError, DependencyError, JobNotFoundError, LiteQueueError
 from litequeue.base.ids import new_job_id
-from litequeue.base.states import FINAL_STATUSES, AttemptOutcome, JobStatus
+from litequeue.base.states import FINAL_VALUES, NOT_STARTED_VALUES, AttemptOutcome, BreakerState, JobStatus
 from litequeue.base.values import Claim, Finished, JobOptions, NewBatch, NewJob
 from litequeue.ledger.queries import NOT_SCHEDULED
 from litequeue.store.dialect import marks, skip_locked
@@ -53,9 +53,8 @@ if TYPE_CHECKING:
 
 S = JobStatus
 log = logging.getLogger("litequeue.transitions")
-FINAL = tuple(sorted(s.value for s in FINAL_STATUSES))
-#: States a job can be cancelled from without stopping anything: it is not running.
-NOT_STARTED = (S.WAITING.value, S.SCHEDULED.value, S.QUEUED.value, S.RETRYING.value)
+FINAL = FINAL_VALUES
+NOT_STARTED = NOT_STARTED_VALUES
 #: Called as hook(storage, old_job_id, new_job_id) inside a retry's transaction, for jobs
 #: that have a file (the inbox moves the file back before any consumer can claim the job).
 RetryHook = Callable[["LiteStorage", str, str], None]
@@ -1181,8 +1180,6 @@ class _Gate:
     hold a task's jobs back (or let one trial through)."""
 
     def __init__(self, store: LiteStorage, limits: Any, now: float) -> None:
-        from litequeue.base.limits import CLOSED, HALF_OPEN
-
         app = store.name
         self.now = now
         breakers = self._breakers(store) if limits.breakers else []
@@ -1206,9 +1203,9 @@ class _Gate:
         #: tasks whose breaker lets a trial job through now -> the state it is in
         self.trials: dict[str, str] = {}
         for task, state, opened_at, cooldown in breakers:
-            if state == CLOSED:
+            if state == BreakerState.CLOSED:
                 continue
-            if state == HALF_OPEN or now >= (opened_at or 0) + cooldown:
+            if state == BreakerState.HALF_OPEN or now >= (opened_at or 0) + cooldown:
                 self.trials[task] = state  # one trial at a time (a lost one is replaced)
                 free = 1 - running_task[task]
             else:
@@ -1276,8 +1273,6 @@ class _Gate:
     def _trials_started(self, store: LiteStorage, claims: Sequence[Claim]) -> None:
         """A job of a task whose breaker let a trial through was claimed: half-open now,
         with that job as its trial."""
-        from litequeue.base.limits import OPEN
-
         for c in claims:
             task = self.task_of.get(c.row_id)
             if task is None or task not in self.trials:
@@ -1286,7 +1281,7 @@ class _Gate:
             store.sql("UPDATE lq_breaker SET state = 'half-open', trial_job = ?, trial_at = ?, changed_at = ? "
                       "WHERE app = ? AND task = ? AND state != 'closed'",
                       (c.job_id, self.now, self.now, store.name, task))
-            if was == OPEN:
+            if was == BreakerState.OPEN:
                 record_event(store, "breaker-half-open", job_id=c.job_id, queue=c.queue,
                              detail=f"{task}: cool-down over, trial job {c.job_id} let through",
                              actor="litequeue")
