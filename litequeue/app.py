@@ -29,7 +29,9 @@ from litequeue.base.preview import preview
 from litequeue.engine import aio, batches, huey_compat
 from litequeue.engine.job_options import LiteTask, adopt_existing, clean_tags, options_for
 from litequeue.engine.storage import LiteStorage, NewJob, Unit
-from litequeue.jobs import actions, transitions
+from litequeue.jobs import actions, rows
+from litequeue.jobs.cancel import cancel_actor
+from litequeue.jobs.limits import publish_limits
 from litequeue.store.database import database_target, open_database
 from litequeue.store.doorbell import BellTarget, bell_target, ring
 from litequeue.store.file_identity import FileIdentity
@@ -254,7 +256,7 @@ class LiteQueue(huey_compat.HueySeams):
                 "SELECT 1 FROM lq_limit UNION ALL SELECT 1 FROM lq_breaker LIMIT 1").fetchone():
             return  # nothing declared, nothing published before: no write at start
         with storage.write():
-            transitions.publish_limits(storage, self.limits, time.time())
+            publish_limits(storage, self.limits, time.time())
 
     def enqueue(self, task: Any, **options: Any) -> Any:
         """Huey's enqueue; ``options`` are litequeue's per-job options (``tags``,
@@ -489,7 +491,7 @@ class LiteQueue(huey_compat.HueySeams):
 
     def record_progress(self, job_id: str, done: float, total: float | None, message: str | None) -> None:
         with self.storage.write():
-            transitions.record_progress(self.storage, job_id, done, total, message)
+            rows.record_progress(self.storage, job_id, done, total, message)
 
     def is_cancel_requested(self, job_id: str) -> bool:
         return self.cancel_requested_by(job_id) is not None
@@ -497,7 +499,7 @@ class LiteQueue(huey_compat.HueySeams):
     def cancel_requested_by(self, job_id: str) -> str | None:
         """Who asked to cancel ``job_id``, or None if nobody did."""
         value = self.storage.peek_many([f"cancel:{job_id}"]).get(f"cancel:{job_id}")
-        return None if value is None else transitions.cancel_actor(value)
+        return None if value is None else cancel_actor(value)
 
     # -- consumer ---------------------------------------------------------------------------
 

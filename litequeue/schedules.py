@@ -7,7 +7,7 @@ and records each run under the unique key (``schedule:NAME``, minute) in
 ``lq_periodic_run`` before its job is enqueued, in one transaction, so however many
 consumers run, a slot fires once. The scheduler reads the table afresh for every minute it
 fires, so a change made by any process counts from the next minute on; every change still
-rings the doorbell. Writes go through :mod:`litequeue.jobs.transitions`, reads through
+rings the doorbell. Writes go through :mod:`litequeue.jobs.consumers`, reads through
 :mod:`litequeue.ledger.queries`.
 """
 
@@ -29,7 +29,8 @@ from litequeue.base.cron import Cron, parse
 from litequeue.base.errors import ConfigurationError, LiteQueueError, UnknownTaskError
 from litequeue.engine import huey_compat
 from litequeue.engine.storage import LiteStorage
-from litequeue.jobs import transitions
+from litequeue.jobs import consumers
+from litequeue.jobs.rows import record_event
 from litequeue.store.doorbell import bell_target, ring
 
 from .ledger import queries
@@ -94,10 +95,10 @@ def add(lq: LiteQueue, name: str, cron: str, task: str, args: Any = (), kwargs: 
            "queue": queue, "priority": priority}
     store = lq.storage
     with store.write():
-        if not transitions.add_schedule(store, row, time.time()):
+        if not consumers.add_schedule(store, row, time.time()):
             raise ConfigurationError(f"a schedule named {name!r} exists; "
                                      f"`litequeue schedules remove {name}` first to replace it")
-        transitions.record_event(store, "schedule-add", detail=f"{name}: {parsed.expression} "
+        record_event(store, "schedule-add", detail=f"{name}: {parsed.expression} "
                                  f"({timezone}) -> {row['task']}", actor=actor)
     _bell(store)
     return row
@@ -107,9 +108,9 @@ def set_enabled(store: LiteStorage, name: str, enabled: bool, actor: str = "cli"
     """Pause or resume the stored schedule ``name``; False if it already was. A pause
     takes effect from the next minute a consumer fires (a run already enqueued stays)."""
     with store.write():
-        changed = transitions.set_schedule_enabled(store, name, enabled, time.time())
+        changed = consumers.set_schedule_enabled(store, name, enabled, time.time())
         if changed:
-            transitions.record_event(store, "schedule-resume" if enabled else "schedule-pause",
+            record_event(store, "schedule-resume" if enabled else "schedule-pause",
                                      detail=name, actor=actor)
         elif not _exists(store.database, name):
             raise ScheduleNotFoundError(_missing(name))
@@ -121,9 +122,9 @@ def set_enabled(store: LiteStorage, name: str, enabled: bool, actor: str = "cli"
 def remove(store: LiteStorage, name: str, actor: str = "cli") -> None:
     """Delete the stored schedule ``name`` (its past runs stay in the ledger)."""
     with store.write():
-        if not transitions.remove_schedule(store, name):
+        if not consumers.remove_schedule(store, name):
             raise ScheduleNotFoundError(_missing(name))
-        transitions.record_event(store, "schedule-remove", detail=name, actor=actor)
+        record_event(store, "schedule-remove", detail=name, actor=actor)
     _bell(store)
 
 
@@ -146,7 +147,7 @@ def run_now(lq: LiteQueue, name: str, store: LiteStorage | None = None, actor: s
     if not store.fire_periodic(key, slot, lq._job_row(task, None), app=lq.name):
         raise LiteQueueError(f"schedule {name!r} was already run at {slot}; try again in a second")
     with store.write():
-        transitions.record_event(store, "schedule-run", job_id=task.id, detail=name, actor=actor)
+        record_event(store, "schedule-run", job_id=task.id, detail=name, actor=actor)
     _bell(store)
     return str(task.id)
 

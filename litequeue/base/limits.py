@@ -5,7 +5,8 @@ These are declared in code (``@app.task(concurrency=2, breaker=Breaker(...))``) 
 config file (``[queues.ocr] concurrency = 4``, ``timeout = "10m"``), kept here per app, and
 published to the database when a consumer starts (``lq_limit``, ``lq_breaker``) so that
 ``status`` and ``litequeue breakers`` can show them without importing the app. They are
-enforced in the claim (:func:`litequeue.jobs.transitions.claim`): a job over a limit, or of a
+enforced in the claim (:func:`litequeue.jobs.claim.claim`, through
+:class:`litequeue.jobs.limits.Gate`): a job over a limit, or of a
 task whose breaker is open, is simply not taken yet.
 """
 

@@ -20,7 +20,7 @@ from litequeue.base import defaults
 from litequeue.base.durations import DAY
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.states import FINAL_VALUES, JobStatus
-from litequeue.jobs import transitions
+from litequeue.jobs import prune as prune_writes
 from litequeue.store.database import sqlite_path
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def prune(store: LiteStorage, older_than_seconds: float, statuses: Sequence[str]
                              (*params, min(batch, total - done))).fetchall()
             if not rows:
                 break
-            jobs, attempts, results = transitions.prune_jobs(store, [(r[0], r[1]) for r in rows])
+            jobs, attempts, results = prune_writes.prune_jobs(store, [(r[0], r[1]) for r in rows])
             result.jobs += jobs
             result.attempts += attempts
             result.results += results
@@ -166,7 +166,7 @@ def _prune_extras(store: LiteStorage, now: float, cutoff: float, batch: int, res
             continue
         while True:
             with store.write():
-                n = transitions.prune_rows(store, table, condition, edge, batch)
+                n = prune_writes.prune_rows(store, table, condition, edge, batch)
             setattr(result, name, getattr(result, name) + n)
             if n < batch:
                 break
@@ -296,7 +296,7 @@ class AutoPruner:
 
     def _claim_turn(self, store: LiteStorage, now: float) -> bool:
         with store.write():
-            taken = transitions.take_prune_turn(store, now, self.interval)
+            taken = prune_writes.take_prune_turn(store, now, self.interval)
         if not taken:
             row = store.sql("SELECT value FROM lq_meta WHERE key = 'auto_prune_at'").fetchone()
             self.next_at = (float(row[0]) if row else now) + self.interval
