@@ -99,7 +99,7 @@ def add(lq: LiteQueue, name: str, cron: str, task: str, args: Any = (), kwargs: 
             raise ConfigurationError(f"a schedule named {name!r} exists; "
                                      f"`litequeue schedules remove {name}` first to replace it")
         record_event(store, "schedule-add", detail=f"{name}: {parsed.expression} "
-                                 f"({timezone}) -> {row['task']}", actor=actor)
+                     f"({timezone}) -> {row['task']}", actor=actor)
     _bell(store)
     return row
 
@@ -111,7 +111,7 @@ def set_enabled(store: LiteStorage, name: str, enabled: bool, actor: str = "cli"
         changed = consumers.set_schedule_enabled(store, name, enabled, time.time())
         if changed:
             record_event(store, "schedule-resume" if enabled else "schedule-pause",
-                                     detail=name, actor=actor)
+                         detail=name, actor=actor)
         elif not _exists(store.database, name):
             raise ScheduleNotFoundError(_missing(name))
     if changed:

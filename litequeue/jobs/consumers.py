@@ -86,3 +86,4 @@ def set_schedule_enabled(store: LiteStorage, name: str, enabled: bool, now: floa
 
 def remove_schedule(store: LiteStorage, name: str) -> bool:
     """Delete a schedule (its past runs stay in ``lq_periodic_run``); False if none had that name."""
+    return store.sql("DELETE FROM lq_periodic_schedule WHERE name = ? RETURNING name", (name,)).fetchone() is not None
