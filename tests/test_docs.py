@@ -191,3 +191,39 @@ def test_slugs_are_githubs(tmp_path: Path) -> None:
     problems = broken_links(page, root=tmp_path)
     assert len(problems) == 2, problems
     assert "has no heading #nowhere" in problems[0] and "no file missing.md" in problems[1]
+
+
+README_MAX_LINES = 350
+
+
+def test_readme_is_short() -> None:
+    """The README says what litequeue is and leads to docs/; the rest lives there."""
+    lines = len((ROOT / "README.md").read_text().splitlines())
+    assert lines <= README_MAX_LINES, (f"README.md has {lines} lines (at most {README_MAX_LINES}): "
+                                       "move sections into a docs/ page and link to it")
+
+
+# What the project's own process leaves in text, never a user's concern.
+INTERNAL = re.compile(r"\bissues?\s+#?\d+|(?<![&\w])#\d+\b(?![\w-])|closing note|\b(?:this|the last) round\b", re.I)
+
+
+def internal_mentions(text: str) -> list[str]:
+    """Each line of TEXT's prose (code blocks and spans aside) that mentions an issue number,
+    a closing note or a round of work."""
+    return [line.strip() for line in _prose(text).splitlines() if INTERNAL.search(line)]
+
+
+def test_docs_do_not_mention_issues() -> None:
+    problems = [f"{page.relative_to(ROOT)}: {line}" for page in documents()
+                for line in internal_mentions(page.read_text())]
+    assert not problems, "the docs speak to users; these lines mention the project's issues:\n" + "\n".join(problems)
+
+
+def test_internal_mentions_are_caught() -> None:
+    assert internal_mentions("Where issue 15's targets stand")
+    assert internal_mentions("the profiles are in the Closing note of issue #7")
+    assert internal_mentions("fixed in #42.")
+    assert internal_mentions("What changed in this round: ...")
+    assert not internal_mentions("each ack-and-claim round of ~8 jobs; see [Issues](#issues-and-fixes)")
+    assert not internal_mentions("```text\nissue 15\n```\nand `issue 3` in code")
+    assert not internal_mentions("&#8594; [step](#2-create-the-user) [x](page.md#3)")
