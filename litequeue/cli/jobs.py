@@ -223,10 +223,15 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, q
     ids = list(job_ids)
     if tag is not None and not all_failed:
         raise click.UsageError("--tag goes with --all-failed (retry the failed jobs of a tag)")
+    if not ids and not all_failed:
+        raise click.UsageError("give job ids or --all-failed")
     if all_failed:
         ids += queries.failed_job_ids(s.database, queue=queue, task=task, tag=tag)
-    if not ids:
-        raise click.UsageError("give job ids or --all-failed")
+        if not ids:
+            where = ", ".join(f"{name} {value}" for name, value in (("queue", queue), ("task", task), ("tag", tag))
+                              if value is not None)
+            click.echo("no failed jobs to retry" + (f" ({where})" if where else ""), err=True)
+            return
     done = 0
     started = time.monotonic()
     batches = [ids[i:i + 500] for i in range(0, len(ids), 500)]
