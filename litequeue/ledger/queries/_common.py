@@ -11,7 +11,11 @@ from typing import Any
 import peewee as pw
 
 from litequeue.base.states import JobStatus
+from litequeue.store.database import has_schema
 from litequeue.store.dialect import sql
+
+__all__ = ["COUNTED", "JOB_FIELDS", "NOT_SCHEDULED", "dict_rows", "has_schema", "iso", "job_dict", "ping",
+           "progress_view"]  # has_schema: store.database's, shown here too
 
 #: Every job object, in a list or alone, carries every field (null when empty).
 JOB_FIELDS = (
@@ -80,11 +84,6 @@ def dict_rows(cursor: Any) -> list[dict[str, Any]]:
     """A cursor's rows as dicts keyed by column name."""
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-
-
-def has_schema(db: pw.Database) -> bool:
-    """True when ``db`` holds a litequeue ledger (its ``lq_meta`` table)."""
-    return "lq_meta" in db.get_tables()
 
 
 def ping(db: pw.Database) -> None:
