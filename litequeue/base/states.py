@@ -46,7 +46,10 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     INTERRUPTED = "interrupted"  # its worker died or was stopped mid-run
-    RELEASED = "released"  # handed back at shutdown before it finished
+    # Not an attempt after all: the job was not due yet (Huey put it back on the schedule) or
+    # Huey's rate_limit held it back; ack deletes the attempt. (A claim handed back at
+    # shutdown is INTERRUPTED, not this.)
+    RELEASED = "released"
 
     def __str__(self) -> str:
         return self.value
