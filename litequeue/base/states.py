@@ -46,10 +46,7 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     INTERRUPTED = "interrupted"  # its worker died or was stopped mid-run
-    # Not an attempt after all: the job was not due yet (Huey put it back on the schedule) or
-    # Huey's rate_limit held it back; ack deletes the attempt. (A claim handed back at
-    # shutdown is INTERRUPTED, not this.)
-    RELEASED = "released"
+    RELEASED = "released"  # not due yet or rate limited: taken back, no attempt (the ack deletes it)
 
     def __str__(self) -> str:
         return self.value
