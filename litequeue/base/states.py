@@ -46,7 +46,7 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     INTERRUPTED = "interrupted"  # its worker died or was stopped mid-run
-    RELEASED = "released"  # handed back at shutdown before it finished
+    RELEASED = "released"  # not due yet or rate limited: taken back, no attempt (the ack deletes it)
 
     def __str__(self) -> str:
         return self.value

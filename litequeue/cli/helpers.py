@@ -39,9 +39,9 @@ def store(ctx: click.Context, create: bool = False) -> LiteStorage:
 
 def ledger(ctx: click.Context) -> pw.Database:
     """The database for a command that only reads the ledger: no Huey, no user code."""
-    from litequeue.store.readers import open_ledger
+    from litequeue.store.database import open_checked
 
-    return open_ledger(ctx.obj.get("db"))
+    return open_checked(ctx.obj.get("db"))
 
 
 def user_app(spec: str | None) -> LiteQueue:

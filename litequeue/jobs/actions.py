@@ -13,14 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base import defaults
-from litequeue.base.errors import DatabaseError
 from litequeue.base.states import FINAL_STATUSES
 from litequeue.jobs import transitions
 from litequeue.jobs.transitions import RetryHook, record_event
 from litequeue.ledger import queries
-from litequeue.ledger.queries import has_schema
-from litequeue.store import migrations
-from litequeue.store.database import open_database
+from litequeue.store.database import open_checked, open_database
 from litequeue.store.doorbell import BellTarget, bell_target, ring
 
 if TYPE_CHECKING:
@@ -38,12 +35,7 @@ def open_store(db: str | None = None, *, create: bool = False, app: str = defaul
 
     ``create``: a new database gets the schema and an older one is migrated; otherwise an
     out-of-date schema is refused (run ``litequeue migrate``), never changed."""
-    database = open_database(db, create=create, readonly=readonly)
-    if not create and not has_schema(database):
-        raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
-                            "point LITEQUEUE_DB at a litequeue database")
-    if not create:
-        migrations.check(database)
+    database = open_database(db, create=True, readonly=readonly) if create else open_checked(db, readonly=readonly)
     from litequeue.engine.storage import LiteStorage  # Huey: only for commands that write
 
     return LiteStorage(app, database=database, create_tables=create)
