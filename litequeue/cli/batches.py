@@ -7,10 +7,9 @@ from typing import Any
 import click
 
 from litequeue.base.errors import LiteQueueError
-
-from ..ledger import queries
-from . import main
-from .helpers import echo_json, json_option, store
+from litequeue.cli.helpers import echo_json, json_option, store
+from litequeue.cli.root import main
+from litequeue.ledger import queries
 
 
 @main.group()

@@ -7,12 +7,11 @@ import logging
 import click
 
 from litequeue.base import defaults
+from litequeue.cli.helpers import app_argument, setup_logging, user_app
+from litequeue.cli.migrate import no_migrate_option, prepare_database
+from litequeue.cli.root import main
 from litequeue.jobs.retention import AutoPruner
 from litequeue.ops import plugins
-
-from . import main
-from .helpers import app_argument, setup_logging, user_app
-from .migrate import no_migrate_option, prepare_database
 
 
 @main.command("run-consumer")

@@ -11,9 +11,8 @@ import click
 if TYPE_CHECKING:
     import peewee as pw
 
+    from litequeue.app import LiteQueue
     from litequeue.engine.storage import LiteStorage
-
-    from ..app import LiteQueue
 
 F = Callable[..., Any]
 

@@ -10,10 +10,9 @@ from typing import Any
 import click
 
 from litequeue.base import defaults
+from litequeue.cli.root import main
 from litequeue.store import migrations
 from litequeue.store.database import database_target, is_url, open_database, sqlite_path
-
-from . import main
 
 log = logging.getLogger("litequeue.migrations")
 F = Callable[..., Any]

@@ -9,12 +9,11 @@ import click
 
 from litequeue.base import defaults
 from litequeue.base.errors import ConfigurationError
+from litequeue.cli.helpers import echo_json, json_option, store
+from litequeue.cli.progress import progress
+from litequeue.cli.root import main
 from litequeue.jobs import actions, retention
-
-from ..ledger import queries
-from . import main
-from .helpers import echo_json, json_option, store
-from .progress import progress
+from litequeue.ledger import queries
 
 
 class Duration(click.ParamType):

@@ -7,12 +7,11 @@ from typing import Any
 
 import click
 
+from litequeue.cli.helpers import echo_json, json_option, store
+from litequeue.cli.root import ConfigError, main
 from litequeue.jobs import retention
-
-from ..ledger import stats as ledger_stats
-from ..ledger.stats import parse_since
-from . import ConfigError, main
-from .helpers import echo_json, json_option, store
+from litequeue.ledger import stats as ledger_stats
+from litequeue.ledger.stats import parse_since
 
 
 def duration(value: float | None) -> str:
