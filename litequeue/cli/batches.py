@@ -1,4 +1,5 @@
-"""``litequeue batches list|show``: progress of batches of jobs (see litequeue.engine.batches)."""
+"""The ``litequeue batches list|show`` commands: the progress of batches of jobs (see
+litequeue.engine.batches)."""
 
 from __future__ import annotations
 

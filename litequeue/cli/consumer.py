@@ -1,4 +1,5 @@
-"""``litequeue run-consumer``."""
+"""The ``litequeue run-consumer`` command: migrates the database, loads the app, its
+``[queues.NAME]`` settings and plugins, and runs a consumer with automatic pruning."""
 
 from __future__ import annotations
 

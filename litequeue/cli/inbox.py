@@ -1,4 +1,4 @@
-"""``litequeue watch-inbox``, and the inbox lines of ``litequeue status``."""
+"""The ``litequeue watch-inbox`` command, and the inbox lines of ``litequeue status``."""
 
 from __future__ import annotations
 

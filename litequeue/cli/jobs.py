@@ -1,4 +1,4 @@
-"""``litequeue enqueue``, ``status``, ``jobs ...`` and ``tasks``."""
+"""The job commands: ``litequeue enqueue``, ``status``, ``jobs list|show|retry|cancel`` and ``tasks``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``litequeue breakers`` and what ``status`` shows of limits, breakers and rate limits."""
+"""The ``litequeue breakers`` commands, and what ``status`` shows of concurrency limits, breakers
+and rate limits."""
 
 from __future__ import annotations
 

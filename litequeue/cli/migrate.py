@@ -1,4 +1,5 @@
-"""``litequeue migrate``, and the migration step of the commands that run for a long time."""
+"""The ``litequeue migrate`` command, and the migration step (``--no-migrate``) of the commands
+that run for a long time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``litequeue health``, ``doctor`` and ``systemd``: running litequeue on a server."""
+"""The commands for running litequeue on a server: ``litequeue health``, ``doctor`` and ``systemd``."""
 
 from __future__ import annotations
 

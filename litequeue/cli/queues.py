@@ -1,4 +1,5 @@
-"""litequeue CLI: queue control and retention commands (pause, resume, purge, prune)."""
+"""The queue control and retention commands: ``litequeue pause``, ``resume``, ``purge`` and
+``prune``, and the duration type their flags take."""
 
 from __future__ import annotations
 

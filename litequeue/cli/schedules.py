@@ -1,4 +1,5 @@
-"""``litequeue schedules ...``: cron schedules kept in the database, changed while consumers run."""
+"""The ``litequeue schedules ...`` commands: cron schedules kept in the database, changed while
+consumers run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``litequeue stats``: runs, outcomes, retries, wait and run time per task, queue or hour."""
+"""The ``litequeue stats`` command: runs, outcomes, retries, wait and run time per task, queue or hour."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``litequeue serve-web``: the status page, served by waitress."""
+"""The ``litequeue serve-web`` command: the status page, served by waitress."""
 
 from __future__ import annotations
 
