@@ -1,4 +1,5 @@
-"""Options and output helpers shared by the CLI commands."""
+"""What the command modules share: common options (APP, ``--json``, ``--db``), JSON in and
+out, logging set-up, and opening the database, the ledger alone or the user's app."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import click
 if TYPE_CHECKING:
     import peewee as pw
 
+    from litequeue.app import LiteQueue
     from litequeue.engine.storage import LiteStorage
-
-    from ..app import LiteQueue
 
 F = Callable[..., Any]
 

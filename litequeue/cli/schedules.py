@@ -1,4 +1,5 @@
-"""``litequeue schedules ...``: cron schedules kept in the database, changed while consumers run."""
+"""The ``litequeue schedules ...`` commands: cron schedules kept in the database, changed while
+consumers run."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from typing import Any
 import click
 
 from litequeue.base.cron import EXAMPLE
-
-from ..ledger import queries
-from . import ConfigError, main
-from .helpers import echo_json, json_option, parse_json, store, user_app
+from litequeue.cli.helpers import echo_json, json_option, parse_json, store, user_app
+from litequeue.cli.root import ConfigError, main
+from litequeue.ledger import queries
 
 _APP_HELP = "The app (MODULE or MODULE:ATTR) whose tasks the schedules run."
 
@@ -20,7 +20,7 @@ _APP_HELP = "The app (MODULE or MODULE:ATTR) whose tasks the schedules run."
 def _lib() -> Any:
     """``litequeue.schedules`` (imports Huey): loaded by the commands that use it, so the
     CLI's read commands start without it."""
-    from .. import schedules
+    from litequeue import schedules
 
     return schedules
 
