@@ -7,6 +7,7 @@ one transaction, then rings the consumers' doorbell.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -22,6 +23,7 @@ from huey.registry import Registry
 from huey.utils import normalize_time
 
 from litequeue.base import defaults
+from litequeue.base.clock import to_epoch
 from litequeue.base.errors import ConfigurationError, UnknownTaskError
 from litequeue.base.ids import new_job_id
 from litequeue.base.limits import Breaker, Limits
@@ -37,16 +39,6 @@ from litequeue.store.file_identity import FileIdentity
 # chord and group are re-exported: examples import them from here
 __all__ = ["LiteQueue", "LiteRegistry", "LiteTaskWrapper", "chord", "default_app", "group", "periodic_task",
            "task", "to_epoch"]
-
-
-def to_epoch(value: dt.datetime | None, utc: bool = True) -> float | None:
-    """Huey keeps naive datetimes, UTC (``utc=True``, the default) or local time; the
-    tables keep epoch seconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None and utc:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()  # a naive datetime here is local time
 
 
 def _args_preview(args: Any) -> str:
@@ -324,7 +316,7 @@ class LiteQueue(huey_compat.HueySeams):
         of them in one)."""
         if isinstance(self.storage, LiteStorage):
             return self.storage.bulk(chunk)
-        return _nullcontext()
+        return contextlib.nullcontext()
 
     def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
         """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
@@ -506,14 +498,6 @@ class LiteQueue(huey_compat.HueySeams):
         from litequeue.runtime.consumer import LiteConsumer
 
         return LiteConsumer(self, **options)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 _default_app: LiteQueue | None = None
