@@ -266,7 +266,7 @@ class LiteQueue(huey_compat.HueySeams):
     def fire_periodic(self, now: dt.datetime) -> list[str]:
         """Enqueue the periodic tasks due in the minute ``now`` (naive UTC), each once per
         (task, minute) across every consumer and restart. Returns the names fired."""
-        from litequeue.runtime.scheduler import fire_slot
+        from litequeue.runtime.periodic import fire_slot
 
         fired: list[str] = []
         fire_slot(self, now, fired=fired)
