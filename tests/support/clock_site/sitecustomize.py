@@ -37,7 +37,7 @@ def step(module: ModuleType, path: str) -> None:
     def stepped(utc: bool) -> dt.datetime:
         return real(utc) + dt.timedelta(seconds=offset(path))
 
-    module.wall_clock = stepped
+    setattr(module, "wall_clock", stepped)  # noqa: B010 - the module is typed as any module
 
 
 class _StepAfterLoading(importlib.abc.Loader):
