@@ -338,6 +338,7 @@ class LiteQueue(huey_compat.HueySeams):
             transitions.record_progress(self.storage, job_id, done, total, message)
 
     def is_cancel_requested(self, job_id: str) -> bool:
+        """Whether anyone asked to cancel ``job_id`` (:meth:`cancel_requested_by` as a yes/no)."""
         return self.cancel_requested_by(job_id) is not None
 
     def cancel_requested_by(self, job_id: str) -> str | None:
