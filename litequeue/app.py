@@ -244,7 +244,8 @@ class LiteQueue(huey_compat.HueySeams):
         return self.enqueue(task, **{k: v for k, v in options.items() if v})
 
     def new_jobs(self, task: Task, data: bytes | None = None) -> list[NewJob]:
-        """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps)."""
+        """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps; built by
+        :func:`litequeue.engine.job_rows.new_jobs`)."""
         return job_rows.new_jobs(self, task, self._unit(), data)
 
     # -- batches --------------------------------------------------------------------------
