@@ -106,8 +106,7 @@ def _when(iso: str) -> str:
 @click.pass_context
 def pause(ctx: click.Context, name: str) -> None:
     """Stop schedule NAME from firing (from the next minute; `resume` restarts it)."""
-    changed = _lib().set_enabled(store(ctx), name, False)
-    click.echo(f"paused schedule {name}" if changed else f"schedule {name} was paused already")
+    _set_enabled(ctx, name, False)
 
 
 @schedules.command()
@@ -115,8 +114,16 @@ def pause(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def resume(ctx: click.Context, name: str) -> None:
     """Let schedule NAME fire again from its next slot (missed slots are not made up)."""
-    changed = _lib().set_enabled(store(ctx), name, True)
-    click.echo(f"resumed schedule {name}" if changed else f"schedule {name} was not paused")
+    _set_enabled(ctx, name, True)
+
+
+def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
+    """`pause` (``enabled=False``) or `resume` schedule NAME and say whether it changed."""
+    changed = _lib().set_enabled(store(ctx), name, enabled)
+    if enabled:
+        click.echo(f"resumed schedule {name}" if changed else f"schedule {name} was not paused")
+    else:
+        click.echo(f"paused schedule {name}" if changed else f"schedule {name} was paused already")
 
 
 @schedules.command()
