@@ -28,7 +28,9 @@ from litequeue.engine import batches, huey_compat, job_rows
 from litequeue.engine.job_options import LiteTask, clean_tags
 from litequeue.engine.storage import LiteStorage, NewJob, Unit
 from litequeue.engine.tasks import LiteRegistry, LiteResult, LiteTaskWrapper, task_settings, with_limits
-from litequeue.jobs import transitions
+from litequeue.jobs import rows
+from litequeue.jobs.cancel import cancel_actor
+from litequeue.jobs.limits import publish_limits
 from litequeue.store.database import database_target, open_database
 from litequeue.store.doorbell import BellTarget, bell_target, ring
 from litequeue.store.file_identity import FileIdentity
@@ -161,7 +163,7 @@ class LiteQueue(huey_compat.HueySeams):
                 "SELECT 1 FROM lq_limit UNION ALL SELECT 1 FROM lq_breaker LIMIT 1").fetchone():
             return  # nothing declared, nothing published before: no write at start
         with storage.write():
-            transitions.publish_limits(storage, self.limits, time.time())
+            publish_limits(storage, self.limits, time.time())
 
     def enqueue(self, task: Any, **options: Any) -> Any:
         """Huey's enqueue; ``options`` are litequeue's per-job options (``tags``,
@@ -336,7 +338,7 @@ class LiteQueue(huey_compat.HueySeams):
 
     def record_progress(self, job_id: str, done: float, total: float | None, message: str | None) -> None:
         with self.storage.write():
-            transitions.record_progress(self.storage, job_id, done, total, message)
+            rows.record_progress(self.storage, job_id, done, total, message)
 
     def is_cancel_requested(self, job_id: str) -> bool:
         """Whether anyone asked to cancel ``job_id`` (:meth:`cancel_requested_by` as a yes/no)."""
@@ -345,7 +347,7 @@ class LiteQueue(huey_compat.HueySeams):
     def cancel_requested_by(self, job_id: str) -> str | None:
         """Who asked to cancel ``job_id``, or None if nobody did."""
         value = self.storage.peek_many([f"cancel:{job_id}"]).get(f"cancel:{job_id}")
-        return None if value is None else transitions.cancel_actor(value)
+        return None if value is None else cancel_actor(value)
 
     # -- consumer ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ and records each run under the unique key (``schedule:NAME``, minute) in
 ``lq_periodic_run`` before its job is enqueued, in one transaction, so however many
 consumers run, a slot fires once. The scheduler reads the table afresh for every minute it
 fires, so a change made by any process counts from the next minute on; every change still
-rings the doorbell. Writes go through :mod:`litequeue.jobs.transitions`, reads through
+rings the doorbell. Writes go through :mod:`litequeue.jobs.consumers`, reads through
 :mod:`litequeue.ledger.queries`.
 
 This module owns the changes and the listing; what firing needs (:func:`due`,
@@ -32,7 +32,8 @@ from litequeue.base.errors import ConfigurationError, LiteQueueError, UnknownTas
 from litequeue.engine import huey_compat
 from litequeue.engine.job_rows import job_row
 from litequeue.engine.storage import LiteStorage
-from litequeue.jobs import transitions
+from litequeue.jobs import consumers
+from litequeue.jobs.rows import record_event
 from litequeue.ledger import queries
 from litequeue.runtime.periodic import ALL_STORED, KEY_PREFIX, build_task, cron_of, due, run_key
 from litequeue.store.doorbell import bell_target, ring
@@ -86,10 +87,10 @@ def add(lq: LiteQueue, name: str, cron: str, task: str, args: Any = (), kwargs: 
            "queue": queue, "priority": priority}
     store = lq.storage
     with store.write():
-        if not transitions.add_schedule(store, row, time.time()):
+        if not consumers.add_schedule(store, row, time.time()):
             raise ConfigurationError(f"a schedule named {name!r} exists; "
                                      f"`litequeue schedules remove {name}` first to replace it")
-        transitions.record_event(store, "schedule-add", detail=f"{name}: {parsed.expression} "
+        record_event(store, "schedule-add", detail=f"{name}: {parsed.expression} "
                                  f"({timezone}) -> {row['task']}", actor=actor)
     _bell(store)
     return row
@@ -99,9 +100,9 @@ def set_enabled(store: LiteStorage, name: str, enabled: bool, actor: str = "cli"
     """Pause or resume the stored schedule ``name``; False if it already was. A pause
     takes effect from the next minute a consumer fires (a run already enqueued stays)."""
     with store.write():
-        changed = transitions.set_schedule_enabled(store, name, enabled, time.time())
+        changed = consumers.set_schedule_enabled(store, name, enabled, time.time())
         if changed:
-            transitions.record_event(store, "schedule-resume" if enabled else "schedule-pause",
+            record_event(store, "schedule-resume" if enabled else "schedule-pause",
                                      detail=name, actor=actor)
         elif not _exists(store.database, name):
             raise ScheduleNotFoundError(_missing(name))
@@ -113,9 +114,9 @@ def set_enabled(store: LiteStorage, name: str, enabled: bool, actor: str = "cli"
 def remove(store: LiteStorage, name: str, actor: str = "cli") -> None:
     """Delete the stored schedule ``name`` (its past runs stay in the ledger)."""
     with store.write():
-        if not transitions.remove_schedule(store, name):
+        if not consumers.remove_schedule(store, name):
             raise ScheduleNotFoundError(_missing(name))
-        transitions.record_event(store, "schedule-remove", detail=name, actor=actor)
+        record_event(store, "schedule-remove", detail=name, actor=actor)
     _bell(store)
 
 
@@ -138,7 +139,7 @@ def run_now(lq: LiteQueue, name: str, store: LiteStorage | None = None, actor: s
     if not store.fire_periodic(key, slot, job_row(lq, task, None), app=lq.name):
         raise LiteQueueError(f"schedule {name!r} was already run at {slot}; try again in a second")
     with store.write():
-        transitions.record_event(store, "schedule-run", job_id=task.id, detail=name, actor=actor)
+        record_event(store, "schedule-run", job_id=task.id, detail=name, actor=actor)
     _bell(store)
     return str(task.id)
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from litequeue.base.durations import format_duration
 from litequeue.base.errors import LiteQueueError
 from litequeue.cli.helpers import echo_json, json_option, store
 from litequeue.cli.root import main, status_extras, status_printers
 from litequeue.jobs import actions
-from litequeue.jobs.retention import format_duration
 from litequeue.ledger import queries
 
 if TYPE_CHECKING:

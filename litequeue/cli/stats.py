@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from litequeue.base.durations import format_duration
 from litequeue.cli.helpers import echo_json, json_option, ledger
 from litequeue.cli.root import ConfigError, main
-from litequeue.jobs import retention
 from litequeue.ledger import stats as ledger_stats
 from litequeue.ledger.stats import parse_since
 
@@ -22,7 +22,7 @@ def duration(value: float | None) -> str:
         return f"{value * 1000:.0f}ms"
     if value < 60:
         return f"{value:.2f}s" if value < 10 else f"{value:.1f}s"
-    return retention.format_duration(value)
+    return format_duration(value)
 
 
 def _spread(figures: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@
 members' results with ``app.batch_results(batch_id)``. ``on_failure(batch_id, ...)`` is
 enqueued then too if any member did not succeed (failed for good, cancelled or expired).
 
-Where the writes happen (:mod:`litequeue.jobs.transitions`): a producer's batch is opened, fed and
+Where the writes happen (:mod:`litequeue.jobs.batches`): a producer's batch is opened, fed and
 sealed by its own transactions; what a *running job* does to batches (opening one, adding
 members, sealing) waits in the job's unit and is written by its ack, in the transaction
 that records its success, so a crash never adds a member twice nor loses one, and the
@@ -80,7 +80,7 @@ class Batch:
     # -- writing --------------------------------------------------------------------------
 
     def _open(self, on_complete: Any, on_failure: Any) -> None:
-        from litequeue.jobs import transitions
+        from litequeue.jobs.batches import open_batch
 
         storage = _storage(self.app)
         parent = current_batch(self.app)
@@ -95,7 +95,7 @@ class Batch:
             unit.batch_ops.append(("open", row))
             return
         with storage.write():
-            transitions.open_batch(storage, row, time.time())
+            open_batch(storage, row, time.time())
 
     def add(self, *tasks: Task) -> list[Any]:
         """Enqueue ``tasks`` (``task.s(...)`` signatures) as members; returns their result
@@ -106,7 +106,7 @@ class Batch:
     def seal(self) -> None:
         """No more members from here: the batch finishes once every member has (at once if
         they all have). The ``with`` block does this when it ends without an error."""
-        from litequeue.jobs import transitions
+        from litequeue.jobs.batches import seal_batch
 
         storage = _storage(self.app)
         unit = storage.unit
@@ -114,7 +114,7 @@ class Batch:
             unit.batch_ops.append(("seal", self.id))
             return
         with storage.write():
-            fired = transitions.seal_batch(storage, self.id, time.time())
+            fired = seal_batch(storage, self.id, time.time())
         if fired:
             storage.committed()
 

@@ -34,7 +34,8 @@ from huey.contrib.sql_huey import BytesBlobField, SqlStorage
 from litequeue.base.errors import ConfigurationError, DatabaseError, DatabaseUnreachableError
 from litequeue.base.values import Claim, Finished, NewJob, Unit
 from litequeue.engine import batches, interrupts
-from litequeue.jobs import transitions
+from litequeue.jobs import cancel, enqueue, finish, recover
+from litequeue.jobs import claim as claiming
 from litequeue.store import dialect, faults, migrations
 from litequeue.store.models import Ledger, make_ledger
 
@@ -109,7 +110,7 @@ class LiteStorage(SqlStorage):
             job_id = pw.CharField()
             data = BytesBlobField()
             crash_cap = pw.IntegerField(default=3)
-            #: how often a worker died holding this job: such a job runs alone (see transitions.claim)
+            #: how often a worker died holding this job: such a job runs alone (see litequeue.jobs.claim)
             crashes = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
             enqueued_at = pw.DoubleField()
             claimed_by = pw.CharField(null=True)
@@ -239,7 +240,7 @@ class LiteStorage(SqlStorage):
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
         """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
-        transitions.enqueue(self, jobs, now)
+        enqueue.enqueue(self, jobs, now)
 
     # -- Huey's storage API: what Huey.enqueue / add_schedule / dequeue call ----------------
 
@@ -313,54 +314,54 @@ class LiteStorage(SqlStorage):
     def claim(self, consumer_id: str, queues: Sequence[str] | None, limit: int,
               paused: Iterable[str] = (), worker: str | None = None) -> list[Claim]:
         """Claim up to ``limit`` ready jobs for ``consumer_id`` (one transaction); see
-        :func:`transitions.claim`."""
+        :func:`litequeue.jobs.claim.claim`."""
         if limit <= 0:
             return []
         with self.write():
-            return transitions.claim(self, consumer_id, queues, limit, paused, worker)
+            return claiming.claim(self, consumer_id, queues, limit, paused, worker)
 
     def ack_and_claim(self, consumer_id: str, finished: Sequence[Finished], queues: Sequence[str] | None,
                       limit: int, paused: Iterable[str] = (), isolate: str | None = None,
                       ) -> tuple[list[Finished], list[Claim]]:
-        """:func:`transitions.ack` then :func:`transitions.claim` in ONE transaction: one
+        """:func:`finish.ack` then :func:`claiming.claim` in ONE transaction: one
         commit (one fsync) per round for a busy consumer instead of two."""
         if not finished and limit <= 0:
             return [], []
         with self.write():
-            acked = transitions.ack(self, consumer_id, finished)
-            claims = transitions.claim(self, consumer_id, queues, limit, paused, None, isolate)
+            acked = finish.ack(self, consumer_id, finished)
+            claims = claiming.claim(self, consumer_id, queues, limit, paused, None, isolate)
         return acked, claims
 
     def ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:
-        """Acknowledge finished jobs in one transaction (fenced: see :func:`transitions.ack`)."""
+        """Acknowledge finished jobs in one transaction (fenced: see :func:`litequeue.jobs.finish.ack`)."""
         if not finished:
             return []
         with self.write():
-            return transitions.ack(self, consumer_id, finished)
+            return finish.ack(self, consumer_id, finished)
 
     def fail_unclaimable(self, consumer_id: str, claim: Claim, error: str) -> bool:
         """A claimed payload that cannot run ends ``failed`` with ``error`` (one transaction)."""
         with self.write():
-            return transitions.fail_unrunnable(self, consumer_id, claim, error)
+            return finish.fail_unrunnable(self, consumer_id, claim, error)
 
     def release(self, consumer_id: str, row_ids: Sequence[int] | None = None,
                 reason: str = "released when its consumer stopped") -> int:
         """Hand claims back to the ready queue (graceful stop). Returns how many."""
         with self.write():
-            return transitions.release(self, consumer_id, row_ids, reason)
+            return recover.release(self, consumer_id, row_ids, reason)
 
     def unclaim_strays(self, consumer_id: str, keep: Sequence[int]) -> int:
         """Claims of ``consumer_id`` other than ``keep`` back to the queue, as never taken
         (a commit whose answer the connection lost). Returns how many."""
         with self.write():
-            return transitions.unclaim_strays(self, consumer_id, keep)
+            return recover.unclaim_strays(self, consumer_id, keep)
 
     def recover(self, consumer_id: str, reason: str = "its consumer died",
                 row_ids: Sequence[int] | None = None) -> tuple[int, int]:
         """Take back a dead holder's claims (all, or ``row_ids``); returns (requeued, failed
         at the crash cap)."""
         with self.write():
-            return transitions.recover(self, consumer_id, reason, row_ids)
+            return recover.recover(self, consumer_id, reason, row_ids)
 
     def paused_queues(self, now: float | None = None) -> set[str]:
         """Queues paused now (a pause with an end time ends by itself)."""
@@ -378,7 +379,7 @@ class LiteStorage(SqlStorage):
     def dispatch_due(self, now: float | None = None) -> int:
         """Move every due scheduled job to the ready queue in one transaction."""
         with self.write():
-            return transitions.dispatch_due(self, time.time() if now is None else now)
+            return enqueue.dispatch_due(self, time.time() if now is None else now)
 
     def next_due(self) -> float | None:
         row = self.sql("SELECT MIN(eta) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()
@@ -389,7 +390,7 @@ class LiteStorage(SqlStorage):
         slot) already fired. One transaction."""
         try:
             with self.write():
-                transitions.fire_periodic(self, task, slot, job, time.time(), app=app)
+                enqueue.fire_periodic(self, task, slot, job, time.time(), app=app)
         except pw.IntegrityError:
             return False
         return True
@@ -403,17 +404,17 @@ class LiteStorage(SqlStorage):
     def claim_due(self, holder: str, until: float) -> list[Claim]:
         """Move the jobs due at ``until`` to ready, claimed by ``holder`` (one transaction)."""
         with self.write():
-            return transitions.claim_due(self, holder, until)
+            return claiming.claim_due(self, holder, until)
 
     def start_claim(self, holder: str, claim: Claim) -> None:
         """Mark a claimed job running (a new attempt), as a consumer's claim does."""
         with self.write():
-            transitions.start_claimed(self, holder, claim)
+            claiming.start_claimed(self, holder, claim)
 
     def hand_back(self, holder: str, claim: Claim, data: bytes) -> int:
         """Give a claimed job back to the ready queue with ``data`` as its payload."""
         with self.write():
-            return transitions.hand_back(self, holder, claim, data)
+            return recover.hand_back(self, holder, claim, data)
 
     def schedule_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()[0]
@@ -429,7 +430,7 @@ class LiteStorage(SqlStorage):
 
     def flush_schedule(self) -> None:
         with self.write():
-            transitions.flush(self, "lq_schedule")
+            cancel.flush(self, "lq_schedule")
 
     def queue_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_ready WHERE app = ? AND claimed_by IS NULL",
@@ -442,7 +443,7 @@ class LiteStorage(SqlStorage):
 
     def flush_queue(self) -> None:
         with self.write():
-            transitions.flush(self, "lq_ready")
+            cancel.flush(self, "lq_ready")
 
     # -- key/value: results deferred to the ack, cheap reads on the hot path --------------
 

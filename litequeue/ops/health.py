@@ -25,7 +25,7 @@ from typing import Any
 import peewee as pw
 
 from litequeue.base.errors import LiteQueueError
-from litequeue.jobs import transitions
+from litequeue.jobs import rows as job_rows
 from litequeue.ledger import queries
 from litequeue.store import dialect, faults, file_identity
 from litequeue.store.database import open_checked
@@ -125,7 +125,7 @@ class _Probe:
             raise
 
     def touch(self) -> None:
-        transitions.touch(self)
+        job_rows.touch(self)
 
 
 def _open(db: str | None, t: Thresholds, report: Report) -> _Probe | None:

@@ -9,7 +9,7 @@ thus runs jobs at full speed instead of paying a commit (an fsync) per job.
 
 The claims are held by the consumer's id and the courier knows which claim its worker
 runs: when the worker process dies the courier takes that claim back at once (counted
-against the crash cap, :func:`transitions.recover`). A claim the worker never took (it
+against the crash cap, :func:`litequeue.jobs.recover.recover`). A claim the worker never took (it
 left at a graceful stop, or after ``max_tasks``) goes back untouched. Which of the two it
 was, the worker says through a shared word: the row id of the claim it holds, 0 between
 jobs.

@@ -19,6 +19,7 @@ import peewee
 
 from litequeue.base import defaults
 from litequeue.base.errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableError
+from litequeue.base.secrets import redact, redact_text
 from litequeue.store import faults, migrations
 
 log = logging.getLogger("litequeue.db")
@@ -294,8 +295,6 @@ def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) 
     from playhouse.db_url import connect as db_url_connect  # imports the drivers: only for URLs
     from playhouse.db_url import parse as db_url_parse
 
-    from litequeue.cli.config import redact
-
     shown = redact(url)
     if is_postgres_url(url):
         try:
@@ -320,19 +319,3 @@ def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) 
         ) from exc
 
 
-def url_password(url: str) -> str | None:
-    """The password written in a database URL, if any (to keep it out of messages)."""
-    try:
-        parsed = urllib.parse.urlparse(url)
-    except ValueError:
-        return None
-    found = parsed.password or urllib.parse.parse_qs(parsed.query).get("password", [None])[0]
-    return found or None
-
-
-def redact_text(text: str, url: str) -> str:
-    """``text`` with the URL's password (as written and decoded) replaced by ``***``."""
-    secret = url_password(url)
-    for form in {secret, urllib.parse.unquote(secret or "")} - {None, ""}:
-        text = text.replace(form, "***")  # type: ignore[arg-type]
-    return text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from litequeue.base.durations import parse_duration
 from litequeue.base.errors import ConfigurationError
 from litequeue.engine.storage import LiteStorage
 from litequeue.jobs.actions import open_store
@@ -16,7 +17,6 @@ from litequeue.jobs.retention import (
     DAY,
     AutoPruner,
     page_stats,
-    parse_duration,
     prune,
     prune_policy,
     vacuum,
