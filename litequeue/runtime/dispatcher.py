@@ -200,9 +200,10 @@ class Dispatcher:
         self.suspect: Claim | None = None  # a job a worker died on, running alone
         self.workers = workers
         self.turned = time.monotonic()  # when the loop last began a turn (see stalled_for)
-        #: Row ids of the claims this dispatcher took and has not yet seen acked: everything
-        #: else its holder holds after a lost connection was claimed by a lost commit.
-        self.held: set[int] = set()
+        #: The claims this dispatcher took and has not yet seen acked, by row id: everything
+        #: else its holder holds after a lost connection was claimed by a lost commit. A row
+        #: recovered by the others and claimed again is held by its newer claim.
+        self.held: dict[int, Claim] = {}
         self.uncertain = False  # a round failed with the connection: did its commit happen?
         self.waiting = threading.local()  # per worker: idle since its last call to get()
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
@@ -344,7 +345,7 @@ class Dispatcher:
             if is_disconnect(exc):
                 self.uncertain = True
             raise
-        self.held.update(c.row_id for c in claims)
+        self.held.update((c.row_id, c) for c in claims)
         return acked, claims
 
     def _ahead(self) -> int:
@@ -381,7 +382,9 @@ class Dispatcher:
 
     def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
         log_dropped(batch, acked)
-        self.held.difference_update(item.claim.row_id for item in batch)
+        for item in batch:  # not a newer claim of the same row (the others took the older one)
+            if self.held.get(item.claim.row_id) is item.claim:
+                del self.held[item.claim.row_id]
         with self.cond:
             self.pending -= len(batch)
             self.done += len(acked)
