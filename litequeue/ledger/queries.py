@@ -698,3 +698,54 @@ def held_reason(db: pw.Database, job: dict[str, Any]) -> str | None:
             return (f"over the concurrency limit of {lim['scope']} {lim['name']} "
                     f"({lim['running']}/{lim['concurrency']} running)")
     return None
+
+
+# -- litequeue top and jobs replay: jobs in and out of each queue, a job's stored payload -------
+
+#: :func:`queue_throughput` reads at most this many of the newest jobs, and at most this many
+#: finished ones, whatever the ledger holds: a count that reaches it is a lower bound.
+THROUGHPUT_SCAN = 50_000
+
+
+def queue_throughput(db: pw.Database, window: float = 60.0, now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Per queue: jobs enqueued (``in``) and jobs finished, whatever their outcome (``out``),
+    in the last ``window`` seconds; ``capped`` lists which of the two reached
+    :data:`THROUGHPUT_SCAN` (then it is at least that). In time that does not grow with the
+    ledger: ``in`` reads a range of the newest ``seq`` (jobs are numbered as they are
+    enqueued), ``out`` the partial index on ``finished_at``."""
+    now = time.time() if now is None else now
+    since = now - window
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(queue: str) -> dict[str, Any]:
+        return out.setdefault(queue, {"in": 0, "out": 0, "capped": []})
+
+    newest = sql(db, "SELECT MAX(seq) FROM lq_job").fetchone()[0]
+    if newest is not None:
+        rows = sql(db, "SELECT queue, COUNT(*) FROM lq_job WHERE seq > ? AND enqueued_at >= ? GROUP BY queue",
+                   [newest - THROUGHPUT_SCAN, since]).fetchall()
+        capped = sum(n for _, n in rows) >= THROUGHPUT_SCAN
+        for queue, n in rows:
+            entry(queue)["in"] = int(n)
+            if capped:
+                entry(queue)["capped"].append("in")
+    rows = sql(db, "SELECT queue, COUNT(*) FROM (SELECT queue FROM lq_job WHERE finished_at >= ? LIMIT ?) f "
+                   "GROUP BY queue", [since, THROUGHPUT_SCAN]).fetchall()
+    capped = sum(n for _, n in rows) >= THROUGHPUT_SCAN
+    for queue, n in rows:
+        entry(queue)["out"] = int(n)
+        if capped:
+            entry(queue)["capped"].append("out")
+    return dict(sorted(out.items()))
+
+
+def job_payload(db: pw.Database, job_id: str) -> dict[str, Any] | None:
+    """The stored payload of one job (Huey's pickled message, as bytes: not unpickled
+    here) with its task, queue, status and attempts; None if the ledger has no such job
+    (``litequeue jobs replay``)."""
+    rows = _rows(sql(db, "SELECT id, app, task, queue, status, attempts, payload FROM lq_job WHERE id = ?", [job_id]))
+    if not rows:
+        return None
+    row = rows[0]
+    row["payload"] = None if row["payload"] is None else bytes(row["payload"])
+    return row
