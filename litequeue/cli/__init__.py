@@ -175,7 +175,11 @@ from . import ops as _ops  # noqa: E402,F401
 from . import queues as _queues  # noqa: E402,F401
 from . import schedules as _schedules  # noqa: E402,F401
 from . import stats as _stats  # noqa: E402,F401
+from . import top as _top  # noqa: E402,F401
 from . import web as _web  # noqa: E402,F401
+
+# Commands whose modules do not import this package (no import circle): registered here.
+main.add_command(_top.top)
 
 
 def _show_envvars(command: click.Command) -> None:
