@@ -173,6 +173,7 @@ from . import limits as _limits  # noqa: E402,F401
 from . import migrate as _migrate  # noqa: E402,F401
 from . import ops as _ops  # noqa: E402,F401
 from . import queues as _queues  # noqa: E402,F401
+from . import replay as _replay  # noqa: E402,F401
 from . import schedules as _schedules  # noqa: E402,F401
 from . import stats as _stats  # noqa: E402,F401
 from . import top as _top  # noqa: E402,F401
@@ -180,6 +181,7 @@ from . import web as _web  # noqa: E402,F401
 
 # Commands whose modules do not import this package (no import circle): registered here.
 main.add_command(_top.top)
+_jobs.jobs.add_command(_replay.jobs_replay)
 
 
 def _show_envvars(command: click.Command) -> None:
