@@ -702,40 +702,50 @@ def held_reason(db: pw.Database, job: dict[str, Any]) -> str | None:
 
 # -- litequeue top and jobs replay: jobs in and out of each queue, a job's stored payload -------
 
-#: :func:`queue_throughput` reads at most this many of the newest jobs, and at most this many
-#: finished ones, whatever the ledger holds: a count that reaches it is a lower bound.
-THROUGHPUT_SCAN = 50_000
+#: :func:`queue_throughput` reads at most this many jobs for each of its figures.
+THROUGHPUT_SAMPLE = 10_000
 
 
 def queue_throughput(db: pw.Database, window: float = 60.0, now: float | None = None) -> dict[str, dict[str, Any]]:
     """Per queue: jobs enqueued (``in``) and jobs finished, whatever their outcome (``out``),
-    in the last ``window`` seconds; ``capped`` lists which of the two reached
-    :data:`THROUGHPUT_SCAN` (then it is at least that). In time that does not grow with the
-    ledger: ``in`` reads a range of the newest ``seq`` (jobs are numbered as they are
-    enqueued), ``out`` the partial index on ``finished_at``."""
+    in the last ``window`` seconds.
+
+    Each figure reads at most :data:`THROUGHPUT_SAMPLE` jobs, so its time grows neither with
+    the ledger nor with the rate: ``in`` reads back from the newest ``seq`` (jobs are
+    numbered as they are enqueued) to the window's start, ``out`` the partial index on
+    ``finished_at``. When the window holds more jobs than that, the figure is the rate of
+    the newest :data:`THROUGHPUT_SAMPLE` scaled to the window, and ``rate_estimated`` names it."""
     now = time.time() if now is None else now
     since = now - window
     out: dict[str, dict[str, Any]] = {}
 
-    def entry(queue: str) -> dict[str, Any]:
-        return out.setdefault(queue, {"in": 0, "out": 0, "capped": []})
+    def add(key: str, rows: list[tuple[str, int, float]], sampled: bool) -> None:
+        oldest = min((r[2] for r in rows), default=now)
+        scale = window / max(1.0, now - oldest) if sampled else 1.0
+        for queue, n, _ in rows:
+            e = out.setdefault(queue, {"in": 0, "out": 0, "rate_estimated": []})
+            e[key] = max(int(n), round(int(n) * scale))
+            if sampled:
+                e["rate_estimated"].append(key)
 
     newest = sql(db, "SELECT MAX(seq) FROM lq_job").fetchone()[0]
     if newest is not None:
-        rows = sql(db, "SELECT queue, COUNT(*) FROM lq_job WHERE seq > ? AND enqueued_at >= ? GROUP BY queue",
-                   [newest - THROUGHPUT_SCAN, since]).fetchall()
-        capped = sum(n for _, n in rows) >= THROUGHPUT_SCAN
-        for queue, n in rows:
-            entry(queue)["in"] = int(n)
-            if capped:
-                entry(queue)["capped"].append("in")
-    rows = sql(db, "SELECT queue, COUNT(*) FROM (SELECT queue FROM lq_job WHERE finished_at >= ? LIMIT ?) f "
-                   "GROUP BY queue", [since, THROUGHPUT_SCAN]).fetchall()
-    capped = sum(n for _, n in rows) >= THROUGHPUT_SCAN
-    for queue, n in rows:
-        entry(queue)["out"] = int(n)
-        if capped:
-            entry(queue)["capped"].append("out")
+        floor = newest - THROUGHPUT_SAMPLE
+        # Back from the newest job to the first one enqueued before the window: no more
+        # rows than the window holds (none when the queue is idle).
+        before = sql(db, "SELECT seq FROM lq_job WHERE seq > ? AND enqueued_at < ? ORDER BY seq DESC LIMIT 1",
+                     [floor, since]).fetchone()
+        # The LIMIT keeps the subquery apart: read as one range of the primary key, never
+        # through the (queue, seq) index that GROUP BY alone would pick (a full scan).
+        rows = sql(db, "SELECT queue, COUNT(*), MIN(enqueued_at) FROM (SELECT queue, enqueued_at FROM lq_job "
+                       "WHERE seq > ? AND enqueued_at >= ? LIMIT ?) n GROUP BY queue",
+                   [before[0] if before else floor, since, THROUGHPUT_SAMPLE]).fetchall()
+        sampled = before is None and sql(db, "SELECT 1 FROM lq_job WHERE seq <= ? LIMIT 1", [floor]).fetchone()
+        add("in", rows, bool(sampled))
+    rows = sql(db, "SELECT queue, COUNT(*), MIN(finished_at) FROM (SELECT queue, finished_at FROM lq_job "
+                   "WHERE finished_at >= ? ORDER BY finished_at DESC LIMIT ?) f GROUP BY queue",
+               [since, THROUGHPUT_SAMPLE]).fetchall()
+    add("out", rows, sum(r[1] for r in rows) >= THROUGHPUT_SAMPLE)
     return dict(sorted(out.items()))
 
 
