@@ -63,7 +63,7 @@ def read_snapshot(db: pw.Database, label: str, rows: int = RUNNING_READ, now: fl
         entry = summary.setdefault(queue, {**{s.value: 0 for s in queries.COUNTED}, "paused": False})
         entry.update(flow)
     snap.queues = dict(sorted(summary.items()))
-    snap.estimated = any(q.get("estimated") for q in summary.values())
+    snap.estimated = any(q.get("estimated") or q.get("rate_estimated") for q in summary.values())
     snap.running_total = sum(q.get("running", 0) for q in summary.values())
 
     alive = queries.consumers(db, alive_only=True)
@@ -223,7 +223,7 @@ class _Live:
 
     def _read(self) -> None:
         try:
-            snap = read_snapshot(self.db, self.label, rows=RUNNING_READ)
+            snap = read_snapshot(self.db, self.label, rows=_size()[1])  # no more running jobs than lines
         except Exception as exc:  # noqa: BLE001 - the view stays up while the database is away
             with contextlib.suppress(Exception):
                 self.db.close()
@@ -242,6 +242,7 @@ class _Live:
 
         assert self.snap is not None
         width, height = _size()
+        live.console.size = (width, height)  # the terminal's size now, whatever COLUMNS says
         live.update(render(self.snap, self.state, width, height), refresh=True)
 
     def _wait(self, timeout: float) -> list[str]:

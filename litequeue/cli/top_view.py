@@ -163,7 +163,7 @@ def queues_table(snap: Snapshot, state: ViewState, width: int, shown: int) -> Re
             return f"~{q.get(key, 0)}" if key in est else str(q.get(key, 0))
 
         def rate(key: str, q: dict[str, Any] = q) -> str:
-            return f"{q.get(key, 0)}+" if key in q.get("capped", ()) else str(q.get(key, 0))
+            return f"~{q.get(key, 0)}" if key in q.get("rate_estimated", ()) else str(q.get(key, 0))
 
         selected = state.interactive and name == names[state.cursor]
         label = ("> " if selected else "  " if state.interactive else "") + name
