@@ -109,9 +109,11 @@ def jobs_replay(ctx: click.Context, job_id: str, post_mortem: bool, app_spec: st
     except HueyException as exc:
         if "not found in TaskRegistry" not in str(exc):
             raise ReplayError(f"job {job_id}: its payload cannot be read ({exc})") from None
-        known = ", ".join(sorted(app.task_names())) or "none"
-        raise ReplayError(f"job {job_id}'s task {row['task']!r} no longer exists in APP {app_spec}: "
-                          f"it registers {known}") from None
+        name = str(exc).split(" not found", 1)[0] or row["task"]
+        names = sorted(app.task_names())
+        known = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise ReplayError(f"job {job_id}'s task {name!r} no longer exists in APP {app_spec}: "
+                          f"it registers {known or 'no task'}") from None
     except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError, ValueError) as exc:
         raise ReplayError(f"job {job_id}'s arguments cannot be unpickled ({type(exc).__name__}: {exc}); "
                           "make the classes they name importable from APP") from None
