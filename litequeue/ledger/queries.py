@@ -711,10 +711,9 @@ def queue_throughput(db: pw.Database, window: float = 60.0, now: float | None = 
     in the last ``window`` seconds.
 
     Each figure reads at most :data:`THROUGHPUT_SAMPLE` jobs, so its time grows neither with
-    the ledger nor with the rate: ``in`` reads back from the newest ``seq`` (jobs are
-    numbered as they are enqueued) to the window's start, ``out`` the partial index on
-    ``finished_at``. When the window holds more jobs than that, the figure is the rate of
-    the newest :data:`THROUGHPUT_SAMPLE` scaled to the window, and ``rate_estimated`` names it."""
+    the ledger nor with the rate: ``in`` reads the newest jobs by ``seq`` (jobs are numbered
+    as they are enqueued), ``out`` the partial index on ``finished_at``. When the window holds more jobs than that, the figure is the rate of
+    those read scaled to the window (at least their count), and ``rate_estimated`` names it."""
     now = time.time() if now is None else now
     since = now - window
     out: dict[str, dict[str, Any]] = {}
@@ -731,16 +730,17 @@ def queue_throughput(db: pw.Database, window: float = 60.0, now: float | None = 
     newest = sql(db, "SELECT MAX(seq) FROM lq_job").fetchone()[0]
     if newest is not None:
         floor = newest - THROUGHPUT_SAMPLE
-        # Back from the newest job to the first one enqueued before the window: no more
-        # rows than the window holds (none when the queue is idle).
-        before = sql(db, "SELECT seq FROM lq_job WHERE seq > ? AND enqueued_at < ? ORDER BY seq DESC LIMIT 1",
-                     [floor, since]).fetchone()
-        # The LIMIT keeps the subquery apart: read as one range of the primary key, never
-        # through the (queue, seq) index that GROUP BY alone would pick (a full scan).
+        # The newest jobs by number, counted by when they were enqueued (not stopped at the
+        # first older one: a host whose clock is behind would hide the rest). The LIMIT
+        # keeps the subquery apart: one range of the primary key, never the (queue, seq)
+        # index that GROUP BY alone would pick (a full scan).
         rows = sql(db, "SELECT queue, COUNT(*), MIN(enqueued_at) FROM (SELECT queue, enqueued_at FROM lq_job "
                        "WHERE seq > ? AND enqueued_at >= ? LIMIT ?) n GROUP BY queue",
-                   [before[0] if before else floor, since, THROUGHPUT_SAMPLE]).fetchall()
-        sampled = before is None and sql(db, "SELECT 1 FROM lq_job WHERE seq <= ? LIMIT 1", [floor]).fetchone()
+                   [floor, since, THROUGHPUT_SAMPLE]).fetchall()
+        # The job just before that range enqueued in the window too: the window holds more.
+        edge = sql(db, "SELECT enqueued_at FROM lq_job WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                   [floor]).fetchone()
+        sampled = bool(rows) and edge is not None and edge[0] >= since
         add("in", rows, bool(sampled))
     rows = sql(db, "SELECT queue, COUNT(*), MIN(finished_at) FROM (SELECT queue, finished_at FROM lq_job "
                    "WHERE finished_at >= ? ORDER BY finished_at DESC LIMIT ?) f GROUP BY queue",
