@@ -712,8 +712,9 @@ def queue_throughput(db: pw.Database, window: float = 60.0, now: float | None = 
 
     Each figure reads at most :data:`THROUGHPUT_SAMPLE` jobs, so its time grows neither with
     the ledger nor with the rate: ``in`` reads the newest jobs by ``seq`` (jobs are numbered
-    as they are enqueued), ``out`` the partial index on ``finished_at``. When the window holds more jobs than that, the figure is the rate of
-    those read scaled to the window (at least their count), and ``rate_estimated`` names it."""
+    as they are enqueued), ``out`` the partial index on ``finished_at``. When the window
+    holds more jobs than that, the figure is the rate of those read scaled to the window (at
+    least their count), and ``rate_estimated`` names it."""
     now = time.time() if now is None else now
     since = now - window
     out: dict[str, dict[str, Any]] = {}
