@@ -20,12 +20,18 @@ from litequeue.cli import limits as _limits  # noqa: F401
 from litequeue.cli import migrate as _migrate  # noqa: F401
 from litequeue.cli import ops as _ops  # noqa: F401
 from litequeue.cli import queues as _queues  # noqa: F401
+from litequeue.cli import replay as _replay
 from litequeue.cli import schedules as _schedules  # noqa: F401
 from litequeue.cli import stats as _stats  # noqa: F401
+from litequeue.cli import top as _top
 from litequeue.cli import web as _web  # noqa: F401
 from litequeue.cli.root import main
 
 __all__ = ["main", "run"]
+
+# Commands whose modules do not import this package (no import circle): registered here.
+main.add_command(_top.top)
+_jobs.jobs.add_command(_replay.jobs_replay)
 
 
 def _show_envvars(command: click.Command) -> None:

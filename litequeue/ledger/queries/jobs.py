@@ -162,3 +162,16 @@ def tag_progress(db: pw.Database, prefix: str = "") -> dict[str, dict[str, dict[
 def tag_facets(db: pw.Database, limit: int = 200) -> list[str]:
     """The tags the ledger holds (at most ``limit``), sorted: the page's filter menu."""
     return [r[0] for r in sql(db, "SELECT DISTINCT tag FROM lq_job_tag ORDER BY tag LIMIT ?", [limit]).fetchall()]
+
+
+def job_payload(db: pw.Database, job_id: str) -> dict[str, Any] | None:
+    """The stored payload of one job (Huey's pickled message, as bytes: not unpickled
+    here) with its task, queue, status and attempts; None if the ledger has no such job
+    (``litequeue jobs replay``)."""
+    rows = dict_rows(sql(db, "SELECT id, app, task, queue, status, attempts, payload FROM lq_job WHERE id = ?",
+                         [job_id]))
+    if not rows:
+        return None
+    row = rows[0]
+    row["payload"] = None if row["payload"] is None else bytes(row["payload"])
+    return row
