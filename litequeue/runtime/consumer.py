@@ -43,6 +43,7 @@ from litequeue.jobs.retention import AutoPruner
 from litequeue.runtime.dispatcher import Dispatcher, Observer
 from litequeue.runtime.fault_backoff import FaultWait
 from litequeue.runtime.process_pipes import Courier, PipeEndpoint, WorkerPipe
+from litequeue.runtime.restart import restart_in_place
 from litequeue.runtime.scheduler import LiteScheduler
 from litequeue.runtime.supervisor import (
     Supervisor,
@@ -55,7 +56,6 @@ from litequeue.runtime.worker import LiteWorker
 from litequeue.store import dialect, faults
 from litequeue.store.database import state_dir
 from litequeue.store.doorbell import Doorbell, make_doorbell
-from litequeue.store.file_identity import restart_in_place
 from litequeue.store.liveness import LifeLock, SessionLock, consumer_of, holder_of, new_consumer_id
 
 if TYPE_CHECKING:
@@ -341,7 +341,7 @@ class LiteConsumer(ConsumerSeams):
     def database_replaced(self) -> None:
         """The database path names another file (or none): restart in place, which opens
         the file now at the path. Called by the supervisor, which logged why; see
-        replaced.py for why nothing is written to the old file first."""
+        store/file_identity.py for why nothing is written to the old file first."""
         sdnotify.reloading()
         children = [proc.pid for _, proc in self.worker_threads
                     if self.worker_type == "process" and getattr(proc, "pid", None)]
