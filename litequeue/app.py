@@ -7,6 +7,7 @@ one transaction, then rings the consumers' doorbell.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -26,9 +27,11 @@ from litequeue.base.errors import ConfigurationError, UnknownTaskError
 from litequeue.base.ids import new_job_id
 from litequeue.base.limits import Breaker, Limits
 from litequeue.base.preview import preview
+from litequeue.base.timestamps import to_epoch
+from litequeue.base.values import NewJob, Unit
 from litequeue.engine import aio, batches, huey_compat
 from litequeue.engine.job_options import LiteTask, adopt_existing, clean_tags, options_for
-from litequeue.engine.storage import LiteStorage, NewJob, Unit
+from litequeue.engine.storage import LiteStorage
 from litequeue.jobs import actions, transitions
 from litequeue.store.database import database_target, open_database
 from litequeue.store.doorbell import BellTarget, bell_target, ring
@@ -37,16 +40,6 @@ from litequeue.store.file_identity import FileIdentity
 # chord and group are re-exported: examples import them from here
 __all__ = ["LiteQueue", "LiteRegistry", "LiteTaskWrapper", "chord", "default_app", "group", "periodic_task",
            "task", "to_epoch"]
-
-
-def to_epoch(value: dt.datetime | None, utc: bool = True) -> float | None:
-    """Huey keeps naive datetimes, UTC (``utc=True``, the default) or local time; the
-    tables keep epoch seconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None and utc:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()  # a naive datetime here is local time
 
 
 def _args_preview(args: Any) -> str:
@@ -179,6 +172,9 @@ class LiteQueue(huey_compat.HueySeams):
             storage.committed = self._ring
             storage.utc = self.utc
             storage.limits = self.limits
+            from litequeue.runtime.in_process import InProcessClaims
+
+            storage.inline = InProcessClaims(storage)
             self._lite_storage = storage
         return self._lite_storage
 
@@ -324,7 +320,7 @@ class LiteQueue(huey_compat.HueySeams):
         of them in one)."""
         if isinstance(self.storage, LiteStorage):
             return self.storage.bulk(chunk)
-        return _nullcontext()
+        return contextlib.nullcontext()
 
     def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
         """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
@@ -397,6 +393,10 @@ class LiteQueue(huey_compat.HueySeams):
         """The results of a batch's members in enqueue order (None for a member that did
         not succeed)."""
         return batches.results(self, batch_id)
+
+    def batch_of(self, job_id: str) -> batches.Batch | None:
+        """The batch job ``job_id`` is a member of, or None (``current_job().batch``)."""
+        return batches.job_batch(self, job_id)
 
     # -- periodic -------------------------------------------------------------------------
 
@@ -506,14 +506,6 @@ class LiteQueue(huey_compat.HueySeams):
         from litequeue.runtime.consumer import LiteConsumer
 
         return LiteConsumer(self, **options)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 _default_app: LiteQueue | None = None

@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ from huey.api import ResultGroup, Task, TaskWrapper
 
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.ids import new_job_id
-from litequeue.base.values import JobOptions, NewBatch, NewJob, Unit
+from litequeue.base.values import JobOptions, NewBatch, NewJob
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
@@ -71,14 +71,6 @@ def stamp(app: LiteQueue, options: JobOptions | None) -> JobOptions | None:
     if batch is None or (options is not None and options.batch_id):
         return options
     return replace(options or JobOptions(), batch_id=batch.id)
-
-
-def defer(unit: Unit | None, jobs: Sequence[NewJob]) -> bool:
-    """Inside a running job, batch members wait for its ack (see the module's docstring)."""
-    if unit is None or not any(j.options is not None and j.options.batch_id for j in jobs):
-        return False
-    unit.batch_ops.extend(("job", job) for job in jobs)
-    return True
 
 
 class Batch:

@@ -2,7 +2,7 @@
 
 What it changes at Huey's seams:
 
-* workers take jobs from claims (``pool.py``) and never delete a queue row themselves;
+* workers take jobs from claims (``dispatcher.py``) and never delete a queue row themselves;
 * SIGTERM and SIGINT both stop gracefully (finish running jobs within
   ``shutdown_timeout``, then hand unfinished claims back); a second signal stops at once,
   still handing claims back; SIGHUP restarts gracefully;
@@ -12,9 +12,9 @@ What it changes at Huey's seams:
   under a fresh id;
 * process workers die with their parent (``PR_SET_PDEATHSIG``) and ignore the signals
   meant for the parent; they get their jobs over pipes from the same dispatcher thread
-  workers use (``couriers.py``), and a dead worker process's claim is recovered at once;
+  workers use (``process_pipes.py``), and a dead worker process's claim is recovered at once;
 * task timeouts are enforced for thread workers too;
-* a cancel watcher stops the running jobs someone cancelled (``cancelling.py``);
+* a cancel watcher stops the running jobs someone cancelled (``cancel_watch.py``);
 * ``worker_type="asyncio"``: N slots running ``async def`` tasks on one event loop (``aio.py``).
 """
 
@@ -35,11 +35,12 @@ from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
 from litequeue.base import defaults, sdnotify
 from litequeue.cli.config import redact
-from litequeue.engine import cancelling, interrupts
-from litequeue.engine.cancelling import CancelWatcher
+from litequeue.engine import interrupts
 from litequeue.engine.huey_compat import ConsumerSeams
-from litequeue.engine.storage import FORK_GUARD
+from litequeue.engine.write_guard import FORK_GUARD
 from litequeue.jobs.retention import AutoPruner
+from litequeue.runtime import cancel_watch
+from litequeue.runtime.cancel_watch import CancelWatcher
 from litequeue.runtime.dispatcher import Dispatcher, Observer
 from litequeue.runtime.fault_backoff import FaultWait
 from litequeue.runtime.process_pipes import Courier, PipeEndpoint, WorkerPipe
@@ -457,11 +458,11 @@ class LiteConsumer(ConsumerSeams):
         return super().check_worker_health()
 
     def _replace_retired_threads(self) -> None:
-        """A worker thread left behind in a cancelled job (cancelling.py) gets a successor,
+        """A worker thread left behind in a cancelled job (cancel_watch.py) gets a successor,
         so the consumer keeps its full worker count; the old thread exits on its own."""
         for i, (_, thread) in enumerate(self.worker_threads):
-            if cancelling.retired(thread.ident):
-                cancelling.forget_retired(thread.ident)
+            if cancel_watch.retired(thread.ident):
+                cancel_watch.forget_retired(thread.ident)
                 self.worker_threads[i] = self.start_worker(f"Worker-{i + 1}")
 
     def _recover_vanished_workers(self) -> None:

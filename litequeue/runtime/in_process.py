@@ -30,12 +30,13 @@ if TYPE_CHECKING:
     from huey.api import Task
 
     from litequeue.app import LiteQueue
-    from litequeue.engine.storage import Claim, LiteStorage, NewJob
+    from litequeue.base.values import Claim, NewJob
+    from litequeue.engine.storage import LiteStorage
 
 log = logging.getLogger("litequeue.inline")
 
 
-class InlineClaims:
+class InProcessClaims:
     """The claims this process took through Huey's storage API, by job id."""
 
     def __init__(self, storage: LiteStorage) -> None:
@@ -127,7 +128,7 @@ class InlineClaims:
                 life.release()
 
 
-def _close_at_exit(ref: weakref.ref[InlineClaims]) -> None:
+def _close_at_exit(ref: weakref.ref[InProcessClaims]) -> None:
     claims = ref()
     if claims is not None:
         with contextlib.suppress(Exception):  # the database may be gone (a test's temp dir)
@@ -142,6 +143,7 @@ def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None)
 
     storage = app.storage
     inline = storage.inline
+    assert inline is not None  # set by LiteQueue.get_storage
     holder = inline.holder()
     if not claim.attempt:  # handed out by read_schedule(): not started yet
         storage.start_claim(holder, claim)

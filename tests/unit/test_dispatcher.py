@@ -12,7 +12,7 @@ import pytest
 
 from litequeue import LiteQueue
 from litequeue.base.states import AttemptOutcome, JobStatus
-from litequeue.engine.storage import Claim, Finished
+from litequeue.base.values import Claim, Finished
 from litequeue.runtime.dispatcher import SHORT_JOB_SAMPLE, Dispatcher
 from litequeue.store.doorbell import Doorbell
 from tests.conftest import wait_for

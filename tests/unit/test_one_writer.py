@@ -1,7 +1,7 @@
 """One module owns every job state change: no other module writes the queue or the ledger.
 
-Allowed elsewhere: Huey's own key/value rows (results, locks, flags) and the schema stamp
-in ``storage.py``; the inbox plugin's own table (and its layout in ``lq_meta``); the
+Allowed elsewhere: Huey's own key/value rows (results, locks, flags) in
+``engine/storage_kv.py``; the inbox plugin's own table (and its layout in ``lq_meta``); the
 migrations, which create and carry forward the schema."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ WRITE = re.compile(r"\b(?:INSERT INTO|UPDATE|DELETE FROM)\s+(lq_\w+)", re.IGNORE
 ALLOWED: dict[str, set[str]] = {
     "litequeue/jobs/transitions.py": {"*"},
     "litequeue/store/migrations.py": {"*"},
-    "litequeue/engine/storage.py": {"lq_kv", "lq_meta"},
+    "litequeue/engine/storage_kv.py": {"lq_kv"},
     "litequeue/inbox/": {"lq_inbox_file", "lq_meta"},
 }
 
