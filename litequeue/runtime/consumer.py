@@ -43,7 +43,7 @@ from litequeue.runtime import cancel_watch
 from litequeue.runtime.cancel_watch import CancelWatcher
 from litequeue.runtime.dispatcher import Dispatcher, Observer
 from litequeue.runtime.fault_backoff import FaultWait
-from litequeue.runtime.process_pipes import Courier, PipeEndpoint, WorkerPipe
+from litequeue.runtime.process_pipes import Courier, PipeEndpoint, WorkerPipe, recover_worker_claims
 from litequeue.runtime.restart import restart_in_place
 from litequeue.runtime.scheduler import LiteScheduler
 from litequeue.runtime.supervisor import (
@@ -443,8 +443,7 @@ class LiteConsumer(ConsumerSeams):
         if self.worker_type == "process":
             for _, proc in self.worker_threads:
                 if proc.pid and not proc.is_alive():
-                    back, failed = self.storage.recover(holder_of(self.consumer_id, proc.pid),
-                                                        reason="interrupted: its worker process died")
+                    back, failed = recover_worker_claims(self.storage, holder_of(self.consumer_id, proc.pid))
                     if back or failed:
                         log.warning("worker process %s died: %d job(s) back to the queue, "
                                     "%d failed at the crash cap", proc.pid, back, failed)
@@ -473,6 +472,6 @@ class LiteConsumer(ConsumerSeams):
         for holder in self.storage.claim_holders():
             if consumer_of(holder) != self.consumer_id or holder == self.consumer_id or holder in live:
                 continue
-            back, failed = self.storage.recover(holder, reason="interrupted: its worker process died")
+            back, failed = recover_worker_claims(self.storage, holder)
             log.warning("worker %s is gone: %d job(s) back to the queue, %d failed at the crash cap",
                         holder, back, failed)

@@ -138,7 +138,7 @@ def _close_at_exit(ref: weakref.ref[InProcessClaims]) -> None:
 def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None) -> Any:
     """Run a job this process claimed, then ack it (or release it if interrupted), as a
     consumer's worker would. Returns the task's value, as ``Huey.execute`` does."""
-    from litequeue.runtime.dispatcher import _adds_ready_jobs, notify
+    from litequeue.runtime.dispatcher import adds_ready_jobs, notify
     from litequeue.runtime.worker import execute_claim
 
     storage = app.storage
@@ -157,7 +157,7 @@ def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None)
                     "this run's outcome is dropped", claim.job_id)
         return value
     inline._done += 1
-    if _adds_ready_jobs(acked):
+    if adds_ready_jobs(acked):
         storage.committed()
     notify(app.observers, acked)
     return value
