@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import peewee as pw
 from huey.contrib.sql_huey import SqlStorage
 
+from litequeue.base import defaults
 from litequeue.base.errors import ConfigurationError, DatabaseError, DatabaseUnreachableError
 from litequeue.base.timestamps import to_epoch
 from litequeue.base.values import Claim, Finished, NewJob, Unit
@@ -36,7 +37,9 @@ from litequeue.engine.huey_tables import huey_models
 from litequeue.engine.storage_kv import KeyValues
 from litequeue.engine.write_guard import WriteGuard
 from litequeue.jobs import transitions
+from litequeue.ledger.queries import has_schema
 from litequeue.store import dialect, faults, migrations
+from litequeue.store.database import open_database
 from litequeue.store.models import Ledger, make_ledger
 
 if TYPE_CHECKING:
@@ -380,3 +383,17 @@ class LiteStorage(KeyValues, SqlStorage):
         with self.write():
             transitions.flush(self, "lq_ready")
 
+
+def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,
+               readonly: bool = False) -> LiteStorage:
+    """A storage on ``db`` for commands that need only the database, not the user's code.
+
+    ``create``: a new database gets the schema and an older one is migrated; otherwise an
+    out-of-date schema is refused (run ``litequeue migrate``), never changed."""
+    database = open_database(db, create=create, readonly=readonly)
+    if not create and not has_schema(database):
+        raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
+                            "point LITEQUEUE_DB at a litequeue database")
+    if not create:
+        migrations.check(database)
+    return LiteStorage(app, database=database, create_tables=create)

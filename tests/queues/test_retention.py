@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from litequeue.base.errors import ConfigurationError
-from litequeue.engine.storage import LiteStorage
-from litequeue.jobs.actions import open_store
+from litequeue.engine.storage import LiteStorage, open_store
 from litequeue.jobs.retention import (
     DAY,
     AutoPruner,
