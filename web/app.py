@@ -10,7 +10,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from litequeue.base.errors import DatabaseError, JobNotFoundError, LiteQueueError
-from litequeue.cli.config import redact
+from litequeue.base.secrets import redact
 
 from . import actions, batches, data, format, security, stats, views
 from .settings import WebSettings

@@ -5,7 +5,8 @@ These are declared in code (``@app.task(concurrency=2, breaker=Breaker(...))``) 
 config file (``[queues.ocr] concurrency = 4``, ``timeout = "10m"``), kept here per app, and
 published to the database when a consumer starts (``lq_limit``, ``lq_breaker``) so that
 ``status`` and ``litequeue breakers`` can show them without importing the app. They are
-enforced in the claim (:func:`litequeue.jobs.transitions.claim`): a job over a limit, or of a
+enforced in the claim (:func:`litequeue.jobs.claim.claim`, through
+:class:`litequeue.jobs.limits.Gate`): a job over a limit, or of a
 task whose breaker is open, is simply not taken yet.
 """
 
@@ -14,16 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from litequeue.base.durations import parse_duration
 from litequeue.base.errors import ConfigurationError
-
-#: Breaker states: closed (jobs run), open (jobs held), half-open (one trial job let through).
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
 def seconds(value: float | int | str, what: str) -> float:
     """A duration given as seconds or as text (``30s``, ``10m``, ``1h30m``)."""
-    from litequeue.jobs.retention import parse_duration
-
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigurationError(f"{what} must be seconds or a duration like '10m', not {value!r}")
     try:

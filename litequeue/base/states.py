@@ -1,4 +1,4 @@
-"""The one vocabulary of job and attempt states, shared by ledger, CLI, web and metrics."""
+"""The one vocabulary of job, attempt and breaker states, shared by ledger, CLI, web and metrics."""
 
 from __future__ import annotations
 
@@ -29,10 +29,12 @@ class JobStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
 )
-#: Statuses in which a row for the job exists in the queue or the schedule.
-LIVE_STATUSES = frozenset(
-    {JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING}
-)
+#: The final statuses' values, sorted: SQL ``IN (...)`` lists and messages ("cancelled, expired,
+#: failed, succeeded").
+FINAL_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in FINAL_STATUSES))
+#: Statuses a job can be cancelled from without stopping anything: it has not started.
+NOT_STARTED_VALUES: tuple[str, ...] = (JobStatus.WAITING.value, JobStatus.SCHEDULED.value,
+                                       JobStatus.QUEUED.value, JobStatus.RETRYING.value)
 
 
 class AttemptOutcome(StrEnum):
@@ -46,7 +48,18 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     INTERRUPTED = "interrupted"  # its worker died or was stopped mid-run
-    RELEASED = "released"  # handed back at shutdown before it finished
+    RELEASED = "released"  # not due yet or rate limited: taken back, no attempt (the ack deletes it)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BreakerState(StrEnum):
+    """Where a task's circuit breaker is (``lq_breaker.state``)."""
+
+    CLOSED = "closed"  # its jobs run
+    OPEN = "open"  # its jobs are held until the cool-down is over
+    HALF_OPEN = "half-open"  # one trial job let through: its outcome closes or opens the breaker
 
     def __str__(self) -> str:
         return self.value

@@ -1,5 +1,5 @@
 """The values that travel through a job's life: a row to write, a claim, what a running job
-collected, and how it ended. Plain data; :mod:`litequeue.jobs.transitions` writes them."""
+collected, and how it ended. Plain data; :mod:`litequeue.jobs` writes them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class JobOptions:
     """What litequeue adds to a job beyond Huey's message: given to ``app.enqueue(task,
     tags=..., ...)``, to ``task.s(...).with_options(...)``, or as ``@app.task(tags=...,
     unique=...)`` defaults; carried to the job's :class:`NewJob` and written by
-    :func:`transitions.enqueue`."""
+    :func:`litequeue.jobs.enqueue.enqueue`."""
 
     #: labels to list, count, retry, cancel and purge jobs by (``site:acme``)
     tags: tuple[str, ...] = ()

@@ -16,7 +16,6 @@ an option's name with dashes (``worker-type``) or underscores; its variable is
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -83,7 +82,7 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: not valid TOML ({exc}); see the Configuration section "
-                                 "of the README for the format") from None
+                                 "of docs/operations.md for the format") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from None
 
@@ -226,14 +225,3 @@ def envvar_of(ctx_prefix: str | None, param: click.Parameter) -> str | None:
         return f"{ctx_prefix}_{param.name.upper()}".replace("-", "_")
     return None
 
-
-def redact(value: Any) -> Any:
-    """A setting as it may be shown: a URL's password replaced by ``***``."""
-    if isinstance(value, str) and "://" in value and "@" in value:
-        scheme, _, rest = value.partition("://")
-        creds, _, host = rest.rpartition("@")
-        if ":" in creds:
-            value = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    if isinstance(value, str) and "://" in value and "password=" in value:
-        value = re.sub(r"([?&]password=)[^&#]*", r"\1***", value)
-    return value

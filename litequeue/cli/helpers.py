@@ -1,4 +1,5 @@
-"""Options and output helpers shared by the CLI commands."""
+"""What the command modules share: common options (APP, ``--json``, ``--db``), JSON in and
+out, logging set-up, and opening the database, the ledger alone or the user's app."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import click
 if TYPE_CHECKING:
     import peewee as pw
 
+    from litequeue.app import LiteQueue
     from litequeue.engine.storage import LiteStorage
-
-    from ..app import LiteQueue
 
 F = Callable[..., Any]
 
@@ -39,9 +39,9 @@ def store(ctx: click.Context, create: bool = False) -> LiteStorage:
 
 def ledger(ctx: click.Context) -> pw.Database:
     """The database for a command that only reads the ledger: no Huey, no user code."""
-    from litequeue.store.readers import open_ledger
+    from litequeue.store.database import open_checked
 
-    return open_ledger(ctx.obj.get("db"))
+    return open_checked(ctx.obj.get("db"))
 
 
 def user_app(spec: str | None) -> LiteQueue:

@@ -1,4 +1,5 @@
-"""litequeue CLI: queue control and retention commands (pause, resume, purge, prune)."""
+"""The queue control and retention commands: ``litequeue pause``, ``resume``, ``purge`` and
+``prune``, and the duration type their flags take."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import Any
 import click
 
 from litequeue.base import defaults
+from litequeue.base.durations import format_duration, parse_duration
 from litequeue.base.errors import ConfigurationError
+from litequeue.base.states import FINAL_VALUES
+from litequeue.cli.helpers import echo_json, json_option, store
+from litequeue.cli.progress import progress
+from litequeue.cli.root import main
 from litequeue.jobs import actions, retention
-
-from ..ledger import queries
-from . import main
-from .helpers import echo_json, json_option, store
-from .progress import progress
+from litequeue.ledger import queries
 
 
 class Duration(click.ParamType):
@@ -26,7 +28,7 @@ class Duration(click.ParamType):
         if isinstance(value, (int, float)):
             return float(value)
         try:
-            return retention.parse_duration(str(value))
+            return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -56,7 +58,7 @@ def pause(ctx: click.Context, queues: tuple[str, ...], for_: float | None) -> No
     names = _names(queues)
     actions.pause_queues(store(ctx, create=True), names, seconds=for_)
     until = "until `litequeue resume`" if for_ is None else (
-        f"for {retention.format_duration(for_)} (until {queries.iso(time.time() + for_)})")
+        f"for {format_duration(for_)} (until {queries.iso(time.time() + for_)})")
     for name in names:
         click.echo(f"paused {name} {until}")
 
@@ -130,7 +132,7 @@ def _purge_tag(ctx: click.Context, tag: str, names: list[str], yes: bool, dry_ru
               help="Prune jobs that finished longer ago than this (e.g. 7d). Default: the retention "
                    f"policy, {defaults.KEEP_SUCCEEDED_DAYS}d for succeeded and "
                    f"{defaults.KEEP_FAILED_DAYS}d for failed, cancelled and expired jobs.")
-@click.option("--status", "statuses", default=",".join(retention.FINAL), metavar="S1,S2",
+@click.option("--status", "statuses", default=",".join(FINAL_VALUES), metavar="S1,S2",
               help="Only jobs that ended in these statuses.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @click.option("--vacuum", is_flag=True, help="Then give the freed space back to the filesystem "

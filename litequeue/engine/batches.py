@@ -17,7 +17,7 @@
 members' results with ``app.batch_results(batch_id)``. ``on_failure(batch_id, ...)`` is
 enqueued then too if any member did not succeed (failed for good, cancelled or expired).
 
-Where the writes happen (:mod:`litequeue.jobs.transitions`): a producer's batch is opened, fed and
+Where the writes happen (:mod:`litequeue.jobs.batches`): a producer's batch is opened, fed and
 sealed by its own transactions; what a *running job* does to batches (opening one, adding
 members, sealing) waits in the job's unit and is written by its ack, in the transaction
 that records its success, so a crash never adds a member twice nor loses one, and the
@@ -31,7 +31,6 @@ it: the parent finishes only once the child's ``on_complete`` job has finished.
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -41,36 +40,12 @@ from huey.api import ResultGroup, Task, TaskWrapper
 
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.ids import new_job_id
-from litequeue.base.values import JobOptions, NewBatch, NewJob
+from litequeue.base.values import NewBatch, NewJob
+from litequeue.engine.batch_scope import current_batch, open_blocks
+from litequeue.engine.job_rows import job_row
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
-
-_local = threading.local()
-
-
-def _stack() -> list[Batch]:
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
-
-
-def current_batch(app: LiteQueue) -> Batch | None:
-    """The innermost ``with app.batch(...)`` block of this thread, for ``app``."""
-    for batch in reversed(_stack()):
-        if batch.app is app:
-            return batch
-    return None
-
-
-def stamp(app: LiteQueue, options: JobOptions | None) -> JobOptions | None:
-    """A job enqueued inside a ``with app.batch(...)`` block joins that batch (unless its
-    options name another)."""
-    batch = current_batch(app)
-    if batch is None or (options is not None and options.batch_id):
-        return options
-    return replace(options or JobOptions(), batch_id=batch.id)
 
 
 class Batch:
@@ -98,7 +73,7 @@ class Batch:
     # -- writing --------------------------------------------------------------------------
 
     def _open(self, on_complete: Any, on_failure: Any) -> None:
-        from litequeue.jobs import transitions
+        from litequeue.jobs.batches import open_batch
 
         storage = _storage(self.app)
         parent = current_batch(self.app)
@@ -113,7 +88,7 @@ class Batch:
             unit.batch_ops.append(("open", row))
             return
         with storage.write():
-            transitions.open_batch(storage, row, time.time())
+            open_batch(storage, row, time.time())
 
     def add(self, *tasks: Task) -> list[Any]:
         """Enqueue ``tasks`` (``task.s(...)`` signatures) as members; returns their result
@@ -124,7 +99,7 @@ class Batch:
     def seal(self) -> None:
         """No more members from here: the batch finishes once every member has (at once if
         they all have). The ``with`` block does this when it ends without an error."""
-        from litequeue.jobs import transitions
+        from litequeue.jobs.batches import seal_batch
 
         storage = _storage(self.app)
         unit = storage.unit
@@ -132,16 +107,16 @@ class Batch:
             unit.batch_ops.append(("seal", self.id))
             return
         with storage.write():
-            fired = transitions.seal_batch(storage, self.id, time.time())
+            fired = seal_batch(storage, self.id, time.time())
         if fired:
             storage.committed()
 
     def __enter__(self) -> Batch:
-        _stack().append(self)
+        open_blocks().append(self)
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        stack = _stack()
+        stack = open_blocks()
         if self in stack:
             stack.remove(self)
         if et is None:
@@ -194,7 +169,7 @@ def _callback(app: LiteQueue, spec: Any, batch_id: str, what: str) -> NewJob | N
         task.revoke_id = f"r:{task.id}"
     else:
         raise ConfigurationError(f"{what} must be a task or a task signature (task.s(...)), not {spec!r}")
-    job = app._job_row(task, None)
+    job = job_row(app, task, None)
     if job.options is not None:
         job.options = replace(job.options, batch_id=None)
     return job

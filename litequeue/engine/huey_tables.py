@@ -3,7 +3,7 @@ lq_ready and lq_counter.
 
 Huey's SqlStorage runs its key/value store, counters and locks through the ``KV`` and
 ``Counter`` models, and ``drop_tables`` drops all four. The queue and schedule are written
-with SQL by :mod:`litequeue.jobs.transitions`; the schema itself is
+with SQL by the writer files in :mod:`litequeue.jobs`; the schema itself is
 :mod:`litequeue.store.migrations`'.
 """
 
@@ -57,7 +57,7 @@ def huey_models(db: pw.Database) -> tuple[type[pw.Model], ...]:
         job_id = pw.CharField()
         data = BytesBlobField()
         crash_cap = pw.IntegerField(default=3)
-        #: how often a worker died holding this job: such a job runs alone (see transitions.claim)
+        #: how often a worker died holding this job: such a job runs alone (see litequeue.jobs.claim)
         crashes = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
         enqueued_at = pw.DoubleField()
         claimed_by = pw.CharField(null=True)

@@ -3,7 +3,7 @@
 ``LiteStorage`` extends Huey's contrib ``SqlStorage`` (its key/value store, counters and
 locks: :mod:`litequeue.engine.storage_kv`) with tables that never lose a job; each method
 opens one write transaction (:mod:`litequeue.engine.write_guard`) around
-:mod:`litequeue.jobs.transitions`, the writer:
+the writer files in :mod:`litequeue.jobs` (one per stage of a job):
 
 * a job is taken by *claiming* its ``lq_ready`` row (``claimed_by`` set to the consumer's
   id), never by deleting it;
@@ -30,16 +30,16 @@ import peewee as pw
 from huey.contrib.sql_huey import SqlStorage
 
 from litequeue.base import defaults
+from litequeue.base.clock import to_epoch
 from litequeue.base.errors import ConfigurationError, DatabaseError, DatabaseUnreachableError
-from litequeue.base.timestamps import to_epoch
 from litequeue.base.values import Claim, Finished, NewJob, Unit
 from litequeue.engine.huey_tables import huey_models
 from litequeue.engine.storage_kv import KeyValues
 from litequeue.engine.write_guard import WriteGuard
-from litequeue.jobs import transitions
-from litequeue.ledger.queries import has_schema
+from litequeue.jobs import cancel, enqueue, finish, recover
+from litequeue.jobs import claim as claiming
 from litequeue.store import dialect, faults, migrations
-from litequeue.store.database import open_database
+from litequeue.store.database import open_checked, open_database
 from litequeue.store.models import Ledger, make_ledger
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ class LiteStorage(KeyValues, SqlStorage):
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> None:
         """Insert queue/schedule and ledger rows; call inside :meth:`write`."""
-        transitions.enqueue(self, jobs, now)
+        enqueue.enqueue(self, jobs, now)
 
     # -- Huey's storage API: what Huey.enqueue / add_schedule / dequeue call ----------------
 
@@ -252,54 +252,54 @@ class LiteStorage(KeyValues, SqlStorage):
     def claim(self, consumer_id: str, queues: Sequence[str] | None, limit: int,
               paused: Iterable[str] = (), worker: str | None = None) -> list[Claim]:
         """Claim up to ``limit`` ready jobs for ``consumer_id`` (one transaction); see
-        :func:`transitions.claim`."""
+        :func:`litequeue.jobs.claim.claim`."""
         if limit <= 0:
             return []
         with self.write():
-            return transitions.claim(self, consumer_id, queues, limit, paused, worker)
+            return claiming.claim(self, consumer_id, queues, limit, paused, worker)
 
     def ack_and_claim(self, consumer_id: str, finished: Sequence[Finished], queues: Sequence[str] | None,
                       limit: int, paused: Iterable[str] = (), isolate: str | None = None,
                       ) -> tuple[list[Finished], list[Claim]]:
-        """:func:`transitions.ack` then :func:`transitions.claim` in ONE transaction: one
+        """:func:`finish.ack` then :func:`claiming.claim` in ONE transaction: one
         commit (one fsync) per round for a busy consumer instead of two."""
         if not finished and limit <= 0:
             return [], []
         with self.write():
-            acked = transitions.ack(self, consumer_id, finished)
-            claims = transitions.claim(self, consumer_id, queues, limit, paused, None, isolate)
+            acked = finish.ack(self, consumer_id, finished)
+            claims = claiming.claim(self, consumer_id, queues, limit, paused, None, isolate)
         return acked, claims
 
     def ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:
-        """Acknowledge finished jobs in one transaction (fenced: see :func:`transitions.ack`)."""
+        """Acknowledge finished jobs in one transaction (fenced: see :func:`litequeue.jobs.finish.ack`)."""
         if not finished:
             return []
         with self.write():
-            return transitions.ack(self, consumer_id, finished)
+            return finish.ack(self, consumer_id, finished)
 
     def fail_unclaimable(self, consumer_id: str, claim: Claim, error: str) -> bool:
         """A claimed payload that cannot run ends ``failed`` with ``error`` (one transaction)."""
         with self.write():
-            return transitions.fail_unrunnable(self, consumer_id, claim, error)
+            return finish.fail_unrunnable(self, consumer_id, claim, error)
 
     def release(self, consumer_id: str, row_ids: Sequence[int] | None = None,
                 reason: str = "released when its consumer stopped") -> int:
         """Hand claims back to the ready queue (graceful stop). Returns how many."""
         with self.write():
-            return transitions.release(self, consumer_id, row_ids, reason)
+            return recover.release(self, consumer_id, row_ids, reason)
 
     def unclaim_strays(self, consumer_id: str, keep: Sequence[int]) -> int:
         """Claims of ``consumer_id`` other than ``keep`` back to the queue, as never taken
         (a commit whose answer the connection lost). Returns how many."""
         with self.write():
-            return transitions.unclaim_strays(self, consumer_id, keep)
+            return recover.unclaim_strays(self, consumer_id, keep)
 
     def recover(self, consumer_id: str, reason: str = "its consumer died",
                 row_ids: Sequence[int] | None = None) -> tuple[int, int]:
         """Take back a dead holder's claims (all, or ``row_ids``); returns (requeued, failed
         at the crash cap)."""
         with self.write():
-            return transitions.recover(self, consumer_id, reason, row_ids)
+            return recover.recover(self, consumer_id, reason, row_ids)
 
     def paused_queues(self, now: float | None = None) -> set[str]:
         """Queues paused now (a pause with an end time ends by itself)."""
@@ -317,7 +317,7 @@ class LiteStorage(KeyValues, SqlStorage):
     def dispatch_due(self, now: float | None = None) -> int:
         """Move every due scheduled job to the ready queue in one transaction."""
         with self.write():
-            return transitions.dispatch_due(self, time.time() if now is None else now)
+            return enqueue.dispatch_due(self, time.time() if now is None else now)
 
     def next_due(self) -> float | None:
         row = self.sql("SELECT MIN(eta) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()
@@ -328,7 +328,7 @@ class LiteStorage(KeyValues, SqlStorage):
         slot) already fired. One transaction."""
         try:
             with self.write():
-                transitions.fire_periodic(self, task, slot, job, time.time(), app=app)
+                enqueue.fire_periodic(self, task, slot, job, time.time(), app=app)
         except pw.IntegrityError:
             return False
         return True
@@ -342,17 +342,17 @@ class LiteStorage(KeyValues, SqlStorage):
     def claim_due(self, holder: str, until: float) -> list[Claim]:
         """Move the jobs due at ``until`` to ready, claimed by ``holder`` (one transaction)."""
         with self.write():
-            return transitions.claim_due(self, holder, until)
+            return claiming.claim_due(self, holder, until)
 
     def start_claim(self, holder: str, claim: Claim) -> None:
         """Mark a claimed job running (a new attempt), as a consumer's claim does."""
         with self.write():
-            transitions.start_claimed(self, holder, claim)
+            claiming.start_claimed(self, holder, claim)
 
     def hand_back(self, holder: str, claim: Claim, data: bytes) -> int:
         """Give a claimed job back to the ready queue with ``data`` as its payload."""
         with self.write():
-            return transitions.hand_back(self, holder, claim, data)
+            return recover.hand_back(self, holder, claim, data)
 
     def schedule_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_schedule WHERE app = ?", (self.name,)).fetchone()[0]
@@ -368,7 +368,7 @@ class LiteStorage(KeyValues, SqlStorage):
 
     def flush_schedule(self) -> None:
         with self.write():
-            transitions.flush(self, "lq_schedule")
+            cancel.flush(self, "lq_schedule")
 
     def queue_size(self) -> int:
         return self.sql("SELECT COUNT(*) FROM lq_ready WHERE app = ? AND claimed_by IS NULL",
@@ -381,7 +381,7 @@ class LiteStorage(KeyValues, SqlStorage):
 
     def flush_queue(self) -> None:
         with self.write():
-            transitions.flush(self, "lq_ready")
+            cancel.flush(self, "lq_ready")
 
 
 def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,
@@ -390,10 +390,5 @@ def open_store(db: str | None = None, *, create: bool = False, app: str = defaul
 
     ``create``: a new database gets the schema and an older one is migrated; otherwise an
     out-of-date schema is refused (run ``litequeue migrate``), never changed."""
-    database = open_database(db, create=create, readonly=readonly)
-    if not create and not has_schema(database):
-        raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
-                            "point LITEQUEUE_DB at a litequeue database")
-    if not create:
-        migrations.check(database)
+    database = open_database(db, create=True, readonly=readonly) if create else open_checked(db, readonly=readonly)
     return LiteStorage(app, database=database, create_tables=create)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from litequeue.base.states import FINAL_STATUSES
+from litequeue.base.states import FINAL_VALUES
 
 from .layout import TOKEN_PREFIX
 from .moves import remove_empty_dirs
@@ -31,7 +31,6 @@ from .settle import ERROR_SUFFIX, finish_move, job_outcomes, settle_jobs
 from .take import Taker, retake
 
 log = logging.getLogger("litequeue.inbox")
-FINAL = {s.value for s in FINAL_STATUSES}
 
 
 @dataclass
@@ -89,7 +88,7 @@ def reconcile(taker: Taker, grace: float = 5.0) -> Repairs:
     if pending:
         outcomes = job_outcomes(store, pending)
         due = {j: o for j, (o, finished) in outcomes.items()
-               if o.status in FINAL and (finished or 0) < now - grace}
+               if o.status in FINAL_VALUES and (finished or 0) < now - grace}
         if due:
             out.settled += settle_jobs(store, due)
     if out:
@@ -116,7 +115,7 @@ def _resume_retry(store: Any, row_id: int, job_id: str | None, src: Path) -> boo
         return False
     found = store.sql("SELECT id, status FROM lq_job WHERE retried_from = ? ORDER BY seq DESC LIMIT 1",
                       (job_id,)).fetchone()
-    if found is None or found[1] in FINAL:
+    if found is None or found[1] in FINAL_VALUES:
         return False
     with store.write():
         store.sql("UPDATE lq_inbox_file SET job_id = ?, state = 'processing', path = ?, settled_at = NULL "

@@ -13,23 +13,18 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base import defaults
-from litequeue.base.errors import DatabaseError
-from litequeue.base.states import FINAL_STATUSES
-from litequeue.jobs import transitions
-from litequeue.jobs.transitions import RetryHook, record_event
+from litequeue.jobs import cancel, consumers, limits, retry
+from litequeue.jobs.retry import RetryHook
+from litequeue.jobs.rows import record_event
 from litequeue.ledger import queries
-from litequeue.ledger.queries import has_schema
-from litequeue.store import migrations
-from litequeue.store.database import open_database
+from litequeue.store.database import open_checked, open_database
 from litequeue.store.doorbell import BellTarget, bell_target, ring
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
 
-__all__ = ["RETRYABLE", "RetryHook", "cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag",
-           "record_event", "reset_breaker", "resume_queues", "retry_jobs", "wait_ended", "who"]
-
-RETRYABLE = {s.value for s in FINAL_STATUSES}
+__all__ = ["cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag", "reset_breaker",
+           "resume_queues", "retry_jobs", "wait_ended", "who"]
 
 
 def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,
@@ -38,12 +33,7 @@ def open_store(db: str | None = None, *, create: bool = False, app: str = defaul
 
     ``create``: a new database gets the schema and an older one is migrated; otherwise an
     out-of-date schema is refused (run ``litequeue migrate``), never changed."""
-    database = open_database(db, create=create, readonly=readonly)
-    if not create and not has_schema(database):
-        raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
-                            "point LITEQUEUE_DB at a litequeue database")
-    if not create:
-        migrations.check(database)
+    database = open_database(db, create=True, readonly=readonly) if create else open_checked(db, readonly=readonly)
     from litequeue.engine.storage import LiteStorage  # Huey: only for commands that write
 
     return LiteStorage(app, database=database, create_tables=create)
@@ -60,7 +50,7 @@ def retry_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli",
     twice, or from two terminals at once, makes one job). ``hooks`` run for jobs that have
     a file (the inbox's ``move_back``), inside the transaction."""
     with store.write():
-        mapping = transitions.retry(store, job_ids, actor, hooks)
+        mapping = retry.retry(store, job_ids, actor, hooks)
     ring(_bell(store))
     return mapping
 
@@ -75,10 +65,10 @@ def who(what: str) -> str:
 
 
 def cancel_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -> dict[str, str]:
-    """Cancel jobs; returns {id: what happened} (see :func:`transitions.cancel`). The
+    """Cancel jobs; returns {id: what happened} (see :func:`litequeue.jobs.cancel.cancel`). The
     doorbell rings, so consumers running one of them hear of it at once."""
     with store.write():
-        outcome = {job_id: transitions.cancel(store, job_id, actor) for job_id in job_ids}
+        outcome = {job_id: cancel.cancel(store, job_id, actor) for job_id in job_ids}
     if any(what.startswith("cancel requested") for what in outcome.values()):
         ring(_bell(store))
     return outcome
@@ -103,7 +93,7 @@ def pause_queues(store: LiteStorage, queues: Sequence[str], seconds: float | Non
     until = None if seconds is None else time.time() + seconds
     with store.write():
         for queue in queues:
-            transitions.pause_queue(store, queue, until)
+            consumers.pause_queue(store, queue, until)
             record_event(store, "pause", queue=queue,
                          detail=f"for {seconds:g}s" if seconds else "until resumed", actor=actor)
 
@@ -111,7 +101,7 @@ def pause_queues(store: LiteStorage, queues: Sequence[str], seconds: float | Non
 def resume_queues(store: LiteStorage, queues: Sequence[str], actor: str = "cli") -> None:
     with store.write():
         for queue in queues:
-            transitions.resume_queue(store, queue)
+            consumers.resume_queue(store, queue)
             record_event(store, "resume", queue=queue, actor=actor)
     ring(_bell(store))
 
@@ -131,7 +121,7 @@ def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = Fals
         counts[queue] = 0
         while True:  # batches, each its own short transaction: consumers never wait long
             with store.write():
-                n = transitions.purge(store, queue, batch)
+                n = cancel.purge(store, queue, batch)
             counts[queue] += n
             if progress is not None:
                 progress(counts[queue])
@@ -153,7 +143,7 @@ def purge_tag(store: LiteStorage, tag: str, queues: Sequence[str] = (), dry_run:
             continue
         while True:  # batches, each its own short transaction
             with store.write():
-                n = transitions.purge(store, queue, batch, tag=tag)
+                n = cancel.purge(store, queue, batch, tag=tag)
             total += n
             if n < batch:
                 break
@@ -168,7 +158,7 @@ def reset_breaker(store: LiteStorage, task: str, actor: str = "cli") -> list[tup
     """Close the breaker of ``task`` by hand (an event says so) and wake the consumers:
     its held jobs run at once. Returns (app, state it was in) per breaker found."""
     with store.write():
-        found = transitions.reset_breaker(store, task, actor)
+        found = limits.reset_breaker(store, task, actor)
     if found:
         ring(_bell(store))
     return found

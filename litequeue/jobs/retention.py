@@ -10,7 +10,6 @@ for the write lock waits for one batch at most.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -18,15 +17,15 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base import defaults
+from litequeue.base.durations import DAY
 from litequeue.base.errors import ConfigurationError
-from litequeue.base.states import FINAL_STATUSES, JobStatus
-from litequeue.jobs import transitions
+from litequeue.base.states import FINAL_VALUES, JobStatus
+from litequeue.jobs import prune as prune_writes
 from litequeue.store.database import sqlite_path
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
 
-DAY = 86400.0
 #: A periodic run's (task, minute) key is kept at least this long whatever the cutoff, so a
 #: prune with a tiny ``older_than`` can never let a consumer fire the same minute twice.
 PERIODIC_KEY_MIN_AGE = 3600.0
@@ -34,43 +33,17 @@ PERIODIC_KEY_MIN_AGE = 3600.0
 AUTO_PRUNE_INTERVAL = 600.0
 #: Batches one auto-prune call runs before it yields back to the consumer's housekeeping.
 AUTO_PRUNE_MAX_BATCHES = 10
-FINAL = tuple(sorted(s.value for s in FINAL_STATUSES))
 
 Progress = Callable[[int, int], None]
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``30s``, ``10m``, ``2h``, ``1d``, ``2w`` or a sum like ``1h30m``.
-
-    Raises ``ValueError`` with a message that shows the expected form."""
-    value = text.strip().lower().replace(" ", "")
-    if not value or _PART.sub("", value):
-        raise ValueError(f"{text!r} is not a duration; use a number and a unit, e.g. 30s, 10m, 2h, 7d, 1h30m")
-    return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
-
-
-def format_duration(seconds: float) -> str:
-    """``90`` -> ``1m30s``; the inverse of :func:`parse_duration` for whole seconds."""
-    left = int(round(seconds))
-    if left == 0:
-        return "0s"
-    out = []
-    for unit in ("d", "h", "m", "s"):
-        n, left = divmod(left, int(_UNITS[unit]))
-        if n:
-            out.append(f"{n}{unit}")
-    return "".join(out)
 
 
 def check_statuses(statuses: Iterable[str]) -> tuple[str, ...]:
     """The statuses as a tuple; every one must be final (only finished jobs are pruned)."""
     out = tuple(dict.fromkeys(s.strip().lower() for s in statuses if s.strip()))
-    wrong = [s for s in out if s not in FINAL]
+    wrong = [s for s in out if s not in FINAL_VALUES]
     if wrong or not out:
         raise ConfigurationError(f"cannot prune status {', '.join(wrong) or '(none)'}: only finished "
-                                 f"jobs are pruned; use one or more of {', '.join(FINAL)}")
+                                 f"jobs are pruned; use one or more of {', '.join(FINAL_VALUES)}")
     return out
 
 
@@ -99,7 +72,7 @@ class PruneResult:
         return asdict(self)
 
 
-def prune(store: LiteStorage, older_than_seconds: float, statuses: Sequence[str] = FINAL,
+def prune(store: LiteStorage, older_than_seconds: float, statuses: Sequence[str] = FINAL_VALUES,
           dry_run: bool = False, batch: int = 1000, progress: Progress | None = None, *,
           now: float | None = None, limit: int | None = None, extras: bool = True) -> PruneResult:
     """Delete finished jobs (``statuses``) that finished more than ``older_than_seconds`` ago,
@@ -145,7 +118,7 @@ def prune(store: LiteStorage, older_than_seconds: float, statuses: Sequence[str]
                              (*params, min(batch, total - done))).fetchall()
             if not rows:
                 break
-            jobs, attempts, results = transitions.prune_jobs(store, [(r[0], r[1]) for r in rows])
+            jobs, attempts, results = prune_writes.prune_jobs(store, [(r[0], r[1]) for r in rows])
             result.jobs += jobs
             result.attempts += attempts
             result.results += results
@@ -193,7 +166,7 @@ def _prune_extras(store: LiteStorage, now: float, cutoff: float, batch: int, res
             continue
         while True:
             with store.write():
-                n = transitions.prune_rows(store, table, condition, edge, batch)
+                n = prune_writes.prune_rows(store, table, condition, edge, batch)
             setattr(result, name, getattr(result, name) + n)
             if n < batch:
                 break
@@ -202,7 +175,7 @@ def _prune_extras(store: LiteStorage, now: float, cutoff: float, batch: int, res
 def prune_policy(store: LiteStorage, keep_succeeded_days: float = defaults.KEEP_SUCCEEDED_DAYS,
                  keep_failed_days: float = defaults.KEEP_FAILED_DAYS, *, dry_run: bool = False,
                  batch: int = 1000, progress: Progress | None = None, now: float | None = None,
-                 limit: int | None = None, statuses: Sequence[str] = FINAL) -> PruneResult:
+                 limit: int | None = None, statuses: Sequence[str] = FINAL_VALUES) -> PruneResult:
     """Prune by the retention policy: succeeded jobs after ``keep_succeeded_days``, failed,
     cancelled and expired ones after ``keep_failed_days``; events, periodic-run keys and
     stopped consumers after the longer of the two. ``statuses`` narrows what is pruned."""
@@ -323,7 +296,7 @@ class AutoPruner:
 
     def _claim_turn(self, store: LiteStorage, now: float) -> bool:
         with store.write():
-            taken = transitions.take_prune_turn(store, now, self.interval)
+            taken = prune_writes.take_prune_turn(store, now, self.interval)
         if not taken:
             row = store.sql("SELECT value FROM lq_meta WHERE key = 'auto_prune_at'").fetchone()
             self.next_at = (float(row[0]) if row else now) + self.interval

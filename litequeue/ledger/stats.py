@@ -43,8 +43,8 @@ from typing import Any
 
 import peewee as pw
 
+from litequeue.base.durations import parse_duration
 from litequeue.base.states import JobStatus
-from litequeue.jobs.retention import parse_duration
 from litequeue.store.dialect import is_sqlite, sql, unindexed
 
 from .queries import iso

@@ -14,15 +14,18 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
 from litequeue.base.errors import LiteQueueError
-from litequeue.cli.config import ConfigFile, redact
+from litequeue.base.secrets import redact
 from litequeue.ops import health
 from litequeue.store.database import database_target, sqlite_path
 from litequeue.store.liveness import judge
+
+if TYPE_CHECKING:
+    from litequeue.cli.config import ConfigFile
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 #: Filesystems where SQLite's locks cannot be trusted (or are not shared between hosts).

@@ -1,5 +1,5 @@
 """Where the optional parts plug into the core: the CLI and the page call these; the core
-(app, storage, transitions, consumer) never imports a plugin. Removing ``litequeue/inbox/``
+(app, storage, jobs, consumer) never imports a plugin. Removing ``litequeue/inbox/``
 leaves everything else working."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
-    from litequeue.jobs.transitions import RetryHook
+    from litequeue.jobs.retry import RetryHook
 
 
 def install(app: LiteQueue) -> None:

@@ -1,7 +1,7 @@
 """The consumer's watch for cancel requests: it flags, then stops, the running jobs someone cancelled.
 
 A cancel request is a ``cancel:<job id>`` key (its value: who asked) written by
-``transitions.cancel``, which rings the doorbell after its commit. Each consumer has one
+``litequeue.jobs.cancel.cancel``, which rings the doorbell after its commit. Each consumer has one
 :class:`CancelWatcher` thread. Woken by the doorbell, or every :data:`POLL` seconds, and
 only while it has jobs running, it asks the database ONCE which of this consumer's claims
 carry a cancel request (an indexed join over its own claims, never a query per job, and
@@ -34,7 +34,7 @@ from litequeue.base.states import AttemptOutcome, JobStatus
 from litequeue.base.values import Finished
 from litequeue.engine import interrupts
 from litequeue.engine.running import Running, any_running, running
-from litequeue.jobs.transitions import cancel_actor
+from litequeue.jobs.cancel import cancel_actor
 from litequeue.ledger import queries
 from litequeue.store.liveness import holder_pattern
 
@@ -68,7 +68,7 @@ def forget_retired(ident: int | None) -> None:
 def stop_worker_process(consumer: LiteConsumer, job_id: str, grace: float) -> int | None:
     """Kill the worker process of ``consumer`` that runs ``job_id``. Its courier sees it
     die and recovers the claim, which ends ``cancelled`` because a cancel was requested
-    (``transitions.recover``); the consumer's health check starts a new worker in its
+    (``litequeue.jobs.recover.recover``); the consumer's health check starts a new worker in its
     place, so it keeps its full worker count. Returns the pid, or None when none of its
     workers runs that job.
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
 from litequeue.base import defaults, sdnotify
-from litequeue.cli.config import redact
+from litequeue.base.secrets import redact
 from litequeue.engine import interrupts
 from litequeue.engine.huey_compat import ConsumerSeams
 from litequeue.engine.write_guard import FORK_GUARD

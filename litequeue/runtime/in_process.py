@@ -22,6 +22,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base import defaults
+from litequeue.base.clock import to_epoch
 from litequeue.runtime.supervisor import deregister_worker, register_worker, update_heartbeat
 from litequeue.store.database import state_dir
 from litequeue.store.liveness import LifeLock, holder_of, new_consumer_id
@@ -161,3 +162,37 @@ def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None)
         storage.committed()
     notify(app.observers, acked)
     return value
+
+
+def dequeue(app: LiteQueue) -> Task | None:
+    """``app.dequeue()``: claim the next ready job for this process and load its task (None
+    when none is ready). A job whose task cannot be loaded has failed visibly in the
+    ledger; the next one is tried."""
+    from litequeue.runtime.worker import load_claimed
+
+    storage = app.storage
+    while True:
+        claim = storage.inline.dequeue()
+        if claim is None:
+            return None
+        task = load_claimed(app, claim, storage.inline.holder())
+        if task is not None:
+            return task
+        storage.inline.take(claim.job_id)
+
+
+def read_schedule(app: LiteQueue, timestamp: Any = None) -> list[Task]:
+    """``app.read_schedule()``: the jobs due at ``timestamp`` (default: now), taken off the
+    schedule and claimed by this process, as tasks."""
+    from litequeue.runtime.worker import load_claimed
+
+    storage = app.storage
+    until = time.time() if timestamp is None else to_epoch(timestamp, app.utc)
+    tasks = []
+    for claim in storage.inline.read_due(until or 0.0):
+        task = load_claimed(app, claim, storage.inline.holder())
+        if task is None:
+            storage.inline.take(claim.job_id)
+        else:
+            tasks.append(task)
+    return tasks

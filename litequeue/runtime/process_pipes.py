@@ -9,7 +9,7 @@ thus runs jobs at full speed instead of paying a commit (an fsync) per job.
 
 The claims are held by the consumer's id and the courier knows which claim its worker
 runs: when the worker process dies the courier takes that claim back at once (counted
-against the crash cap, :func:`transitions.recover`). A claim the worker never took (it
+against the crash cap, :func:`litequeue.jobs.recover.recover`). A claim the worker never took (it
 left at a graceful stop, or after ``max_tasks``) goes back untouched. Which of the two it
 was, the worker says through a shared word: the row id of the claim it holds, 0 between
 jobs.
@@ -50,7 +50,7 @@ WORKER_DIED = "interrupted: its worker process died"
 def recover_worker_claims(storage: LiteStorage, holder: str, row_ids: Sequence[int] | None = None,
                           reason: str = WORKER_DIED) -> tuple[int, int]:
     """Take back the claims a dead worker process held (all of ``holder``'s, or ``row_ids``):
-    each counts as a crash (:func:`transitions.recover`). Returns (requeued, failed at the
+    each counts as a crash (:func:`litequeue.jobs.recover.recover`). Returns (requeued, failed at the
     crash cap). The one place a worker process's claims are recovered."""
     return storage.recover(holder, reason=reason, row_ids=row_ids)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from litequeue.base import defaults, sdnotify
-from litequeue.jobs import transitions
+from litequeue.jobs import consumers
 from litequeue.runtime.fault_backoff import FaultWait
 from litequeue.store.doorbell import ring
 from litequeue.store.liveness import boot_id, consumer_of, hostname, judge
@@ -33,7 +33,7 @@ def register_worker(storage: LiteStorage, consumer_id: str, pid: int, lock_path:
                     lease: float = defaults.HEARTBEAT_LEASE) -> None:
     now = time.time()
     with storage.write():
-        transitions.register_consumer(storage, dict(
+        consumers.register_consumer(storage, dict(
             id=consumer_id, hostname=hostname(), pid=pid, boot_id=boot_id(), lock_path=lock_path,
             queues=",".join(queues or ()), concurrency=concurrency, worker_type=worker_type,
             started_at=now, heartbeat_at=now, status="running", jobs_done=0, lease=lease))
@@ -42,17 +42,17 @@ def register_worker(storage: LiteStorage, consumer_id: str, pid: int, lock_path:
 def update_heartbeat(storage: LiteStorage, consumer_id: str, jobs_done: int) -> bool:
     """Renew the lease; False when the others presumed this consumer dead meanwhile."""
     with storage.write():
-        return transitions.heartbeat(storage, consumer_id, jobs_done)
+        return consumers.heartbeat(storage, consumer_id, jobs_done)
 
 
 def mark_stopping(storage: LiteStorage, consumer_id: str) -> None:
     with storage.write():
-        transitions.mark_stopping(storage, consumer_id)
+        consumers.mark_stopping(storage, consumer_id)
 
 
 def deregister_worker(storage: LiteStorage, consumer_id: str, jobs_done: int) -> None:
     with storage.write():
-        transitions.deregister_consumer(storage, consumer_id, jobs_done)
+        consumers.deregister_consumer(storage, consumer_id, jobs_done)
 
 
 def release_stalled_claims(storage: LiteStorage, me: str | None = None,
@@ -72,7 +72,7 @@ def release_stalled_claims(storage: LiteStorage, me: str | None = None,
         recovered += back + failed
     for cid in verdict.dead:
         with storage.write():
-            transitions.mark_dead(storage, cid)
+            consumers.mark_dead(storage, cid)
     return recovered
 
 

@@ -17,6 +17,7 @@ from litequeue.base.errors import (
     DatabaseReadOnlyError,
     DatabaseReplacedError,
 )
+from litequeue.base.secrets import redact
 
 _TRANSIENT_TEXTS = (
     "locked", "busy", "disk is full", "database or disk is full", "readonly database",
@@ -165,8 +166,6 @@ def kind(exc: BaseException) -> str | None:
 
 def location(database: Any) -> tuple[str, str | None]:
     """(what to call the database in a message, its file path or None for a server)."""
-    from litequeue.cli.config import redact
-
     name = str(getattr(database, "database", database))
     if isinstance(database, pw.SqliteDatabase) or not isinstance(database, pw.Database):
         path = name[len("file:"):].split("?", 1)[0] if name.startswith("file:") else name

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from litequeue.base.durations import parse_duration
 from litequeue.base.errors import ConfigurationError
 from litequeue.engine.storage import LiteStorage, open_store
 from litequeue.jobs.retention import (
     DAY,
     AutoPruner,
     page_stats,
-    parse_duration,
     prune,
     prune_policy,
     vacuum,

@@ -1,4 +1,4 @@
-"""The job state machine (litequeue/transitions.py) driven directly: claim, ack, release,
+"""The job state machine (the writer files of litequeue/jobs/) driven directly: claim, ack, release,
 recover, cancel, retry and the outcome classifier, on a real SQLite file and a real
 PostgreSQL database. Fast: no consumer, no threads."""
 

@@ -1,4 +1,4 @@
-"""Huey's timestamps as the epoch seconds the tables keep: one conversion for the app and its storage."""
+"""Time as the tables keep it: epoch seconds, from the naive datetimes Huey hands around."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import overload
 
 @overload
 def to_epoch(value: None, utc: bool = True) -> None: ...
+
+
 @overload
 def to_epoch(value: dt.datetime | float, utc: bool = True) -> float: ...
 
 
 def to_epoch(value: dt.datetime | float | None, utc: bool = True) -> float | None:
-    """Huey keeps naive datetimes, UTC (``utc=True``, the default) or local time; the
-    tables keep epoch seconds. Numbers are epoch seconds already."""
+    """Epoch seconds of ``value``: a number is taken as epoch seconds already, a naive
+    datetime is UTC (``utc=True``, the default, as Huey's) or local time; None stays None."""
     if value is None:
         return None
     if isinstance(value, (int, float)):

@@ -1,0 +1,127 @@
+"""Where a job is claimed: ready rows get a holder and :func:`start` marks them ``running``
+with an attempt; a schedule's due rows are claimed for Huey's ``read_schedule``.
+
+Part of the job-state writer (:mod:`litequeue.jobs`); it runs inside the caller's write
+transaction. An app with limits or breakers claims through :class:`litequeue.jobs.limits.Gate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.base.values import Claim
+from litequeue.jobs.limits import Gate
+from litequeue.jobs.rows import claim_rows, in_list
+from litequeue.store.dialect import skip_locked
+
+if TYPE_CHECKING:
+    from litequeue.engine.storage import LiteStorage
+
+S = JobStatus
+
+
+def claim(store: LiteStorage, holder: str, queues: Sequence[str] | None, limit: int,
+          paused: Iterable[str], worker: str | None = None, isolate: str | None = None) -> list[Claim]:
+    """Claim up to ``limit`` ready jobs for ``holder`` and :func:`start` them.
+
+    ``queues`` are served in strict order; ``None`` means every queue, highest priority
+    first, then oldest. Paused queues are skipped. ``isolate`` (thread consumers, where a
+    job that kills its worker kills the jobs beside it): ``"others"`` claims only jobs no
+    worker died on; ``"suspect-first"`` claims one job a worker died on, alone, or else as
+    ``"others"``."""
+    if limit <= 0:
+        return []
+    paused = set(paused)
+    now = time.time()
+    lock = skip_locked(store.database)
+    if isolate == "suspect-first":
+        suspects = claim(store, holder, queues, 1, paused, worker, "suspect")
+        if suspects:
+            return suspects
+        isolate = "others"
+    crashed = {None: "", "others": " AND crashes = 0", "suspect": " AND crashes > 0"}[isolate]
+    update = "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
+    returning = ") RETURNING id, job_id, queue, priority, data, crash_cap, crashes, has_file"
+    claims: list[Claim] = []
+    limits = store.limits
+    gate = Gate(store, limits, now) if limits is not None and limits.active else None
+    if gate is not None and gate.needed:  # a concurrency limit, or a breaker not closed
+        claims = gate.claim(store, holder, queues, limit, paused, crashed.replace("crashes", "r.crashes"))
+    elif queues:
+        for queue in queues:
+            if queue in paused:
+                continue
+            claims.extend(claim_rows(store, update + (
+                f"SELECT id FROM lq_ready WHERE app = ? AND queue = ? AND claimed_by IS NULL{crashed} "
+                f"ORDER BY priority DESC, id LIMIT ?{lock}") + returning,
+                (holder, now, store.name, queue, limit - len(claims)), now))
+            if len(claims) >= limit:
+                break
+    else:
+        skip = f" AND queue NOT IN {in_list(sorted(paused))}" if paused else ""
+        claims.extend(claim_rows(store, update + (
+            f"SELECT id FROM lq_ready WHERE app = ? AND claimed_by IS NULL{skip}{crashed} "
+            f"ORDER BY priority DESC, id LIMIT ?{lock}") + returning,
+            (holder, now, store.name, *sorted(paused), limit), now))
+    if claims:
+        start(store, claims, holder if worker is None else worker, now)
+        if not _revocations_exist(store):
+            for c in claims:
+                c.revocable = False
+    order = {q: i for i, q in enumerate(queues or ())}
+    claims.sort(key=lambda c: (order.get(c.queue, 0), -c.priority, c.row_id))
+    return claims
+
+
+def claim_due(store: LiteStorage, holder: str, until: float) -> list[Claim]:
+    """Move the jobs due at ``until`` from the schedule to ready, claimed by ``holder`` but
+    not started (Huey's ``read_schedule``); soonest first."""
+    now = time.time()
+    rows = store.sql(
+        "DELETE FROM lq_schedule WHERE app = ? AND eta <= ? "
+        "RETURNING id, queue, priority, job_id, data, crash_cap, eta, has_file",
+        (store.name, until)).fetchall()
+    rows.sort(key=lambda r: (r[6], r[0]))
+    claims = []
+    for _, queue, priority, job_id, data, cap, _, has_file in rows:
+        row_id = store.sql(
+            "INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, "
+            "claimed_by, claimed_at, has_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (store.name, queue, priority, job_id, data, cap, now, holder, now, has_file)).fetchone()[0]
+        claims.append(Claim(row_id, job_id, queue, priority, bytes(data), cap, attempt=0,
+                            has_file=bool(has_file)))
+    store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ? "
+               f"WHERE id = ? AND status IN ('{S.SCHEDULED}', '{S.RETRYING}')", [(now, c.job_id) for c in claims])
+    return claims
+
+
+def start_claimed(store: LiteStorage, holder: str, claim: Claim) -> None:
+    """Start a job claimed but not started (``dequeue``/``read_schedule`` then ``execute``)."""
+    now = time.time()
+    start(store, [claim], holder, now)
+    claim.claimed_at = now
+    claim.revocable = _revocations_exist(store)
+
+
+def _revocations_exist(store: LiteStorage) -> bool:
+    """Any Huey revoke key (``r:<id>`` or ``rt:<task>``) at all? Two index probes."""
+    return store.sql(
+        "SELECT 1 FROM lq_kv WHERE queue = ? AND ((key >= 'r:' AND key < 'r;') OR "
+        "(key >= 'rt:' AND key < 'rt;')) LIMIT 1", (store.name,)).fetchone() is not None
+
+
+def start(store: LiteStorage, claims: list[Claim], worker: str, now: float) -> None:
+    """Mark claimed jobs ``running`` and open an attempt for each (numbers them)."""
+    by_id = {c.job_id: c for c in claims}
+    rows = store.sql(
+        f"UPDATE lq_job SET status = '{S.RUNNING}', started_at = ?, attempts = attempts + 1, "
+        f"worker = ?, updated_at = ? WHERE id IN {in_list(list(by_id))} RETURNING id, attempts",
+        (now, worker, now, *by_id)).fetchall()
+    for job_id, attempts in rows:
+        by_id[job_id].attempt = attempts
+    store.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
+               f"VALUES (?, ?, ?, ?, '{AttemptOutcome.RUNNING}') ON CONFLICT (job_id, number) DO NOTHING",
+               [(c.job_id, c.attempt, worker, now) for c in claims])
