@@ -24,9 +24,10 @@ from litequeue.base import defaults
 from litequeue.base.clock import to_epoch
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.limits import Breaker, Limits
+from litequeue.base.values import NewJob, Unit
 from litequeue.engine import batches, huey_compat, job_rows
 from litequeue.engine.job_options import LiteTask, clean_tags
-from litequeue.engine.storage import LiteStorage, NewJob, Unit
+from litequeue.engine.storage import LiteStorage
 from litequeue.engine.tasks import LiteRegistry, LiteResult, LiteTaskWrapper, task_settings, with_limits
 from litequeue.jobs import rows
 from litequeue.jobs.cancel import cancel_actor
@@ -98,6 +99,9 @@ class LiteQueue(huey_compat.HueySeams):
             storage.committed = self._ring
             storage.utc = self.utc
             storage.limits = self.limits
+            from litequeue.runtime.in_process import InProcessClaims
+
+            storage.inline = InProcessClaims(storage)
             self._lite_storage = storage
         return self._lite_storage
 
@@ -263,6 +267,10 @@ class LiteQueue(huey_compat.HueySeams):
         """The results of a batch's members in enqueue order (None for a member that did
         not succeed)."""
         return batches.results(self, batch_id)
+
+    def batch_of(self, job_id: str) -> batches.Batch | None:
+        """The batch job ``job_id`` is a member of, or None (``current_job().batch``)."""
+        return batches.job_batch(self, job_id)
 
     # -- periodic -------------------------------------------------------------------------
 

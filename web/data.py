@@ -13,8 +13,7 @@ import peewee as pw
 from litequeue import schedules
 from litequeue.base.errors import LiteQueueError
 from litequeue.base.states import JobStatus
-from litequeue.engine.storage import LiteStorage
-from litequeue.jobs import actions
+from litequeue.engine.storage import LiteStorage, open_store
 from litequeue.ledger import queries
 from litequeue.store.database import open_checked
 from litequeue.store.file_identity import FileIdentity
@@ -71,7 +70,7 @@ class Databases:
 
     def store(self) -> LiteStorage:
         """A writable store for one action; close it with ``store.database.close()``."""
-        return actions.open_store(self.settings.db)
+        return open_store(self.settings.db)
 
 
 def parse_filters(args: dict[str, str]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def echo_json(data: Any) -> None:
 
 def store(ctx: click.Context, create: bool = False) -> LiteStorage:
     """The database alone (read commands never import the user's code)."""
-    from litequeue.jobs.actions import open_store
+    from litequeue.engine.storage import open_store
 
     return open_store(ctx.obj.get("db"), create=create)
 

@@ -102,9 +102,11 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
 
 
 def _restart_watcher(message: str) -> None:
+    from litequeue.runtime.restart import restart_in_place  # lazy: read commands import no runtime
+
     logging.getLogger("litequeue.inbox").error(
         "%s; restarting to write to the file now at that path", message, extra={"action": "database-replaced"})
-    file_identity.restart_in_place()
+    restart_in_place()
 
 
 def inbox_extra(database: pw.Database) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def _configured_inbox(root: click.Context) -> str | None:
 
 def _consumers(target: str) -> list[doctor.Finding]:
     from litequeue.base.errors import LiteQueueError
-    from litequeue.jobs.actions import open_store
+    from litequeue.engine.storage import open_store
 
     try:
         store = open_store(target, readonly=not is_url(target))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,19 +40,12 @@ from huey.api import ResultGroup, Task, TaskWrapper
 
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.ids import new_job_id
-from litequeue.base.values import NewBatch, NewJob, Unit
+from litequeue.base.values import NewBatch, NewJob
 from litequeue.engine.batch_scope import current_batch, open_blocks
 from litequeue.engine.job_rows import job_row
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
-
-def defer(unit: Unit | None, jobs: Sequence[NewJob]) -> bool:
-    """Inside a running job, batch members wait for its ack (see the module's docstring)."""
-    if unit is None or not any(j.options is not None and j.options.batch_id for j in jobs):
-        return False
-    unit.batch_ops.extend(("job", job) for job in jobs)
-    return True
 
 
 class Batch:

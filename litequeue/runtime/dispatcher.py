@@ -7,7 +7,7 @@ claims as many new jobs as there are idle workers; a busy consumer thus pays one
 so a job enqueued to an idle consumer starts at once.
 
 Process mode: the same dispatcher claims and acks for the worker processes, which get
-their jobs and hand back their outcomes over pipes (see couriers.py).
+their jobs and hand back their outcomes over pipes (see process_pipes.py).
 
 A job counts as done only once its ack is committed; until then its claim stays, so a
 crash gives a duplicate run, never a lost job.
@@ -158,7 +158,9 @@ def log_dropped(batch: Sequence[Finished], acked: Sequence[Finished]) -> None:
                         extra={"action": "fenced", "job_id": item.claim.job_id})
 
 
-def _adds_ready_jobs(items: Sequence[Finished]) -> bool:
+def adds_ready_jobs(items: Sequence[Finished]) -> bool:
+    """Did acking ``items`` make jobs ready (follow-up jobs, batch members or callbacks)?
+    Then the consumers' doorbell rings."""
     return any(i.unit and (i.unit.rings or any(not j.waiting for j in i.unit.jobs)) for i in items)
 
 
@@ -172,7 +174,7 @@ class Dispatcher:
         self.storage = storage
         # Worker threads share a process: a job some worker died on runs alone. A worker
         # process dies alone: no need. Worker processes take their next short job while
-        # running one (couriers.py): claim ahead for them even when none is idle.
+        # running one (process_pipes.py): claim ahead for them even when none is idle.
         self.isolate_suspects = not processes
         self.eager = processes
         self.window = window
@@ -388,7 +390,7 @@ class Dispatcher:
         with self.cond:
             self.pending -= len(batch)
             self.done += len(acked)
-        if _adds_ready_jobs(acked):
+        if adds_ready_jobs(acked):
             ring(self.bell_target)
         notify(self.observers, acked)
 

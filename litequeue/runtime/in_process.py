@@ -31,12 +31,13 @@ if TYPE_CHECKING:
     from huey.api import Task
 
     from litequeue.app import LiteQueue
-    from litequeue.engine.storage import Claim, LiteStorage, NewJob
+    from litequeue.base.values import Claim, NewJob
+    from litequeue.engine.storage import LiteStorage
 
 log = logging.getLogger("litequeue.inline")
 
 
-class InlineClaims:
+class InProcessClaims:
     """The claims this process took through Huey's storage API, by job id."""
 
     def __init__(self, storage: LiteStorage) -> None:
@@ -128,7 +129,7 @@ class InlineClaims:
                 life.release()
 
 
-def _close_at_exit(ref: weakref.ref[InlineClaims]) -> None:
+def _close_at_exit(ref: weakref.ref[InProcessClaims]) -> None:
     claims = ref()
     if claims is not None:
         with contextlib.suppress(Exception):  # the database may be gone (a test's temp dir)
@@ -138,11 +139,12 @@ def _close_at_exit(ref: weakref.ref[InlineClaims]) -> None:
 def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None) -> Any:
     """Run a job this process claimed, then ack it (or release it if interrupted), as a
     consumer's worker would. Returns the task's value, as ``Huey.execute`` does."""
-    from litequeue.runtime.dispatcher import _adds_ready_jobs, notify
+    from litequeue.runtime.dispatcher import adds_ready_jobs, notify
     from litequeue.runtime.worker import execute_claim
 
     storage = app.storage
     inline = storage.inline
+    assert inline is not None  # set by LiteQueue.get_storage
     holder = inline.holder()
     if not claim.attempt:  # handed out by read_schedule(): not started yet
         storage.start_claim(holder, claim)
@@ -156,7 +158,7 @@ def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None)
                     "this run's outcome is dropped", claim.job_id)
         return value
     inline._done += 1
-    if _adds_ready_jobs(acked):
+    if adds_ready_jobs(acked):
         storage.committed()
     notify(app.observers, acked)
     return value

@@ -13,7 +13,7 @@ import pytest
 
 from litequeue import LiteQueue
 from litequeue.base.states import AttemptOutcome, JobStatus
-from litequeue.engine.storage import Claim, Finished
+from litequeue.base.values import Claim, Finished
 from litequeue.runtime import dispatcher as pool
 from litequeue.runtime.dispatcher import SHORT_JOB_SAMPLE, Dispatcher
 from litequeue.store.doorbell import Doorbell
