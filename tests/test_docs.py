@@ -227,3 +227,34 @@ def test_internal_mentions_are_caught() -> None:
     assert not internal_mentions("each ack-and-claim round of ~8 jobs; see [Issues](#issues-and-fixes)")
     assert not internal_mentions("```text\nissue 15\n```\nand `issue 3` in code")
     assert not internal_mentions("&#8594; [step](#2-create-the-user) [x](page.md#3)")
+
+
+def _modules() -> list[str]:
+    """Every module of the package and the page, less the packages' bare ``__init__`` files."""
+    found = []
+    for path in sorted([*ROOT.glob("litequeue/**/*.py"), *ROOT.glob("web/**/*.py")]):
+        body = path.read_text()
+        if path.name == "__init__.py" and body.count("\n") <= 2:
+            continue
+        found.append(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_architecture_lists_every_module_by_layer() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [m for m in _modules() if f"`{m}`" not in text]
+    assert not missing, "docs/architecture.md's layer tables do not list: " + ", ".join(missing)
+    from tests.unit.test_layers import LAYERS
+
+    for index, (name, _) in enumerate(LAYERS):
+        assert f"### {index}. {name}" in text, f"docs/architecture.md has no heading for layer {index} ({name})"
+
+
+def test_paths_named_in_the_docs_exist() -> None:
+    named = re.compile(r"`((?:litequeue|web|tests|benchmarks|examples)/[\w/.-]*(?:\.\w+|/))`")
+    stale = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for path in named.findall(page.read_text()):
+            if not (ROOT / path.rstrip("/")).exists():
+                stale.append(f"{page.relative_to(ROOT)}: {path}")
+    assert not stale, "paths named in the docs that do not exist:\n" + "\n".join(stale)
