@@ -46,12 +46,12 @@ from harness import (
     Driver,
     Marks,
     load,
-    percentile,
     summary,
     tree_ticks,
     uptime,
     workdir,
 )
+from pairing import brief, cell, paired, pooled_pickup
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -257,27 +257,13 @@ def summarize(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in repeats if "error" not in r]
     out: dict[str, Any] = {k: summary([r[k] for r in ok if r.get(k) is not None])
                            for k in ("drain_per_s", "idle_cpu_pct")}
-    pooled = [x for r in ok for x in r.get("pickup_ms", [])]
-    if pooled:
-        out["pickup_ms"] = {f"p{p}": percentile(pooled, p) for p in (50, 95, 99)} | {"n": len(pooled)}
+    pickup = pooled_pickup(ok)
+    if pickup:
+        out["pickup_ms"] = pickup
     out["load"] = [r["load_before"] for r in repeats]
     out["partial"] = [r["drained"] for r in ok if r.get("partial")]
     out["errors"] = [r["error"] for r in repeats if "error" in r]
     return out
-
-
-def paired(base: list[dict[str, Any]], other: list[dict[str, Any]], field: str,
-           invert: bool = False) -> dict[str, float] | None:
-    """Median (min–max) over repeats of mine ÷ theirs (``invert``: theirs ÷ mine)."""
-    vals = []
-    for mine, theirs in zip(base, other, strict=False):
-        a, b = mine.get(field), theirs.get(field)
-        if field == "pickup_ms":
-            a = percentile(a, 50) if a else None
-            b = percentile(b, 50) if b else None
-        if a and b:
-            vals.append(b / a if invert else a / b)
-    return summary(vals)
 
 
 def ratios(runs: dict[str, Any], names: list[str], counts: list[int]) -> dict[str, Any]:
@@ -297,14 +283,6 @@ def ratios(runs: dict[str, Any], names: list[str], counts: list[int]) -> dict[st
             if c != counts[0] and first:
                 out["scaling"][key(name, c)] = paired(mine, first, "drain_per_s")
     return out
-
-
-def cell(s: dict[str, float] | None, fmt: str = "{:,.0f}") -> str:
-    if not s:
-        return "–"
-    if s["n"] == 1:
-        return fmt.format(s["median"])
-    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -433,10 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # noqa: BLE001 - one system's failure must not end the run
                     r = {"load_before": load(), "error": f"{type(exc).__name__}: {exc}"}
                 report["runs"].setdefault(key(s.name, c), {}).setdefault("repeats", []).append(r)
-                brief = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k != "pickup_ms"}
-                if r.get("pickup_ms"):
-                    brief["pickup_p50_ms"] = round(percentile(r["pickup_ms"], 50), 2)
-                print(f"- {s.name} x{c} repeat {rep + 1}/{cfg.repeats} ({time.monotonic() - t0:.0f} s): {brief}",
+                print(f"- {s.name} x{c} repeat {rep + 1}/{cfg.repeats} ({time.monotonic() - t0:.0f} s): {brief(r)}",
                       flush=True)
                 path.write_text(json.dumps(report, indent=2))  # so far (an interrupted run keeps its repeats)
     for run in report["runs"].values():

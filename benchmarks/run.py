@@ -38,12 +38,12 @@ from harness import (
     Marks,
     RedisServer,
     load,
-    percentile,
     summary,
     tree_ticks,
     uptime,
     workdir,
 )
+from pairing import brief, cell, paired, pooled_pickup
 from systems import QUICK, SYSTEMS, System
 
 
@@ -220,21 +220,11 @@ def summarize(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("enqueue_per_s", "bulk_per_s", "drain_per_s", "idle_cpu_pct"):
         out[key] = summary([r[key] for r in ok if r.get(key) is not None])
-    pooled = [x for r in ok for x in r.get("pickup_ms", [])]
-    if pooled:
-        out["pickup_ms"] = {f"p{p}": percentile(pooled, p) for p in (50, 95, 99)} | {"n": len(pooled)}
+    pickup = pooled_pickup(ok)
+    if pickup:
+        out["pickup_ms"] = pickup
     out["load"] = [r["load_before"] for r in repeats]
     return out
-
-
-def cell(s: dict[str, float] | float | None, fmt: str = "{:,.0f}") -> str:
-    if not s:
-        return "–"
-    if isinstance(s, (int, float)):  # a single figure (earlier JSON)
-        return fmt.format(s)
-    if s["n"] == 1:
-        return fmt.format(s["median"])
-    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -291,20 +281,9 @@ def ratios(systems: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, r in systems.items():
         if name == "litequeue" or not r.get("repeats"):
             continue
-        pairs = list(zip(base, r["repeats"], strict=False))
-
-        def paired(key: str, invert: bool = False, pairs: list[Any] = pairs) -> dict[str, float] | None:
-            vals = []
-            for mine, theirs in pairs:
-                a, b = mine.get(key), theirs.get(key)
-                if key == "pickup_ms":
-                    a = percentile(a, 50) if a else None
-                    b = percentile(b, 50) if b else None
-                if a and b:
-                    vals.append(b / a if invert else a / b)
-            return summary(vals)
-        out[name] = {"enqueue": paired("enqueue_per_s"), "drain": paired("drain_per_s"),
-                     "pickup_p50": paired("pickup_ms", invert=True)}
+        peer = r["repeats"]
+        out[name] = {"enqueue": paired(base, peer, "enqueue_per_s"), "drain": paired(base, peer, "drain_per_s"),
+                     "pickup_p50": paired(base, peer, "pickup_ms", invert=True)}
     return out
 
 
@@ -383,10 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # noqa: BLE001 - one system's failure must not end the run
                     r = {"load_before": load(), "error": f"{type(exc).__name__}: {exc}"}
                 report["systems"][s.name].setdefault("repeats", []).append(r)
-                brief = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k != "pickup_ms"}
-                if r.get("pickup_ms"):
-                    brief["pickup_p50_ms"] = round(percentile(r["pickup_ms"], 50), 2)
-                print(f"- {s.name} repeat {rep + 1}/{cfg.repeats} ({time.monotonic() - t0:.0f} s): {brief}",
+                print(f"- {s.name} repeat {rep + 1}/{cfg.repeats} ({time.monotonic() - t0:.0f} s): {brief(r)}",
                       flush=True)
         if not args.no_startup and SYSTEMS["litequeue"] in runnable:
             report["startup"] = startup(cfg) | {"load": load()}

@@ -32,7 +32,7 @@ from harness import BIN, HERE, TASKS_DIR, Consumer, Marks, percentile, tree_rss,
 
 from litequeue import LiteQueue
 from litequeue.base.states import AttemptOutcome, JobStatus
-from litequeue.engine.storage import Finished
+from litequeue.base.values import Finished
 from litequeue.ledger import queries
 
 CHUNK = 50_000

@@ -26,8 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from litequeue.engine.storage import NewJob
-from litequeue.jobs.actions import open_store
+from litequeue.base.values import NewJob
+from litequeue.engine.storage import open_store
 
 QUEUES = ("default", "mail", "reports", "ocr")
 TASKS = ("send_receipt", "resize_image", "build_report", "ocr_page", "sync_crm", "cleanup")

@@ -24,13 +24,14 @@ from litequeue.base.states import AttemptOutcome, JobStatus
 if TYPE_CHECKING:
     from huey import crontab
 
-    from litequeue.engine.context import JobCancelled, current_job
+    from litequeue.engine.context import current_job
+    from litequeue.engine.exceptions import JobCancelled
 
     from .app import LiteQueue, default_app, periodic_task, task
 
 #: Imported on first use: the CLI's read commands never import Huey (start-up time).
 _LAZY = {"crontab": "huey", "LiteQueue": ".app", "default_app": ".app", "periodic_task": ".app",
-         "task": ".app", "current_job": ".engine.context", "JobCancelled": ".engine.context"}
+         "task": ".app", "current_job": ".engine.context", "JobCancelled": ".engine.exceptions"}
 
 
 def __getattr__(name: str) -> Any:

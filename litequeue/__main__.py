@@ -1,3 +1,5 @@
+"""``python -m litequeue``: the same command as ``litequeue``."""
+
 from litequeue.cli import run
 
 run()

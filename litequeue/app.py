@@ -7,6 +7,7 @@ one transaction, then rings the consumers' doorbell.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -16,20 +17,19 @@ from typing import Any
 
 import peewee as pw
 from huey import signals as S
-from huey.api import Result, ResultGroup, Task, TaskWrapper, chord, group
-from huey.exceptions import HueyException
-from huey.registry import Registry
+from huey.api import Result, Task, TaskWrapper, chord, group
 from huey.utils import normalize_time
 
 from litequeue.base import defaults
-from litequeue.base.errors import ConfigurationError, UnknownTaskError
-from litequeue.base.ids import new_job_id
+from litequeue.base.clock import to_epoch
+from litequeue.base.errors import ConfigurationError
 from litequeue.base.limits import Breaker, Limits
-from litequeue.base.preview import preview
-from litequeue.engine import aio, batches, huey_compat
-from litequeue.engine.job_options import LiteTask, adopt_existing, clean_tags, options_for
-from litequeue.engine.storage import LiteStorage, NewJob, Unit
-from litequeue.jobs import actions, rows
+from litequeue.base.values import NewJob, Unit
+from litequeue.engine import batches, huey_compat, job_rows
+from litequeue.engine.job_options import LiteTask, clean_tags
+from litequeue.engine.storage import LiteStorage
+from litequeue.engine.tasks import LiteRegistry, LiteResult, LiteTaskWrapper, task_settings, with_limits
+from litequeue.jobs import rows
 from litequeue.jobs.cancel import cancel_actor
 from litequeue.jobs.limits import publish_limits
 from litequeue.store.database import database_target, open_database
@@ -39,88 +39,6 @@ from litequeue.store.file_identity import FileIdentity
 # chord and group are re-exported: examples import them from here
 __all__ = ["LiteQueue", "LiteRegistry", "LiteTaskWrapper", "chord", "default_app", "group", "periodic_task",
            "task", "to_epoch"]
-
-
-def to_epoch(value: dt.datetime | None, utc: bool = True) -> float | None:
-    """Huey keeps naive datetimes, UTC (``utc=True``, the default) or local time; the
-    tables keep epoch seconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None and utc:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()  # a naive datetime here is local time
-
-
-def _args_preview(args: Any) -> str:
-    # Huey takes ``schedule(3, delay=60)`` and keeps the bare 3 as the task's args.
-    return preview(list(args) if isinstance(args, (list, tuple)) else [args])
-
-
-class LiteRegistry(Registry):
-    """Huey's registry, plus lookup by short task name.
-
-    A producer run as a script registers ``__main__.send_receipt`` while the consumer
-    imported ``tasks.send_receipt``: when the full name is unknown, a unique short name
-    is used instead.
-    """
-
-    def string_to_task(self, task_str: str) -> type[Task]:
-        try:
-            return super().string_to_task(task_str)
-        except HueyException:
-            short = task_str.rsplit(".", 1)[-1]
-            found = [cls for cls in huey_compat.registered(self).values() if cls.__name__ == short]
-            if len(found) == 1:
-                return found[0]
-            raise
-
-    def find(self, name: str) -> type[Task]:
-        """The task class called ``name`` (short ``fn`` or qualified ``module.fn``)."""
-        classes = huey_compat.registered(self)
-        if name in classes:
-            return classes[name]
-        found = {key: cls for key, cls in classes.items() if cls.__name__ == name}
-        if len(found) == 1:
-            return next(iter(found.values()))
-        if found:
-            raise UnknownTaskError(
-                f"task name {name!r} is ambiguous; use one of: {', '.join(sorted(found))}")
-        known = ", ".join(sorted(cls.__name__ for cls in classes.values())) or "none"
-        raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}")
-
-
-class LiteTaskWrapper(TaskWrapper):
-    """Huey's task wrapper: time-ordered job ids, and ``map`` writes every job in one
-    transaction."""
-
-    def create_task(self, func: Callable[..., Any], context: bool = False, name: str | None = None,
-                    **settings: Any) -> type[Task]:
-        settings.setdefault("create_id", lambda _task: new_job_id())
-        # async def runs on the event loop; a plain body is marked interruptible (aio.py).
-        return super().create_task(aio.wrap(func), context, name, **settings)
-
-    def map(self, it: Iterable[Any], batch: Any = None) -> ResultGroup | None:
-        """One job per item, all written in one transaction; ``batch``: as members of it."""
-        if batch is not None:
-            return batches.map_into(self, it, batch)
-        with self.huey.bulk(None):  # all of them or none
-            return super().map(it)
-
-
-class LiteResult(Result):
-    """Huey's result handle, plus :meth:`cancel`."""
-
-    def cancel(self, wait: float | None = None) -> str:
-        """Cancel this job: one not started ends ``cancelled`` at once; a running one is
-        asked to stop and stopped after its grace period (see ``litequeue jobs cancel``).
-        ``wait``: seconds to wait for a running job to end. Returns what happened, or the
-        job's status after the wait."""
-        store = self.huey.storage
-        what = actions.cancel_jobs(store, [self.id], actor=actions.who("result.cancel()"))[self.id]
-        if wait and what.startswith("cancel requested"):
-            job = actions.wait_ended(store, [self.id], wait)[self.id]
-            return str(job["status"]) if job else what
-        return what
 
 
 class LiteQueue(huey_compat.HueySeams):
@@ -181,6 +99,9 @@ class LiteQueue(huey_compat.HueySeams):
             storage.committed = self._ring
             storage.utc = self.utc
             storage.limits = self.limits
+            from litequeue.runtime.in_process import InProcessClaims
+
+            storage.inline = InProcessClaims(storage)
             self._lite_storage = storage
         return self._lite_storage
 
@@ -222,20 +143,10 @@ class LiteQueue(huey_compat.HueySeams):
         """
         if args and callable(args[0]) and len(args) == 1 and not kwargs:
             return self.task(queue=queue, priority=priority)(args[0])
-        settings = self._settings(queue, priority, crash_cap, on_worker_death, kwargs)
+        settings = task_settings(queue, priority, crash_cap, on_worker_death, kwargs, self.crash_cap)
         settings.setdefault("task_base", LiteTask)
         settings.update(lq_tags=tuple(clean_tags(tags or ())), lq_unique=bool(unique), lq_unique_for=unique_for)
-        decorate = super().task(*args, **settings)
-        if concurrency is None and breaker is None:
-            return decorate
-        Limits().add_task("task", concurrency, breaker)  # a bad value fails at the decorator
-
-        def limited(fn: Callable[..., Any]) -> Any:
-            wrapper = decorate(fn)
-            self.limits.add_task(wrapper.task_class.__name__, concurrency, breaker)
-            return wrapper
-
-        return limited
+        return with_limits(super().task(*args, **settings), self.limits, concurrency, breaker)
 
     def configure_queue(self, queue: str, concurrency: int | None = None,
                         timeout: float | str | None = None) -> None:
@@ -273,18 +184,8 @@ class LiteQueue(huey_compat.HueySeams):
                       crash_cap: int | None = None, on_worker_death: str = "retry",
                       **kwargs: Any) -> Any:
         """Declare a task run on a schedule (``crontab(minute="*/5")``), once per slot."""
-        return super().periodic_task(validate_datetime, *args, **self._settings(
-            queue, priority, crash_cap, on_worker_death, kwargs))
-
-    def _settings(self, queue: str, priority: int | None, crash_cap: int | None,
-                  on_worker_death: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if on_worker_death not in ("retry", "fail"):
-            raise ConfigurationError(
-                f"on_worker_death must be 'retry' or 'fail', not {on_worker_death!r}")
-        if not queue or "," in queue:
-            raise ConfigurationError(f"queue must be a non-empty name without commas, not {queue!r}")
-        cap = 1 if on_worker_death == "fail" else (crash_cap or self.crash_cap)
-        return dict(kwargs, queue=queue, priority=priority, crash_cap=cap)
+        return super().periodic_task(validate_datetime, *args, **task_settings(
+            queue, priority, crash_cap, on_worker_death, kwargs, self.crash_cap))
 
     def add_observer(self, observer: Callable[[Sequence[Any]], None]) -> None:
         """Run ``observer(finished_jobs)`` in every consumer of this app after each ack
@@ -326,7 +227,7 @@ class LiteQueue(huey_compat.HueySeams):
         of them in one)."""
         if isinstance(self.storage, LiteStorage):
             return self.storage.bulk(chunk)
-        return _nullcontext()
+        return contextlib.nullcontext()
 
     def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
         """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
@@ -349,42 +250,9 @@ class LiteQueue(huey_compat.HueySeams):
         return self.enqueue(task, **{k: v for k, v in options.items() if v})
 
     def new_jobs(self, task: Task, data: bytes | None = None) -> list[NewJob]:
-        """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps)."""
-        unit = self._unit()
-        retry = unit is not None and task.id == unit.job_id
-        parent = None if unit is None or retry else unit.job_id
-        job = self._job_row(task, parent, data)
-        job.retry = retry
-        job.on_duplicate = adopt_existing(task) if job.options and job.options.unique_key else None
-        if retry and unit is not None:
-            job.has_file = unit.has_file
-        jobs = [job]
-        step, prev = task.on_complete, task.id
-        while step is not None and not retry:
-            jobs.append(NewJob(step.id, type(step).__name__, self._queue_of(step),
-                               int(step.priority or 0), b"", parent_id=prev, waiting=True,
-                               args=_args_preview(step.args), kwargs=preview(step.kwargs)))
-            step, prev = step.on_complete, step.id
-        return jobs
-
-    def _job_row(self, task: Task, parent: str | None, data: bytes | None = None) -> NewJob:
-        return NewJob(
-            id=task.id,
-            task=type(task).__name__,
-            queue=self._queue_of(task),
-            priority=int(task.priority or 0),
-            data=self.serialize_task(task) if data is None else data,
-            eta=to_epoch(task.eta, self.utc),
-            crash_cap=int(getattr(task, "crash_cap", None) or self.crash_cap),
-            args=_args_preview(task.args),
-            kwargs=preview(task.kwargs),
-            parent_id=parent,
-            options=batches.stamp(self, options_for(task)),
-        )
-
-    @staticmethod
-    def _queue_of(task: Task) -> str:
-        return getattr(task, "queue", None) or defaults.QUEUE
+        """The rows enqueueing ``task`` writes (its own, plus waiting pipeline steps; built by
+        :func:`litequeue.engine.job_rows.new_jobs`)."""
+        return job_rows.new_jobs(self, task, self._unit(), data)
 
     # -- batches --------------------------------------------------------------------------
 
@@ -400,12 +268,16 @@ class LiteQueue(huey_compat.HueySeams):
         not succeed)."""
         return batches.results(self, batch_id)
 
+    def batch_of(self, job_id: str) -> batches.Batch | None:
+        """The batch job ``job_id`` is a member of, or None (``current_job().batch``)."""
+        return batches.job_batch(self, job_id)
+
     # -- periodic -------------------------------------------------------------------------
 
     def fire_periodic(self, now: dt.datetime) -> list[str]:
         """Enqueue the periodic tasks due in the minute ``now`` (naive UTC), each once per
         (task, minute) across every consumer and restart. Returns the names fired."""
-        from litequeue.runtime.scheduler import fire_slot
+        from litequeue.runtime.periodic import fire_slot
 
         fired: list[str] = []
         fire_slot(self, now, fired=fired)
@@ -445,37 +317,20 @@ class LiteQueue(huey_compat.HueySeams):
     def dequeue(self) -> Task | None:
         """Claim the next ready job for this process (Huey's ``dequeue``): the job stays in
         the queue, claimed, until :meth:`execute` acks it; recovered if this process dies."""
-        storage = self.storage
-        if not isinstance(storage, LiteStorage):
+        if not isinstance(self.storage, LiteStorage):
             return super().dequeue()
-        from litequeue.runtime.worker import load_claimed
+        from litequeue.runtime import in_process
 
-        while True:
-            claim = storage.inline.dequeue()
-            if claim is None:
-                return None
-            task = load_claimed(self, claim, storage.inline.holder())
-            if task is not None:
-                return task
-            storage.inline.take(claim.job_id)  # failed visibly in the ledger; try the next one
+        return in_process.dequeue(self)
 
     def read_schedule(self, timestamp: dt.datetime | None = None) -> list[Task]:
         """The jobs due at ``timestamp``, off the schedule and claimed by this process:
         enqueue them to hand them to any consumer, or execute them here."""
-        storage = self.storage
-        if not isinstance(storage, LiteStorage):
+        if not isinstance(self.storage, LiteStorage):
             return super().read_schedule(timestamp)
-        from litequeue.runtime.worker import load_claimed
+        from litequeue.runtime import in_process
 
-        until = time.time() if timestamp is None else to_epoch(timestamp, self.utc)
-        tasks = []
-        for claim in storage.inline.read_due(until or 0.0):
-            task = load_claimed(self, claim, storage.inline.holder())
-            if task is None:
-                storage.inline.take(claim.job_id)
-            else:
-                tasks.append(task)
-        return tasks
+        return in_process.read_schedule(self, timestamp)
 
     def execute(self, task: Task, timestamp: dt.datetime | None = None) -> Any:
         """Huey's ``execute``; a job this process dequeued is acked (or released) after."""
@@ -494,6 +349,7 @@ class LiteQueue(huey_compat.HueySeams):
             rows.record_progress(self.storage, job_id, done, total, message)
 
     def is_cancel_requested(self, job_id: str) -> bool:
+        """Whether anyone asked to cancel ``job_id`` (:meth:`cancel_requested_by` as a yes/no)."""
         return self.cancel_requested_by(job_id) is not None
 
     def cancel_requested_by(self, job_id: str) -> str | None:
@@ -508,14 +364,6 @@ class LiteQueue(huey_compat.HueySeams):
         from litequeue.runtime.consumer import LiteConsumer
 
         return LiteConsumer(self, **options)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 _default_app: LiteQueue | None = None

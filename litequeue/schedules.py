@@ -2,13 +2,17 @@
 run, beside the ``@periodic_task`` schedules in code.
 
 A stored schedule fires through the same door as a code one: the consumer's scheduler
-(:func:`litequeue.runtime.scheduler.fire_slot`) asks :func:`due` for the schedules due in a minute
+(:func:`litequeue.runtime.periodic.fire_slot`) asks :func:`due` for the schedules due in a minute
 and records each run under the unique key (``schedule:NAME``, minute) in
 ``lq_periodic_run`` before its job is enqueued, in one transaction, so however many
 consumers run, a slot fires once. The scheduler reads the table afresh for every minute it
 fires, so a change made by any process counts from the next minute on; every change still
 rings the doorbell. Writes go through :mod:`litequeue.jobs.consumers`, reads through
 :mod:`litequeue.ledger.queries`.
+
+This module owns the changes and the listing; what firing needs (:func:`due`,
+:func:`build_task`, :func:`run_key`, :func:`cron_of`) is the runtime's
+(:mod:`litequeue.runtime.periodic`) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -16,47 +20,35 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import logging
 import re
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import peewee as pw
-from huey.api import PeriodicTask, Task
+from huey.api import PeriodicTask
 
-from litequeue.base.cron import Cron, parse
+from litequeue.base.cron import parse
 from litequeue.base.errors import ConfigurationError, LiteQueueError, UnknownTaskError
 from litequeue.engine import huey_compat
+from litequeue.engine.job_rows import job_row
 from litequeue.engine.storage import LiteStorage
 from litequeue.jobs import consumers
 from litequeue.jobs.rows import record_event
+from litequeue.ledger import queries
+from litequeue.runtime.periodic import ALL_STORED, KEY_PREFIX, build_task, cron_of, due, run_key
 from litequeue.store.doorbell import bell_target, ring
 
-from .ledger import queries
-
 if TYPE_CHECKING:
-    from .app import LiteQueue
+    from litequeue.app import LiteQueue
 
-#: ``lq_periodic_run.task`` of a stored schedule's runs (a code schedule's is its task's name).
-KEY_PREFIX = "schedule:"
-log = logging.getLogger("litequeue.schedules")
-#: In a scheduler's owed names: every stored schedule (their table could not be read).
-ALL_STORED = KEY_PREFIX + "*"
+__all__ = ["ALL_STORED", "KEY_PREFIX", "NAME", "ScheduleNotFoundError", "add", "build_task", "code_next_run",
+           "code_schedules", "cron_of", "due", "listing", "remove", "run_key", "run_now", "set_enabled"]
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}")
 
 
 class ScheduleNotFoundError(LiteQueueError):
     """No stored schedule has that name."""
-
-
-def run_key(name: str) -> str:
-    return KEY_PREFIX + name
-
-
-@functools.lru_cache(maxsize=256)
-def cron_of(expression: str, timezone: str) -> Cron:
-    return parse(expression, timezone)
 
 
 def _bell(store: LiteStorage) -> None:
@@ -144,7 +136,7 @@ def run_now(lq: LiteQueue, name: str, store: LiteStorage | None = None, actor: s
         task, key = cls(), huey_compat.registry(lq).task_to_string(cls)
     slot = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     # A store opened without the app (the status page's) names the app the consumers serve.
-    if not store.fire_periodic(key, slot, lq._job_row(task, None), app=lq.name):
+    if not store.fire_periodic(key, slot, job_row(lq, task, None), app=lq.name):
         raise LiteQueueError(f"schedule {name!r} was already run at {slot}; try again in a second")
     with store.write():
         record_event(store, "schedule-run", job_id=task.id, detail=name, actor=actor)
@@ -159,33 +151,6 @@ def _exists(db: pw.Database, name: str) -> bool:
 def _missing(name: str, code: bool = False) -> str:
     where = "stored or in code" if code else "in the database (schedules in code, @periodic_task, are read-only)"
     return f"no schedule named {name!r} {where}; `litequeue schedules list` shows them"
-
-
-# -- firing --------------------------------------------------------------------------------
-
-def build_task(lq: LiteQueue, row: dict[str, Any]) -> Task:
-    """The task a stored schedule enqueues (raises UnknownTaskError if its task is gone)."""
-    cls = lq.find_task(row["task"])
-    task = cls(tuple(row["args"]), dict(row["kwargs"]), priority=row["priority"])
-    if row["queue"]:
-        task.queue = row["queue"]
-    return task
-
-
-def due(lq: LiteQueue, slot: dt.datetime) -> list[tuple[str, Callable[[], Task]]]:
-    """(run key, task maker) of each enabled stored schedule of ``lq`` due in the minute
-    ``slot`` (naive; UTC when ``lq.utc``, as Huey's periodic tasks get it)."""
-    moment = slot.replace(tzinfo=dt.UTC) if lq.utc else slot.astimezone()
-    out: list[tuple[str, Callable[[], Task]]] = []
-    for row in queries.schedules(lq.storage.database, app=lq.name, enabled_only=True):
-        try:
-            cron = cron_of(row["cron"], row["timezone"])
-        except ConfigurationError as exc:  # its zone left this host's tzdata, say: skip it alone
-            log.error("schedule %s skipped: %s", row["name"], exc)
-            continue
-        if cron.matches(moment):
-            out.append((run_key(row["name"]), functools.partial(build_task, lq, row)))
-    return out
 
 
 # -- listing -------------------------------------------------------------------------------

@@ -11,12 +11,11 @@ from typing import Any
 import peewee as pw
 
 from litequeue import schedules
-from litequeue.base.errors import DatabaseError, LiteQueueError
+from litequeue.base.errors import LiteQueueError
 from litequeue.base.states import JobStatus
-from litequeue.engine.storage import LiteStorage
-from litequeue.jobs import actions
+from litequeue.engine.storage import LiteStorage, open_store
 from litequeue.ledger import queries
-from litequeue.store.database import open_database
+from litequeue.store.database import open_checked
 from litequeue.store.file_identity import FileIdentity
 
 from .periodic import NextRuns
@@ -49,12 +48,10 @@ class Databases:
                 log.error("%s; the status page reopens the file now at that path", message)
                 self._close_reader()
             if self._reader is None:
-                db = open_database(self.settings.db, readonly=True, create=False)
+                db = open_checked(self.settings.db, readonly=True, current_schema=False,
+                                  not_litequeue=f"{self.settings.db} is not a litequeue database yet (no ledger "
+                                                "tables); enqueue a job or start a consumer first")
                 self._identity = FileIdentity.of(db)
-                if not queries.has_schema(db):
-                    db.close()
-                    raise DatabaseError(f"{self.settings.db} is not a litequeue database yet (no ledger "
-                                        "tables); enqueue a job or start a consumer first")
                 self._reader = db
             return self._reader
 
@@ -73,7 +70,7 @@ class Databases:
 
     def store(self) -> LiteStorage:
         """A writable store for one action; close it with ``store.database.close()``."""
-        return actions.open_store(self.settings.db)
+        return open_store(self.settings.db)
 
 
 def parse_filters(args: dict[str, str]) -> dict[str, Any]:

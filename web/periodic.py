@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from huey.api import PeriodicTask
 
-from litequeue.engine import huey_compat
+from litequeue import schedules
 from litequeue.ledger.queries import iso
 
 if TYPE_CHECKING:
@@ -29,8 +28,7 @@ class NextRuns:
         self._lock = threading.Lock()
 
     def _tasks(self) -> list[tuple[str, type[PeriodicTask]]]:
-        return sorted((name, cls) for name, cls in huey_compat.task_classes(self.app).items()
-                      if isinstance(cls, type) and issubclass(cls, PeriodicTask))
+        return sorted(schedules.code_schedules(self.app).items())
 
     def upcoming(self, now: float | None = None) -> list[dict[str, Any]]:
         """One dict per periodic task: qualified name, queue and next run (ISO UTC or None)."""
@@ -54,10 +52,4 @@ class NextRuns:
 def next_run(cls: type[PeriodicTask], now: float) -> float | None:
     """The first minute after ``now`` that the task's ``validate_datetime`` accepts, as epoch
     seconds, or None within :data:`HORIZON_MINUTES`. Huey passes naive UTC datetimes."""
-    task = cls()
-    start = dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
-    for step in range(1, HORIZON_MINUTES + 1):
-        moment = start + dt.timedelta(minutes=step)
-        if task.validate_datetime(moment):
-            return moment.replace(tzinfo=dt.UTC).timestamp()
-    return None
+    return schedules.code_next_run(cls, now, HORIZON_MINUTES)

@@ -3,7 +3,7 @@ collected, and how it ended. Plain data; :mod:`litequeue.jobs` writes them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +107,14 @@ class Unit:
     batch_ops: list[tuple[str, Any]] = field(default_factory=list)
     #: its ack enqueued batch members or callbacks: the consumer rings its doorbell
     rings: bool = False
+
+    def defer_batch_members(self, jobs: Sequence[NewJob]) -> bool:
+        """Batch members enqueued while this job runs wait for its ack, with the rest of what
+        it did to batches (see litequeue.engine.batches). False if ``jobs`` join no batch."""
+        if not any(j.options is not None and j.options.batch_id for j in jobs):
+            return False
+        self.batch_ops.extend(("job", job) for job in jobs)
+        return True
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""``litequeue batches list|show``: progress of batches of jobs (see litequeue.engine.batches)."""
+"""The ``litequeue batches list|show`` commands: the progress of batches of jobs (see
+litequeue.engine.batches)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ from typing import Any
 import click
 
 from litequeue.base.errors import LiteQueueError
-
-from ..ledger import queries
-from . import main
-from .helpers import echo_json, json_option, store
+from litequeue.cli.helpers import echo_json, json_option, store
+from litequeue.cli.root import main
+from litequeue.ledger import queries
 
 
 @main.group()

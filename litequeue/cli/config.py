@@ -82,7 +82,7 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: not valid TOML ({exc}); see the Configuration section "
-                                 "of the README for the format") from None
+                                 "of docs/operations.md for the format") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from None
 

@@ -1,4 +1,5 @@
-"""``litequeue run-consumer``."""
+"""The ``litequeue run-consumer`` command: migrates the database, loads the app, its
+``[queues.NAME]`` settings and plugins, and runs a consumer with automatic pruning."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ import logging
 import click
 
 from litequeue.base import defaults
+from litequeue.cli.helpers import app_argument, setup_logging, user_app
+from litequeue.cli.migrate import no_migrate_option, prepare_database
+from litequeue.cli.root import main
 from litequeue.jobs.retention import AutoPruner
 from litequeue.ops import plugins
-
-from . import main
-from .helpers import app_argument, setup_logging, user_app
-from .migrate import no_migrate_option, prepare_database
 
 
 @main.command("run-consumer")

@@ -1,4 +1,5 @@
-"""Options and output helpers shared by the CLI commands."""
+"""What the command modules share: common options (APP, ``--json``, ``--db``), JSON in and
+out, logging set-up, and opening the database, the ledger alone or the user's app."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import click
 if TYPE_CHECKING:
     import peewee as pw
 
+    from litequeue.app import LiteQueue
     from litequeue.engine.storage import LiteStorage
-
-    from ..app import LiteQueue
 
 F = Callable[..., Any]
 
@@ -32,16 +32,16 @@ def echo_json(data: Any) -> None:
 
 def store(ctx: click.Context, create: bool = False) -> LiteStorage:
     """The database alone (read commands never import the user's code)."""
-    from litequeue.jobs.actions import open_store
+    from litequeue.engine.storage import open_store
 
     return open_store(ctx.obj.get("db"), create=create)
 
 
 def ledger(ctx: click.Context) -> pw.Database:
     """The database for a command that only reads the ledger: no Huey, no user code."""
-    from litequeue.store.readers import open_ledger
+    from litequeue.store.database import open_checked
 
-    return open_ledger(ctx.obj.get("db"))
+    return open_checked(ctx.obj.get("db"))
 
 
 def user_app(spec: str | None) -> LiteQueue:

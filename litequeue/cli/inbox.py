@@ -1,21 +1,22 @@
-"""``litequeue watch-inbox``, and the inbox lines of ``litequeue status``."""
+"""The ``litequeue watch-inbox`` command, and the inbox lines of ``litequeue status``."""
 
 from __future__ import annotations
 
 import logging
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from litequeue.base.errors import LiteQueueError
+from litequeue.cli.helpers import setup_logging, user_app
+from litequeue.cli.migrate import no_migrate_option, prepare_database
+from litequeue.cli.root import main, status_extras, status_printers
 from litequeue.store import file_identity
 
-from . import main
-from .helpers import setup_logging, user_app
-from .jobs import status_extras, status_printers
-from .migrate import no_migrate_option, prepare_database
+if TYPE_CHECKING:
+    import peewee as pw
 
 
 @main.command("watch-inbox")
@@ -56,8 +57,8 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
     INBOX/failed/ (with NAME.error.txt). Unmatched, hidden and partial files stay put.
     SIGTERM or Ctrl-C stops the watcher; files already taken are not affected.
     """
-    from ..inbox.layout import Layout, Rule
-    from ..inbox.watcher import Options, Watcher
+    from litequeue.inbox.layout import Layout, Rule
+    from litequeue.inbox.watcher import Options, Watcher
 
     if inbox is None:
         raise click.UsageError("give the INBOX folder (or `inbox = \"DIR\"` under [watch-inbox] in litequeue.toml)")
@@ -101,17 +102,19 @@ def watch_inbox(ctx: click.Context, inbox: Path | None, rules: tuple[str, ...], 
 
 
 def _restart_watcher(message: str) -> None:
+    from litequeue.runtime.restart import restart_in_place  # lazy: read commands import no runtime
+
     logging.getLogger("litequeue.inbox").error(
         "%s; restarting to write to the file now at that path", message, extra={"action": "database-replaced"})
-    file_identity.restart_in_place()
+    restart_in_place()
 
 
-def inbox_extra(store: Any) -> dict[str, Any]:
+def inbox_extra(database: pw.Database) -> dict[str, Any]:
     try:
-        from ..inbox.status import inbox_summary
+        from litequeue.inbox.status import inbox_summary
     except ImportError:  # the inbox plugin is not installed
         return {}
-    return {"inboxes": inbox_summary(store.database)}
+    return {"inboxes": inbox_summary(database)}
 
 
 def print_inboxes(data: dict[str, Any]) -> None:

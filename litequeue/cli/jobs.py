@@ -1,21 +1,19 @@
-"""``litequeue enqueue``, ``status``, ``jobs ...`` and ``tasks``."""
+"""The job commands: ``litequeue enqueue``, ``status``, ``jobs list|show|retry|cancel`` and ``tasks``."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-import types
 
 import click
 import peewee as pw
 
 from litequeue.base.errors import JobNotFoundError
 from litequeue.base.states import JobStatus
-
-from ..ledger import queries
-from . import main
-from .helpers import app_argument, echo_json, json_option, ledger, parse_json, store, user_app
-from .progress import progress
+from litequeue.cli.helpers import app_argument, echo_json, json_option, ledger, parse_json, store, user_app
+from litequeue.cli.progress import progress
+from litequeue.cli.root import main, status_extras, status_printers
+from litequeue.ledger import queries
 
 
 @main.command()
@@ -64,20 +62,20 @@ def status(ctx: click.Context, by_tag: str | None, as_json: bool) -> None:
     """Per queue: scheduled, queued, running, failed jobs, the oldest queued job's age;
     and the consumers alive. With --by-tag: the progress of each tag's jobs."""
     # Read commands open the ledger alone: no Huey, no storage (start-up time).
-    s = types.SimpleNamespace(database=ledger(ctx))  # what status_extras read: .database
+    db = ledger(ctx)
     if by_tag is not None:
-        _status_by_tag(s.database, by_tag, as_json)
+        _status_by_tag(db, by_tag, as_json)
         return
-    data = {"queues": queries.queue_summary(s.database),
-            "consumers": queries.consumers(s.database, alive_only=True)}
+    data = {"queues": queries.queue_summary(db),
+            "consumers": queries.consumers(db, alive_only=True)}
     for extra in status_extras:
-        data.update(extra(s))
+        data.update(extra(db))
     if as_json:
         echo_json(data)
         return
     if not data["queues"]:
-        if queries.list_jobs(s.database, limit=1):
-            recent = queries.finished_since(s.database, time.time() - 3600).get(JobStatus.SUCCEEDED.value, 0)
+        if queries.list_jobs(db, limit=1):
+            recent = queries.finished_since(db, time.time() - 3600).get(JobStatus.SUCCEEDED.value, 0)
             click.echo(f"all queues empty; {recent} succeeded in the last hour")
         else:
             click.echo("no jobs yet")
@@ -120,11 +118,6 @@ def _status_by_tag(db: pw.Database, prefix: str, as_json: bool) -> None:
 
 
 _UNDONE = ("failed", "cancelled", "expired", "running", "retrying", "queued", "scheduled", "waiting")
-
-
-#: Hooks later parts (inbox, progress) use to add to ``status``: fn(store) -> dict.
-status_extras: list = []
-status_printers: list = []
 
 
 def _age(seconds: float | None) -> str:
@@ -223,10 +216,15 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, q
     ids = list(job_ids)
     if tag is not None and not all_failed:
         raise click.UsageError("--tag goes with --all-failed (retry the failed jobs of a tag)")
+    if not ids and not all_failed:
+        raise click.UsageError("give job ids or --all-failed")
     if all_failed:
         ids += queries.failed_job_ids(s.database, queue=queue, task=task, tag=tag)
-    if not ids:
-        raise click.UsageError("give job ids or --all-failed")
+        if not ids:
+            where = ", ".join(f"{name} {value}" for name, value in (("queue", queue), ("task", task), ("tag", tag))
+                              if value is not None)
+            click.echo("no failed jobs to retry" + (f" ({where})" if where else ""), err=True)
+            return
     done = 0
     started = time.monotonic()
     batches = [ids[i:i + 500] for i in range(0, len(ids), 500)]

@@ -1,4 +1,5 @@
-"""``litequeue breakers`` and what ``status`` shows of limits, breakers and rate limits."""
+"""The ``litequeue breakers`` commands, and what ``status`` shows of concurrency limits, breakers
+and rate limits."""
 
 from __future__ import annotations
 
@@ -8,15 +9,13 @@ import click
 
 from litequeue.base.durations import format_duration
 from litequeue.base.errors import LiteQueueError
+from litequeue.cli.helpers import echo_json, json_option, store
+from litequeue.cli.root import main, status_extras, status_printers
 from litequeue.jobs import actions
-
-from ..ledger import queries
-from . import main
-from .helpers import echo_json, json_option, store
-from .jobs import status_extras, status_printers
+from litequeue.ledger import queries
 
 if TYPE_CHECKING:
-    from litequeue.engine.storage import LiteStorage
+    import peewee as pw
 
 
 @main.group("breakers", invoke_without_command=True)
@@ -64,8 +63,7 @@ def breakers_reset(ctx: click.Context, task: str) -> None:
         click.echo(f"{task}: closed (was {state})" + (f" [app {app}]" if len(found) > 1 else ""))
 
 
-def limits_extra(s: LiteStorage) -> dict[str, Any]:
-    db = s.database
+def limits_extra(db: pw.Database) -> dict[str, Any]:
     return {"limits": queries.concurrency_limits(db), "breakers": queries.breakers(db),
             "rate_limited": queries.rate_limited(db)}
 

@@ -1,4 +1,5 @@
-"""``litequeue migrate``, and the migration step of the commands that run for a long time."""
+"""The ``litequeue migrate`` command, and the migration step (``--no-migrate``) of the commands
+that run for a long time."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from typing import Any
 import click
 
 from litequeue.base import defaults
+from litequeue.cli.root import main
 from litequeue.store import migrations
 from litequeue.store.database import database_target, is_url, open_database, sqlite_path
-
-from . import main
 
 log = logging.getLogger("litequeue.migrations")
 F = Callable[..., Any]

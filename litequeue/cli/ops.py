@@ -1,4 +1,4 @@
-"""``litequeue health``, ``doctor`` and ``systemd``: running litequeue on a server."""
+"""The commands for running litequeue on a server: ``litequeue health``, ``doctor`` and ``systemd``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from pathlib import Path
 import click
 
 from litequeue.base import defaults
+from litequeue.cli.helpers import db_option, echo_json, json_option
+from litequeue.cli.root import main
 from litequeue.ops import doctor, health, systemd
 from litequeue.store.database import database_target, is_url
-
-from . import main
-from .helpers import db_option, echo_json, json_option
 
 _defaults = health.Thresholds()
 
@@ -101,7 +100,7 @@ def _configured_inbox(root: click.Context) -> str | None:
 
 def _consumers(target: str) -> list[doctor.Finding]:
     from litequeue.base.errors import LiteQueueError
-    from litequeue.jobs.actions import open_store
+    from litequeue.engine.storage import open_store
 
     try:
         store = open_store(target, readonly=not is_url(target))

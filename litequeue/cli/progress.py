@@ -5,7 +5,7 @@ Use it as a context manager whose value is called with (done, total)::
 
     with progress("retry", total=len(ids)) as report:
         for i in range(0, len(ids), 500):
-            control.retry_jobs(store, ids[i:i + 500])
+            actions.retry_jobs(store, ids[i:i + 500])
             report(min(i + 500, len(ids)))
 
 The reporter has the ``(done, total)`` signature that ``litequeue.jobs.retention.prune`` takes.

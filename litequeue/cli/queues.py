@@ -1,4 +1,5 @@
-"""litequeue CLI: queue control and retention commands (pause, resume, purge, prune)."""
+"""The queue control and retention commands: ``litequeue pause``, ``resume``, ``purge`` and
+``prune``, and the duration type their flags take."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from litequeue.base import defaults
 from litequeue.base.durations import format_duration, parse_duration
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.states import FINAL_VALUES
+from litequeue.cli.helpers import echo_json, json_option, store
+from litequeue.cli.progress import progress
+from litequeue.cli.root import main
 from litequeue.jobs import actions, retention
-
-from ..ledger import queries
-from . import main
-from .helpers import echo_json, json_option, store
-from .progress import progress
+from litequeue.ledger import queries
 
 
 class Duration(click.ParamType):

@@ -1,4 +1,5 @@
-"""``litequeue schedules ...``: cron schedules kept in the database, changed while consumers run."""
+"""The ``litequeue schedules ...`` commands: cron schedules kept in the database, changed while
+consumers run."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from typing import Any
 import click
 
 from litequeue.base.cron import EXAMPLE
-
-from ..ledger import queries
-from . import ConfigError, main
-from .helpers import echo_json, json_option, parse_json, store, user_app
+from litequeue.cli.helpers import echo_json, json_option, parse_json, store, user_app
+from litequeue.cli.root import ConfigError, main
+from litequeue.ledger import queries
 
 _APP_HELP = "The app (MODULE or MODULE:ATTR) whose tasks the schedules run."
 
@@ -20,7 +20,7 @@ _APP_HELP = "The app (MODULE or MODULE:ATTR) whose tasks the schedules run."
 def _lib() -> Any:
     """``litequeue.schedules`` (imports Huey): loaded by the commands that use it, so the
     CLI's read commands start without it."""
-    from .. import schedules
+    from litequeue import schedules
 
     return schedules
 
@@ -106,8 +106,7 @@ def _when(iso: str) -> str:
 @click.pass_context
 def pause(ctx: click.Context, name: str) -> None:
     """Stop schedule NAME from firing (from the next minute; `resume` restarts it)."""
-    changed = _lib().set_enabled(store(ctx), name, False)
-    click.echo(f"paused schedule {name}" if changed else f"schedule {name} was paused already")
+    _set_enabled(ctx, name, False)
 
 
 @schedules.command()
@@ -115,8 +114,16 @@ def pause(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def resume(ctx: click.Context, name: str) -> None:
     """Let schedule NAME fire again from its next slot (missed slots are not made up)."""
-    changed = _lib().set_enabled(store(ctx), name, True)
-    click.echo(f"resumed schedule {name}" if changed else f"schedule {name} was not paused")
+    _set_enabled(ctx, name, True)
+
+
+def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
+    """`pause` (``enabled=False``) or `resume` schedule NAME and say whether it changed."""
+    changed = _lib().set_enabled(store(ctx), name, enabled)
+    if enabled:
+        click.echo(f"resumed schedule {name}" if changed else f"schedule {name} was not paused")
+    else:
+        click.echo(f"paused schedule {name}" if changed else f"schedule {name} was paused already")
 
 
 @schedules.command()

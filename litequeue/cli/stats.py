@@ -1,4 +1,4 @@
-"""``litequeue stats``: runs, outcomes, retries, wait and run time per task, queue or hour."""
+"""The ``litequeue stats`` command: runs, outcomes, retries, wait and run time per task, queue or hour."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import Any
 import click
 
 from litequeue.base.durations import format_duration
-
-from ..ledger import stats as ledger_stats
-from ..ledger.stats import parse_since
-from . import ConfigError, main
-from .helpers import echo_json, json_option, store
+from litequeue.cli.helpers import echo_json, json_option, ledger
+from litequeue.cli.root import ConfigError, main
+from litequeue.ledger import stats as ledger_stats
+from litequeue.ledger.stats import parse_since
 
 
 def duration(value: float | None) -> str:
@@ -54,8 +53,8 @@ def stats(ctx: click.Context, since_text: str, by: str, task: str | None, queue:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     now = time.time()
-    s = store(ctx)
-    data = ledger_stats.task_stats(s.database, since=now - window, until=now, by=by, task=task, queue=queue)
+    # A read command: the ledger alone, no Huey, no storage (start-up time).
+    data = ledger_stats.task_stats(ledger(ctx), since=now - window, until=now, by=by, task=task, queue=queue)
     data["window"] = since_text
     if as_json:
         echo_json(data)

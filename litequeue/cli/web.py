@@ -1,4 +1,4 @@
-"""``litequeue serve-web``: the status page, served by waitress."""
+"""The ``litequeue serve-web`` command: the status page, served by waitress."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from types import FrameType
 import click
 
 from litequeue.base import defaults, sdnotify
-
-from . import main
-from .helpers import setup_logging, user_app
-from .migrate import no_migrate_option, prepare_database
+from litequeue.cli.helpers import setup_logging, user_app
+from litequeue.cli.migrate import no_migrate_option, prepare_database
+from litequeue.cli.root import main
 
 
 @main.command("serve-web")

@@ -31,8 +31,9 @@ from typing import Any
 
 from litequeue.base import defaults
 from litequeue.engine import interrupts
-from litequeue.engine.cancelling import running
-from litequeue.engine.context import JobCancelled, current_job, set_async_job
+from litequeue.engine.context import current_job, set_async_job
+from litequeue.engine.exceptions import JobCancelled
+from litequeue.engine.running import running
 
 log = logging.getLogger("litequeue.aio")
 

@@ -31,9 +31,8 @@ it: the parent finishes only once the child's ``on_complete`` job has finished.
 from __future__ import annotations
 
 import copy
-import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,44 +40,12 @@ from huey.api import ResultGroup, Task, TaskWrapper
 
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.ids import new_job_id
-from litequeue.base.values import JobOptions, NewBatch, NewJob, Unit
+from litequeue.base.values import NewBatch, NewJob
+from litequeue.engine.batch_scope import current_batch, open_blocks
+from litequeue.engine.job_rows import job_row
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
-
-_local = threading.local()
-
-
-def _stack() -> list[Batch]:
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
-
-
-def current_batch(app: LiteQueue) -> Batch | None:
-    """The innermost ``with app.batch(...)`` block of this thread, for ``app``."""
-    for batch in reversed(_stack()):
-        if batch.app is app:
-            return batch
-    return None
-
-
-def stamp(app: LiteQueue, options: JobOptions | None) -> JobOptions | None:
-    """A job enqueued inside a ``with app.batch(...)`` block joins that batch (unless its
-    options name another)."""
-    batch = current_batch(app)
-    if batch is None or (options is not None and options.batch_id):
-        return options
-    return replace(options or JobOptions(), batch_id=batch.id)
-
-
-def defer(unit: Unit | None, jobs: Sequence[NewJob]) -> bool:
-    """Inside a running job, batch members wait for its ack (see the module's docstring)."""
-    if unit is None or not any(j.options is not None and j.options.batch_id for j in jobs):
-        return False
-    unit.batch_ops.extend(("job", job) for job in jobs)
-    return True
 
 
 class Batch:
@@ -145,11 +112,11 @@ class Batch:
             storage.committed()
 
     def __enter__(self) -> Batch:
-        _stack().append(self)
+        open_blocks().append(self)
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        stack = _stack()
+        stack = open_blocks()
         if self in stack:
             stack.remove(self)
         if et is None:
@@ -202,7 +169,7 @@ def _callback(app: LiteQueue, spec: Any, batch_id: str, what: str) -> NewJob | N
         task.revoke_id = f"r:{task.id}"
     else:
         raise ConfigurationError(f"{what} must be a task or a task signature (task.s(...)), not {spec!r}")
-    job = app._job_row(task, None)
+    job = job_row(app, task, None)
     if job.options is not None:
         job.options = replace(job.options, batch_id=None)
     return job

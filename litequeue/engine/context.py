@@ -8,9 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from huey.exceptions import CancelExecution
-
-from litequeue.base.errors import LiteQueueError
+from litequeue.engine.exceptions import JobCancelled  # also offered here: litequeue.engine.context.JobCancelled
+from litequeue.engine.running import running
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
@@ -23,16 +22,6 @@ _job_var: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("li
 CANCEL_CHECK_INTERVAL = 0.2
 #: Progress is written at most this often, except the last report (done == total).
 PROGRESS_INTERVAL = 0.5
-
-
-class JobCancelled(LiteQueueError, CancelExecution):
-    """Raised inside a running job when someone cancelled it (``raise_if_cancelled()``, or
-    by the consumer once the grace period is over): the job ends ``cancelled``, never
-    ``failed``, and is not retried (it is Huey's ``CancelExecution`` with ``retry=False``)."""
-
-    def __init__(self, *args: object) -> None:
-        Exception.__init__(self, *args)
-        self.retry = False
 
 
 @dataclass
@@ -75,9 +64,7 @@ class JobContext:
         """The batch this job is a member of, or None: ``current_job().batch.add(page.s(url))``
         adds members (written with this job's ack, counted before this job is)."""
         if self._batch is False:
-            from litequeue.engine.batches import job_batch
-
-            self._batch = job_batch(self.app, self.id)
+            self._batch = self.app.batch_of(self.id)
         return self._batch
 
     _cancelled_by: str | None = field(default=None, repr=False)
@@ -95,8 +82,6 @@ class JobContext:
     def cancelled_by(self) -> str | None:
         """Who asked to cancel this job, or None."""
         if self._cancelled_by is None:
-            from litequeue.engine.cancelling import running
-
             entry = running(self.id)
             if entry is not None and entry.cancelled_by is not None:
                 self._cancelled_by = entry.cancelled_by

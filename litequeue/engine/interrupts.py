@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 
 from huey.exceptions import TaskTimeout
 
-from litequeue.engine.context import JobCancelled
+from litequeue.engine.exceptions import JobCancelled
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 

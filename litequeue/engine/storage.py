@@ -1,8 +1,9 @@
-"""Huey's queue on the ledger's database: claim, ack, release, dispatch, one place each.
+"""Huey's storage on the ledger's database: the queue and schedule Huey reads and writes, as claimed rows.
 
-``LiteStorage`` extends Huey's contrib ``SqlStorage`` (which runs Huey's key/value store,
-counters, locks and results through peewee) and replaces its queue and schedule with
-tables that never lose a job:
+``LiteStorage`` extends Huey's contrib ``SqlStorage`` (its key/value store, counters and
+locks: :mod:`litequeue.engine.storage_kv`) with tables that never lose a job; each method
+opens one write transaction (:mod:`litequeue.engine.write_guard`) around
+the writer files in :mod:`litequeue.jobs` (one per stage of a job):
 
 * a job is taken by *claiming* its ``lq_ready`` row (``claimed_by`` set to the consumer's
   id), never by deleting it;
@@ -20,29 +21,32 @@ next pipeline step) is collected in the job's :class:`Unit` and written by ``ack
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
-from huey.constants import EmptyData
-from huey.contrib.sql_huey import BytesBlobField, SqlStorage
+from huey.contrib.sql_huey import SqlStorage
 
+from litequeue.base import defaults
+from litequeue.base.clock import to_epoch
 from litequeue.base.errors import ConfigurationError, DatabaseError, DatabaseUnreachableError
 from litequeue.base.values import Claim, Finished, NewJob, Unit
-from litequeue.engine import batches, interrupts
+from litequeue.engine.huey_tables import huey_models
+from litequeue.engine.storage_kv import KeyValues
+from litequeue.engine.write_guard import WriteGuard
 from litequeue.jobs import cancel, enqueue, finish, recover
 from litequeue.jobs import claim as claiming
 from litequeue.store import dialect, faults, migrations
+from litequeue.store.database import open_checked, open_database
 from litequeue.store.models import Ledger, make_ledger
 
-__all__ = ["Claim", "Finished", "LiteStorage", "NewJob", "Unit", "FORK_GUARD"]
+if TYPE_CHECKING:
+    from litequeue.runtime.in_process import InProcessClaims
 
 
-class LiteStorage(SqlStorage):
+class LiteStorage(KeyValues, SqlStorage):
     """Huey storage whose queue rows are claimed and acknowledged, never lost."""
 
     def __init__(self, name: str = "litequeue", database: pw.Database | None = None,
@@ -58,90 +62,26 @@ class LiteStorage(SqlStorage):
         self.utc = True
         #: the app's concurrency limits and breakers (litequeue.base.limits), enforced by the claim
         self.limits: Any = None
-        from litequeue.runtime.in_process import InlineClaims
-
-        #: this process's claims taken through Huey's dequeue() / read_schedule()
-        self.inline = InlineClaims(self)
+        #: set by LiteQueue (runtime.in_process): this process's claims taken through Huey's
+        #: dequeue() / read_schedule(); None in a store opened for commands (they never dequeue)
+        self.inline: InProcessClaims | None = None
         if create_tables:
             self.create_tables()
 
     # -- schema -------------------------------------------------------------------------
 
     def create_models(self) -> tuple[type[pw.Model], ...]:
-        db = self.database
-
-        class Base(pw.Model):
-            class Meta:
-                database = db
-
-        class KV(Base):
-            queue = pw.CharField()
-            key = pw.CharField()
-            value = BytesBlobField()
-
-            class Meta:
-                table_name = "lq_kv"
-                primary_key = pw.CompositeKey("queue", "key")
-
-        class Schedule(Base):
-            """Jobs with an ETA in the future (delayed jobs and retries)."""
-
-            id = pw.AutoField()
-            app = pw.CharField()
-            queue = pw.CharField()
-            priority = pw.IntegerField(default=0)
-            job_id = pw.CharField()
-            data = BytesBlobField()
-            eta = pw.DoubleField()
-            crash_cap = pw.IntegerField(default=3)
-            has_file = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
-
-            class Meta:
-                table_name = "lq_schedule"
-                indexes = ((("app", "eta"), False),)
-
-        class Ready(Base):
-            """Jobs ready to run; ``claimed_by`` is set while a consumer holds one."""
-
-            id = pw.AutoField()
-            app = pw.CharField()
-            queue = pw.CharField()
-            priority = pw.IntegerField(default=0)
-            job_id = pw.CharField()
-            data = BytesBlobField()
-            crash_cap = pw.IntegerField(default=3)
-            #: how often a worker died holding this job: such a job runs alone (see litequeue.jobs.claim)
-            crashes = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
-            enqueued_at = pw.DoubleField()
-            claimed_by = pw.CharField(null=True)
-            claimed_at = pw.DoubleField(null=True)
-            #: the job works on a plugin's file (the inbox): its observers look when it ends
-            has_file = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
-
-            class Meta:
-                table_name = "lq_ready"
-
-        class Counter(Base):
-            queue = pw.CharField()
-            key = pw.CharField()
-            value = pw.IntegerField()
-
-            class Meta:
-                table_name = "lq_counter"
-                primary_key = pw.CompositeKey("queue", "key")
-
-        return KV, Schedule, Ready, Counter
+        """The models of lq_kv, lq_schedule, lq_ready and lq_counter. Huey's SqlStorage
+        assigns them to ``self.KV, self.Schedule, self.Task, self.Counter``: so ``self.Task``
+        is the ``lq_ready`` model (the ready queue), not a Huey task."""
+        return huey_models(self.database)
 
     def create_tables(self) -> None:
         """Bring the database to this code's schema (:mod:`litequeue.store.migrations`): a new one
         gets every migration, an older one the missing ones, a newer one is refused. An
         up-to-date database costs one read and no write lock (it may be held elsewhere)."""
-        with self.database.connection_context() if self.database.is_closed() else _null():
+        with self.database.connection_context() if self.database.is_closed() else contextlib.nullcontext():
             migrations.ensure(self.database)
-
-    def has_schema(self) -> bool:
-        """Is the schema this code's? Raises SchemaTooNewError for a newer one."""
-        return not migrations.pending(self.database)
 
     def drop_tables(self) -> None:
         self.database.drop_tables([self.KV, self.Schedule, self.Task, self.Counter, *self.ledger.models])
@@ -152,21 +92,13 @@ class LiteStorage(SqlStorage):
         """Run one statement (written with ``?`` placeholders) and return the cursor."""
         return dialect.sql(self.database, query, params)
 
-    def _param(self, query: str) -> str:
-        return dialect.param(self.database, query)
-
     def many(self, query: str, rows: Iterable[Sequence[Any]]) -> int:
         """Run ``query`` once per row; returns the rows changed."""
         return dialect.many(self.database, query, rows)
 
-    def touch(self) -> None:
-        """A write that changes nothing but still takes the write lock and writes a page (so
-        a read-only file, folder or filesystem fails here); call inside :meth:`write`."""
-        self.sql("UPDATE lq_meta SET value = value WHERE key IN (SELECT key FROM lq_meta LIMIT 1)")
-
     def write(self) -> Any:
         """A write transaction; SQLite's busy timeout waits out other writers."""
-        return _BusyGuard(self.atomic(), self.database)
+        return WriteGuard(self.atomic(), self.database)
 
     # -- the unit of work a running job collects ----------------------------------------
 
@@ -255,7 +187,7 @@ class LiteStorage(SqlStorage):
     def add_to_schedule(self, data: bytes, ts: Any) -> None:
         """Huey's add_schedule (a delayed job, a retry with a delay, a job not due yet)."""
         jobs = self._rows_for(data)
-        jobs[0].eta = _epoch(ts, self.utc)
+        jobs[0].eta = to_epoch(ts, self.utc)
         jobs[0].on_schedule = True
         self._add(jobs)
 
@@ -265,12 +197,13 @@ class LiteStorage(SqlStorage):
         return self.describe(data)
 
     def _add(self, jobs: list[NewJob]) -> None:
-        if batches.defer(self.unit, jobs):
+        unit = self.unit
+        if unit is not None and unit.defer_batch_members(jobs):
             return  # a running job's batch members: written by its ack (litequeue.engine.batches)
         if self.deferring is not None:
             self.write_jobs(jobs)  # into the unit, written by the ack
             return
-        if self.inline.hand_back(jobs[0]):
+        if self.inline is not None and self.inline.hand_back(jobs[0]):
             self.committed()  # a job dequeue()/read_schedule() handed out, enqueued again
             return
         pending = getattr(self._local, "bulk", None)
@@ -306,8 +239,13 @@ class LiteStorage(SqlStorage):
     def dequeue(self) -> bytes | None:
         """Huey's dequeue: the next ready job, *claimed* by this process (not deleted).
         ``LiteQueue.execute`` acks it; if this process dies first, a consumer recovers it."""
-        claim = self.inline.dequeue()
+        claim = self._in_process().dequeue()
         return None if claim is None else claim.data
+
+    def _in_process(self) -> InProcessClaims:
+        if self.inline is None:
+            raise ConfigurationError("LiteStorage hands out jobs for a LiteQueue; create one with LiteQueue(...)")
+        return self.inline
 
     # -- claim ---------------------------------------------------------------------------
 
@@ -399,7 +337,7 @@ class LiteStorage(SqlStorage):
         """Huey's read_schedule: the jobs due at ``ts``, taken off the schedule and handed to
         the caller under this process's claim (enqueue them to hand them to any worker, or
         execute them here); a caller that dies leaves them to be recovered, not lost."""
-        return [c.data for c in self.inline.read_due(_epoch(ts, self.utc))]
+        return [c.data for c in self._in_process().read_due(to_epoch(ts, self.utc))]
 
     def claim_due(self, holder: str, until: float) -> list[Claim]:
         """Move the jobs due at ``until`` to ready, claimed by ``holder`` (one transaction)."""
@@ -445,174 +383,12 @@ class LiteStorage(SqlStorage):
         with self.write():
             cancel.flush(self, "lq_ready")
 
-    # -- key/value: results deferred to the ack, cheap reads on the hot path --------------
 
-    def put_many(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
-        """Upsert Huey key/value rows (results, flags) as (app, key, value)."""
-        self.many("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) "
-                  "ON CONFLICT (queue, key) DO UPDATE SET value = excluded.value", rows)
+def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,
+               readonly: bool = False) -> LiteStorage:
+    """A storage on ``db`` for commands that need only the database, not the user's code.
 
-    def put_data(self, key: str, value: bytes, is_result: bool = False) -> None:
-        unit = self.unit
-        if unit is not None and is_result and key == unit.job_id:
-            unit.results.append((key, bytes(value)))
-            return
-        self.put_many([(self.name, key, bytes(value))])
-
-    def _unit_result(self, key: str, pop: bool = False) -> Any:
-        # A result Huey stored for the running job is written by its ack; a signal handler
-        # or post-execute hook reading it before then gets it from the unit, as in Huey.
-        unit = self.unit
-        if unit is None or key != unit.job_id or not unit.results:
-            return EmptyData
-        value = unit.results[-1][1]
-        if pop:
-            unit.results.clear()
-        return value
-
-    def pop_data(self, key: str) -> Any:
-        value = self._unit_result(key, pop=True)
-        return super().pop_data(key) if value is EmptyData else value
-
-    def peek_data(self, key: str) -> Any:
-        value = self._unit_result(key)
-        if value is not EmptyData:
-            return value
-        row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone()
-        return EmptyData if row is None else bytes(row[0])
-
-    def peek_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        marks = ", ".join("?" * len(keys))
-        rows = self.sql(f"SELECT key, value FROM lq_kv WHERE queue = ? AND key IN ({marks})",
-                        (self.name, *keys)).fetchall()
-        return {k: bytes(v) for k, v in rows}
-
-    def has_data_for_key(self, key: str) -> bool:
-        if self._unit_result(key) is not EmptyData:
-            return True
-        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
-            return False
-        return not self._expired(key)
-
-    # A key written with a ttl (``lock_task(name, ttl=...)``) has its expiry beside it.
-    @staticmethod
-    def _ttl_key(key: str) -> str:
-        return f"ttl:{key}"
-
-    def _expired(self, key: str, now: float | None = None) -> bool:
-        row = self.sql("SELECT value FROM lq_kv WHERE queue = ? AND key = ?",
-                       (self.name, self._ttl_key(key))).fetchone()
-        return row is not None and float(bytes(row[0])) <= (time.time() if now is None else now)
-
-    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        """Huey's put_if_empty (task locks); ``ttl``: the key lapses after that many seconds."""
-        now = time.time()
-        with self.write():
-            if self._expired(key, now):
-                self.many("DELETE FROM lq_kv WHERE queue = ? AND key = ?",
-                          [(self.name, key), (self.name, self._ttl_key(key))])
-            added = self.sql("INSERT INTO lq_kv (queue, key, value) VALUES (?, ?, ?) ON CONFLICT "
-                             "(queue, key) DO NOTHING", (self.name, key, bytes(value))).rowcount == 1
-            if added and ttl is not None:
-                self.put_many([(self.name, self._ttl_key(key), str(now + ttl).encode())])
-        return added
-
-    def delete_data(self, key: str) -> bool:
-        # Huey deletes a revoke key after every job: skip it when none existed at claim
-        # time, and look before taking the write lock otherwise.
-        unit = self.unit
-        if unit is not None and not unit.revocable and key == f"r:{unit.job_id}":
-            return False
-        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?", (self.name, key)).fetchone() is None:
-            return False
-        if self.sql("SELECT 1 FROM lq_kv WHERE queue = ? AND key = ?",
-                    (self.name, self._ttl_key(key))).fetchone() is not None:
-            super().delete_data(self._ttl_key(key))
-        return super().delete_data(key)
-
-
-#: Held by every write transaction of this process. A process forked while one of its
-#: threads holds a SQLite write lock inherits SQLite's in-process lock bookkeeping with it
-#: and can never write: forks (process workers) take this guard first.
-FORK_GUARD = threading.RLock()
-
-
-class _BusyGuard:
-    """Storage faults become litequeue errors that say what happened and where: locked past
-    the busy timeout, disk full, read-only, file gone (see dberrors). The failed
-    statement's error always wins over the ROLLBACK that follows it."""
-
-    def __init__(self, txn: Any, database: pw.Database | None = None) -> None:
-        self.txn = txn
-        self.database = database
-
-    def __enter__(self) -> Any:
-        interrupts.enter_write()  # a thread timeout waits until this write has ended
-        FORK_GUARD.acquire()
-        try:
-            return self.txn.__enter__()
-        except pw.OperationalError as exc:
-            FORK_GUARD.release()
-            interrupts.leave_write()
-            raise _clear(exc, self.database) from exc
-        except BaseException:
-            FORK_GUARD.release()
-            interrupts.leave_write()
-            raise
-
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> Any:
-        try:
-            handled = self.txn.__exit__(et, ev, tb)
-        except pw.DatabaseError as err:
-            self._forget_broken_connection()
-            if ev is None:  # the commit failed (and maybe the rollback after it)
-                clear = _clear(err, self.database)
-                raise clear from (None if clear is err else faults.primary(err))
-            handled = False  # the rollback after a failed statement failed: the statement's error wins
-        finally:
-            FORK_GUARD.release()
-            interrupts.leave_write()
-        if _is_db_error(ev):
-            clear = _clear(ev, self.database)
-            if clear is not ev:
-                raise clear from ev
-        return handled
-
-    def _forget_broken_connection(self) -> None:
-        """A ROLLBACK that failed may leave the connection inside a transaction (then every
-        later BEGIN fails): drop this thread's connection; the next use opens a fresh one."""
-        db = self.database
-        if db is None or db.transaction_depth() > 0:
-            return
-        conn = db._state.conn
-        if conn is not None and (not isinstance(db, pw.SqliteDatabase) or conn.in_transaction):
-            with contextlib.suppress(Exception):
-                db.close()
-
-
-def _is_db_error(exc: object) -> bool:
-    """A driver's error (peewee wraps most, but ``many`` runs the raw cursor)."""
-    return isinstance(exc, pw.DatabaseError | sqlite3.Error) or (
-        isinstance(exc, Exception) and type(exc).__module__.startswith("psycopg"))
-
-
-def _clear(exc: Exception, database: pw.Database | None = None) -> Exception:
-    clear = faults.translate(exc, database if database is not None else "the database")
-    return clear if isinstance(clear, Exception) else exc
-
-
-def _epoch(ts: Any, utc: bool = True) -> float:
-    """Huey's timestamps are naive datetimes: UTC (``utc=True``) or local time."""
-    if isinstance(ts, (int, float)):
-        return float(ts)
-    if ts.tzinfo is None and utc:
-        ts = ts.replace(tzinfo=dt.UTC)
-    return ts.timestamp()
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+    ``create``: a new database gets the schema and an older one is migrated; otherwise an
+    out-of-date schema is refused (run ``litequeue migrate``), never changed."""
+    database = open_database(db, create=True, readonly=readonly) if create else open_checked(db, readonly=readonly)
+    return LiteStorage(app, database=database, create_tables=create)

@@ -177,6 +177,6 @@ def all_layouts(db_or_store: Any) -> list[Layout]:
 def _sql(db_or_store: Any, query: str, params: Sequence[Any]) -> Any:
     if hasattr(db_or_store, "sql"):
         return db_or_store.sql(query, params)
-    from ..ledger.queries import sql
+    from litequeue.store.dialect import sql
 
     return sql(db_or_store, query, params)

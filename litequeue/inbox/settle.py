@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from litequeue.engine.storage import Finished
+from litequeue.base.values import Finished
 
 from .layout import Layout, load_layout
 from .moves import free_name, move_noreplace, remove_empty_dirs, write_new

@@ -12,39 +12,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from litequeue.base import defaults
-from litequeue.base.errors import DatabaseError
 from litequeue.jobs import cancel, consumers, limits, retry
 from litequeue.jobs.retry import RetryHook
 from litequeue.jobs.rows import record_event
 from litequeue.ledger import queries
-from litequeue.ledger.queries import has_schema
-from litequeue.store import migrations
-from litequeue.store.database import open_database
 from litequeue.store.doorbell import BellTarget, bell_target, ring
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
 
-__all__ = ["cancel_jobs", "open_store", "pause_queues", "purge_queues", "purge_tag", "reset_breaker",
+__all__ = ["cancel_jobs", "pause_queues", "purge_queues", "purge_tag", "reset_breaker",
            "resume_queues", "retry_jobs", "wait_ended", "who"]
-
-
-def open_store(db: str | None = None, *, create: bool = False, app: str = defaults.APP_NAME,
-               readonly: bool = False) -> LiteStorage:
-    """A storage on ``db`` for commands that need only the database, not the user's code.
-
-    ``create``: a new database gets the schema and an older one is migrated; otherwise an
-    out-of-date schema is refused (run ``litequeue migrate``), never changed."""
-    database = open_database(db, create=create, readonly=readonly)
-    if not create and not has_schema(database):
-        raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
-                            "point LITEQUEUE_DB at a litequeue database")
-    if not create:
-        migrations.check(database)
-    from litequeue.engine.storage import LiteStorage  # Huey: only for commands that write
-
-    return LiteStorage(app, database=database, create_tables=create)
 
 
 def _bell(store: LiteStorage) -> BellTarget:

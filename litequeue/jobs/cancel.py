@@ -31,7 +31,7 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
     A job that has not started (``waiting``, ``scheduled``, ``queued``, ``retrying``)
     leaves the queue and ends ``cancelled``, and so do the pipeline steps waiting on it.
     A running job is asked to stop (``current_job().cancelled``; its consumer stops it
-    after a grace period, see engine/cancelling.py) and revoked, so it will not run again
+    after a grace period, see runtime/cancel_watch.py) and revoked, so it will not run again
     should its worker die (:func:`litequeue.jobs.recover.recover` ends it ``cancelled``)."""
     now = time.time()
     # The queue row first (claims lock it first too): a claim that won keeps its row.

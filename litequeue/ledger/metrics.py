@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 import peewee as pw
 
 from litequeue.base.states import JobStatus
-
-from . import queries
+from litequeue.ledger import queries
+from litequeue.store.dialect import sql
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -94,7 +94,7 @@ def histograms(db: pw.Database) -> dict[str, list[Sample]]:
     """Samples of ``duration`` and ``wait`` per queue, from the job rows the ledger keeps."""
     counts: dict[tuple[str, str], list[int]] = {}
     sums: dict[tuple[str, str], float] = {}
-    for kind, queue, bucket, n, total in queries.sql(db, HISTOGRAM_SQL).fetchall():
+    for kind, queue, bucket, n, total in sql(db, HISTOGRAM_SQL).fetchall():
         key = (kind, queue)
         counts.setdefault(key, [0] * (len(BUCKETS) + 1))[int(bucket)] += n
         sums[key] = sums.get(key, 0.0) + (total or 0.0)

@@ -24,12 +24,11 @@ from typing import Any
 
 import peewee as pw
 
-from litequeue.base.errors import DatabaseError, LiteQueueError
+from litequeue.base.errors import LiteQueueError
 from litequeue.jobs import rows as job_rows
 from litequeue.ledger import queries
-from litequeue.ledger.queries import has_schema
-from litequeue.store import dialect, faults, file_identity, migrations
-from litequeue.store.database import open_database
+from litequeue.store import dialect, faults, file_identity
+from litequeue.store.database import open_checked
 from litequeue.store.liveness import judge
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -131,12 +130,7 @@ class _Probe:
 
 def _open(db: str | None, t: Thresholds, report: Report) -> _Probe | None:
     try:
-        database = open_database(db, create=False, busy_timeout=t.busy_timeout)
-        if not has_schema(database):
-            database.close()
-            raise DatabaseError(f"{database.database} is not a litequeue database (no lq_meta table); "
-                                "point LITEQUEUE_DB at a litequeue database")
-        migrations.check(database)
+        database = open_checked(db, busy_timeout=t.busy_timeout)
         store = _Probe(database)
     except (LiteQueueError, pw.DatabaseError, OSError) as exc:
         # OSError: the path is a folder or unreadable (db.py lets that through).

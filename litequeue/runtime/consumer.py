@@ -2,7 +2,7 @@
 
 What it changes at Huey's seams:
 
-* workers take jobs from claims (``pool.py``) and never delete a queue row themselves;
+* workers take jobs from claims (``dispatcher.py``) and never delete a queue row themselves;
 * SIGTERM and SIGINT both stop gracefully (finish running jobs within
   ``shutdown_timeout``, then hand unfinished claims back); a second signal stops at once,
   still handing claims back; SIGHUP restarts gracefully;
@@ -12,9 +12,9 @@ What it changes at Huey's seams:
   under a fresh id;
 * process workers die with their parent (``PR_SET_PDEATHSIG``) and ignore the signals
   meant for the parent; they get their jobs over pipes from the same dispatcher thread
-  workers use (``couriers.py``), and a dead worker process's claim is recovered at once;
+  workers use (``process_pipes.py``), and a dead worker process's claim is recovered at once;
 * task timeouts are enforced for thread workers too;
-* a cancel watcher stops the running jobs someone cancelled (``cancelling.py``);
+* a cancel watcher stops the running jobs someone cancelled (``cancel_watch.py``);
 * ``worker_type="asyncio"``: N slots running ``async def`` tasks on one event loop (``aio.py``).
 """
 
@@ -35,14 +35,16 @@ from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
 
 from litequeue.base import defaults, sdnotify
 from litequeue.base.secrets import redact
-from litequeue.engine import cancelling, interrupts
-from litequeue.engine.cancelling import CancelWatcher
+from litequeue.engine import interrupts
 from litequeue.engine.huey_compat import ConsumerSeams
-from litequeue.engine.storage import FORK_GUARD
+from litequeue.engine.write_guard import FORK_GUARD
 from litequeue.jobs.retention import AutoPruner
+from litequeue.runtime import cancel_watch
+from litequeue.runtime.cancel_watch import CancelWatcher
 from litequeue.runtime.dispatcher import Dispatcher, Observer
 from litequeue.runtime.fault_backoff import FaultWait
-from litequeue.runtime.process_pipes import Courier, PipeEndpoint, WorkerPipe
+from litequeue.runtime.process_pipes import Courier, PipeEndpoint, WorkerPipe, recover_worker_claims
+from litequeue.runtime.restart import restart_in_place
 from litequeue.runtime.scheduler import LiteScheduler
 from litequeue.runtime.supervisor import (
     Supervisor,
@@ -55,7 +57,6 @@ from litequeue.runtime.worker import LiteWorker
 from litequeue.store import dialect, faults
 from litequeue.store.database import state_dir
 from litequeue.store.doorbell import Doorbell, make_doorbell
-from litequeue.store.file_identity import restart_in_place
 from litequeue.store.liveness import LifeLock, SessionLock, consumer_of, holder_of, new_consumer_id
 
 if TYPE_CHECKING:
@@ -341,7 +342,7 @@ class LiteConsumer(ConsumerSeams):
     def database_replaced(self) -> None:
         """The database path names another file (or none): restart in place, which opens
         the file now at the path. Called by the supervisor, which logged why; see
-        replaced.py for why nothing is written to the old file first."""
+        store/file_identity.py for why nothing is written to the old file first."""
         sdnotify.reloading()
         children = [proc.pid for _, proc in self.worker_threads
                     if self.worker_type == "process" and getattr(proc, "pid", None)]
@@ -442,8 +443,7 @@ class LiteConsumer(ConsumerSeams):
         if self.worker_type == "process":
             for _, proc in self.worker_threads:
                 if proc.pid and not proc.is_alive():
-                    back, failed = self.storage.recover(holder_of(self.consumer_id, proc.pid),
-                                                        reason="interrupted: its worker process died")
+                    back, failed = recover_worker_claims(self.storage, holder_of(self.consumer_id, proc.pid))
                     if back or failed:
                         log.warning("worker process %s died: %d job(s) back to the queue, "
                                     "%d failed at the crash cap", proc.pid, back, failed)
@@ -457,11 +457,11 @@ class LiteConsumer(ConsumerSeams):
         return super().check_worker_health()
 
     def _replace_retired_threads(self) -> None:
-        """A worker thread left behind in a cancelled job (cancelling.py) gets a successor,
+        """A worker thread left behind in a cancelled job (cancel_watch.py) gets a successor,
         so the consumer keeps its full worker count; the old thread exits on its own."""
         for i, (_, thread) in enumerate(self.worker_threads):
-            if cancelling.retired(thread.ident):
-                cancelling.forget_retired(thread.ident)
+            if cancel_watch.retired(thread.ident):
+                cancel_watch.forget_retired(thread.ident)
                 self.worker_threads[i] = self.start_worker(f"Worker-{i + 1}")
 
     def _recover_vanished_workers(self) -> None:
@@ -472,6 +472,6 @@ class LiteConsumer(ConsumerSeams):
         for holder in self.storage.claim_holders():
             if consumer_of(holder) != self.consumer_id or holder == self.consumer_id or holder in live:
                 continue
-            back, failed = self.storage.recover(holder, reason="interrupted: its worker process died")
+            back, failed = recover_worker_claims(self.storage, holder)
             log.warning("worker %s is gone: %d job(s) back to the queue, %d failed at the crash cap",
                         holder, back, failed)

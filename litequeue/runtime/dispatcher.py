@@ -7,7 +7,7 @@ claims as many new jobs as there are idle workers; a busy consumer thus pays one
 so a job enqueued to an idle consumer starts at once.
 
 Process mode: the same dispatcher claims and acks for the worker processes, which get
-their jobs and hand back their outcomes over pipes (see couriers.py).
+their jobs and hand back their outcomes over pipes (see process_pipes.py).
 
 A job counts as done only once its ack is committed; until then its claim stays, so a
 crash gives a duplicate run, never a lost job.
@@ -158,7 +158,9 @@ def log_dropped(batch: Sequence[Finished], acked: Sequence[Finished]) -> None:
                         extra={"action": "fenced", "job_id": item.claim.job_id})
 
 
-def _adds_ready_jobs(items: Sequence[Finished]) -> bool:
+def adds_ready_jobs(items: Sequence[Finished]) -> bool:
+    """Did acking ``items`` make jobs ready (follow-up jobs, batch members or callbacks)?
+    Then the consumers' doorbell rings."""
     return any(i.unit and (i.unit.rings or any(not j.waiting for j in i.unit.jobs)) for i in items)
 
 
@@ -172,7 +174,7 @@ class Dispatcher:
         self.storage = storage
         # Worker threads share a process: a job some worker died on runs alone. A worker
         # process dies alone: no need. Worker processes take their next short job while
-        # running one (couriers.py): claim ahead for them even when none is idle.
+        # running one (process_pipes.py): claim ahead for them even when none is idle.
         self.isolate_suspects = not processes
         self.eager = processes
         self.window = window
@@ -200,9 +202,10 @@ class Dispatcher:
         self.suspect: Claim | None = None  # a job a worker died on, running alone
         self.workers = workers
         self.turned = time.monotonic()  # when the loop last began a turn (see stalled_for)
-        #: Row ids of the claims this dispatcher took and has not yet seen acked: everything
-        #: else its holder holds after a lost connection was claimed by a lost commit.
-        self.held: set[int] = set()
+        #: The claims this dispatcher took and has not yet seen acked, by row id: everything
+        #: else its holder holds after a lost connection was claimed by a lost commit. A row
+        #: recovered by the others and claimed again is held by its newer claim.
+        self.held: dict[int, Claim] = {}
         self.uncertain = False  # a round failed with the connection: did its commit happen?
         self.waiting = threading.local()  # per worker: idle since its last call to get()
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
@@ -344,7 +347,7 @@ class Dispatcher:
             if is_disconnect(exc):
                 self.uncertain = True
             raise
-        self.held.update(c.row_id for c in claims)
+        self.held.update((c.row_id, c) for c in claims)
         return acked, claims
 
     def _ahead(self) -> int:
@@ -381,11 +384,13 @@ class Dispatcher:
 
     def _settle(self, batch: list[Finished], acked: list[Finished]) -> None:
         log_dropped(batch, acked)
-        self.held.difference_update(item.claim.row_id for item in batch)
+        for item in batch:  # not a newer claim of the same row (the others took the older one)
+            if self.held.get(item.claim.row_id) is item.claim:
+                del self.held[item.claim.row_id]
         with self.cond:
             self.pending -= len(batch)
             self.done += len(acked)
-        if _adds_ready_jobs(acked):
+        if adds_ready_jobs(acked):
             ring(self.bell_target)
         notify(self.observers, acked)
 

@@ -22,6 +22,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base import defaults
+from litequeue.base.clock import to_epoch
 from litequeue.runtime.supervisor import deregister_worker, register_worker, update_heartbeat
 from litequeue.store.database import state_dir
 from litequeue.store.liveness import LifeLock, holder_of, new_consumer_id
@@ -30,12 +31,13 @@ if TYPE_CHECKING:
     from huey.api import Task
 
     from litequeue.app import LiteQueue
-    from litequeue.engine.storage import Claim, LiteStorage, NewJob
+    from litequeue.base.values import Claim, NewJob
+    from litequeue.engine.storage import LiteStorage
 
 log = logging.getLogger("litequeue.inline")
 
 
-class InlineClaims:
+class InProcessClaims:
     """The claims this process took through Huey's storage API, by job id."""
 
     def __init__(self, storage: LiteStorage) -> None:
@@ -127,7 +129,7 @@ class InlineClaims:
                 life.release()
 
 
-def _close_at_exit(ref: weakref.ref[InlineClaims]) -> None:
+def _close_at_exit(ref: weakref.ref[InProcessClaims]) -> None:
     claims = ref()
     if claims is not None:
         with contextlib.suppress(Exception):  # the database may be gone (a test's temp dir)
@@ -137,11 +139,12 @@ def _close_at_exit(ref: weakref.ref[InlineClaims]) -> None:
 def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None) -> Any:
     """Run a job this process claimed, then ack it (or release it if interrupted), as a
     consumer's worker would. Returns the task's value, as ``Huey.execute`` does."""
-    from litequeue.runtime.dispatcher import _adds_ready_jobs, notify
+    from litequeue.runtime.dispatcher import adds_ready_jobs, notify
     from litequeue.runtime.worker import execute_claim
 
     storage = app.storage
     inline = storage.inline
+    assert inline is not None  # set by LiteQueue.get_storage
     holder = inline.holder()
     if not claim.attempt:  # handed out by read_schedule(): not started yet
         storage.start_claim(holder, claim)
@@ -155,7 +158,41 @@ def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None)
                     "this run's outcome is dropped", claim.job_id)
         return value
     inline._done += 1
-    if _adds_ready_jobs(acked):
+    if adds_ready_jobs(acked):
         storage.committed()
     notify(app.observers, acked)
     return value
+
+
+def dequeue(app: LiteQueue) -> Task | None:
+    """``app.dequeue()``: claim the next ready job for this process and load its task (None
+    when none is ready). A job whose task cannot be loaded has failed visibly in the
+    ledger; the next one is tried."""
+    from litequeue.runtime.worker import load_claimed
+
+    storage = app.storage
+    while True:
+        claim = storage.inline.dequeue()
+        if claim is None:
+            return None
+        task = load_claimed(app, claim, storage.inline.holder())
+        if task is not None:
+            return task
+        storage.inline.take(claim.job_id)
+
+
+def read_schedule(app: LiteQueue, timestamp: Any = None) -> list[Task]:
+    """``app.read_schedule()``: the jobs due at ``timestamp`` (default: now), taken off the
+    schedule and claimed by this process, as tasks."""
+    from litequeue.runtime.worker import load_claimed
+
+    storage = app.storage
+    until = time.time() if timestamp is None else to_epoch(timestamp, app.utc)
+    tasks = []
+    for claim in storage.inline.read_due(until or 0.0):
+        task = load_claimed(app, claim, storage.inline.holder())
+        if task is None:
+            storage.inline.take(claim.job_id)
+        else:
+            tasks.append(task)
+    return tasks

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base.values import Claim, Finished
-from litequeue.runtime.dispatcher import Observer, ack_resilient, log_dropped, notify, retrying
+from litequeue.runtime.dispatcher import Observer, ack_resilient, adds_ready_jobs, log_dropped, notify, retrying
 from litequeue.store.doorbell import BellTarget, ring
 
 if TYPE_CHECKING:
@@ -43,6 +43,16 @@ log = logging.getLogger("litequeue.couriers")
 
 SKIPPED = b"S"  # the claim ended with nothing to ack (failed unrunnable, or interrupted)
 ACKED = b"A"  # the worker acked the outcome itself (it could not be sent)
+#: What the attempt of a claim records when its worker process died holding it.
+WORKER_DIED = "interrupted: its worker process died"
+
+
+def recover_worker_claims(storage: LiteStorage, holder: str, row_ids: Sequence[int] | None = None,
+                          reason: str = WORKER_DIED) -> tuple[int, int]:
+    """Take back the claims a dead worker process held (all of ``holder``'s, or ``row_ids``):
+    each counts as a crash (:func:`litequeue.jobs.recover.recover`). Returns (requeued, failed at the
+    crash cap). The one place a worker process's claims are recovered."""
+    return storage.recover(holder, reason=reason, row_ids=row_ids)
 
 
 class WorkerPipe:
@@ -100,8 +110,7 @@ class PipeEndpoint:
         acked = retrying("ack", lambda: ack_resilient(self.storage, self.holder, [finished])) or []
         log_dropped([finished], acked)
         if acked:
-            if any(i.unit and i.unit.rings for i in acked) or any(
-                    not j.waiting for i in acked if i.unit for j in i.unit.jobs):
+            if adds_ready_jobs(acked):
                 ring(self.bell_target)
             notify(self.observers, acked)
 
@@ -211,9 +220,9 @@ class Courier:
         crashed = [c.row_id for c in claims if c.row_id == holding]
         untaken = [c.row_id for c in claims if c.row_id != holding]
         if crashed:
-            reason = self.stopped_for or "interrupted: its worker process died"
-            back, failed = retrying("recovery", lambda: self.storage.recover(
-                self.holder, reason=reason, row_ids=crashed)) or (0, 0)
+            reason = self.stopped_for or WORKER_DIED
+            back, failed = retrying("recovery", lambda: recover_worker_claims(
+                self.storage, self.holder, crashed, reason)) or (0, 0)
             self.on_lost(self.proc.pid, back, failed)
         if untaken:
             retrying("release", lambda: self.storage.release(

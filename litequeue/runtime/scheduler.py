@@ -1,26 +1,20 @@
-"""Where delayed jobs and retries become ready (one transaction) and periodic tasks fire
-(once per task and minute, across consumers and restarts): ``@periodic_task`` schedules in
-code and the schedules stored in the database (:mod:`litequeue.schedules`) alike."""
+"""The consumer's scheduler thread: where delayed jobs and retries become ready (one
+transaction) and periodic slots are fired (once per task and minute, across consumers and
+restarts; what a slot fires is :mod:`litequeue.runtime.periodic`'s), minute by minute,
+with no minute left behind while the database refuses a write."""
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huey.consumer import Scheduler
 
-from litequeue import schedules
-from litequeue.base.errors import UnknownTaskError
-from litequeue.engine import huey_compat
 from litequeue.runtime.fault_backoff import FaultWait
+from litequeue.runtime.periodic import fire_slot
 from litequeue.store.doorbell import Doorbell, ring
-from litequeue.store.faults import is_transient
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
@@ -30,66 +24,14 @@ MAX_SLEEP = 1.0
 #: A slot not recorded for this many minutes (the database failed all along) is given up.
 MAX_OWED_MINUTES = 60
 MINUTE = dt.timedelta(minutes=1)
-CLOCK_OFFSET_ENV = "LITEQUEUE_TEST_CLOCK_OFFSET_FILE"
 
 
-def fire_slot(huey: LiteQueue, slot: dt.datetime, names: set[str] | None = None,
-              fired: list[str] | None = None) -> set[str]:
-    """Record and enqueue the periodic tasks and stored schedules due in ``slot`` (``names``
-    only, if given), each in its own transaction; returns the names still owed (a transient
-    database error: retry them). A schedule failing for good is logged and skips no other.
-    The names fired are appended to ``fired``."""
-    key = slot.strftime("%Y-%m-%dT%H:%M")
-    owed: set[str] = set()
-    fired = [] if fired is None else fired
-    registry = huey_compat.registry(huey)
-    candidates: list[tuple[str, Callable[[], Any]]] = [
-        (registry.task_to_string(type(task)), functools.partial(_same, task)) for task in huey.read_periodic(slot)]
-    if names is None or any(n.startswith(schedules.KEY_PREFIX) for n in names):
-        try:
-            candidates += schedules.due(huey, slot)
-        except Exception as exc:  # noqa: BLE001 - the code schedules must still fire
-            if is_transient(exc):
-                owed.add(schedules.ALL_STORED)
-                log.warning("stored schedules for %s not read yet (%s); retrying", key, exc)
-            else:
-                log.exception("stored schedules for %s cannot be read; skipped", key)
-    for name, make in candidates:
-        if names is not None and name not in names and not (
-                schedules.ALL_STORED in names and name.startswith(schedules.KEY_PREFIX)):
-            continue
-        try:
-            if huey.storage.fire_periodic(name, key, huey._job_row(make(), None)):
-                fired.append(name)
-                log.info("periodic task %s fired for %s", name, key)
-        except UnknownTaskError as exc:
-            log.error("schedule %s for %s skipped: %s", name, key, exc)
-        except Exception as exc:  # noqa: BLE001 - one task's failure must not skip the others
-            if is_transient(exc):
-                owed.add(name)
-                log.warning("periodic task %s for %s not recorded yet (%s); retrying", name, key, exc)
-            else:
-                log.exception("periodic task %s for %s cannot be recorded; skipped", name, key)
-    if fired:
-        ring(huey.bell_target)
-    return owed
-
-
-def _same(task: Any) -> Any:
-    return task
-
-
-def clock_offset() -> float:
-    """Seconds added to the scheduler's clock: the number in the file
-    ``$LITEQUEUE_TEST_CLOCK_OFFSET_FILE``, re-read on every pass (0 without it). For tests
-    only: it steps a real consumer's periodic clock to the next minute instead of waiting."""
-    path = os.environ.get(CLOCK_OFFSET_ENV)
-    if not path:
-        return 0.0
-    try:
-        return float(Path(path).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0.0
+def wall_clock(utc: bool) -> dt.datetime:
+    """The scheduler's minute clock, naive: UTC when ``utc`` (Huey's crontabs read UTC,
+    the default) or local time. The one place the scheduler reads the wall clock for
+    periodic slots: a test steps a real consumer's clock by replacing it
+    (tests/support/clock_offset)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None) if utc else dt.datetime.now()
 
 
 class LiteScheduler(Scheduler):
@@ -153,9 +95,8 @@ class LiteScheduler(Scheduler):
 
     def fire_periodic(self, now: dt.datetime | None = None) -> None:
         """Fire every slot owed up to ``now`` (naive UTC; default: the clock)."""
-        if now is None:  # Huey's crontabs read UTC (utc=True, the default) or local time
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None) if self.huey.utc else dt.datetime.now()
-            now += dt.timedelta(seconds=clock_offset())
+        if now is None:
+            now = wall_clock(self.huey.utc)
         now = now.replace(second=0, microsecond=0)
         if self.last_minute is None or now > self.last_minute:
             # A pass that took minutes (a database lock wait) leaves no minute behind.

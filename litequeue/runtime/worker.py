@@ -19,9 +19,10 @@ from huey.exceptions import HueyException, TaskTimeout
 
 from litequeue.base.preview import preview
 from litequeue.base.states import AttemptOutcome, JobStatus
-from litequeue.engine import cancelling
-from litequeue.engine.context import JobCancelled, JobContext, set_current_job
-from litequeue.engine.storage import Claim, Finished, Unit
+from litequeue.base.values import Claim, Finished, Unit
+from litequeue.engine import running
+from litequeue.engine.context import JobContext, set_current_job
+from litequeue.engine.exceptions import JobCancelled, WorkerRetired
 
 if TYPE_CHECKING:
     from litequeue.app import LiteQueue
@@ -93,7 +94,7 @@ def classify(claim: Claim, task: Any, unit: Unit, started: float) -> Finished | 
     if isinstance(exc, TaskTimeout) or S.SIGNAL_TIMEOUT in sig:
         error = f"timed out after {task.timeout}s"
     elif isinstance(exc, JobCancelled) and status is JobStatus.CANCELLED:
-        entry = cancelling.running(claim.job_id)
+        entry = running.running(claim.job_id)
         # The note says who asked and whether the job had to be stopped; no traceback.
         error = entry.note() if entry is not None and entry.cancelled_by else str(exc)
         tb = None
@@ -124,8 +125,8 @@ def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = Non
     unit.has_file = claim.has_file
     context = JobContext(claim.job_id, type(task).__name__, claim.queue, claim.attempt, huey)
     set_current_job(context)
-    # Known to this process's cancel watcher while it runs (see cancelling.py).
-    entry = cancelling.started(claim.job_id, type(task).__name__, getattr(task, "cancel_grace", None), claim)
+    # Known to this process's cancel watcher while it runs (see engine/running.py).
+    entry = running.started(claim.job_id, type(task).__name__, getattr(task, "cancel_grace", None), claim)
     try:
         try:
             huey.execute(task, timestamp)
@@ -140,10 +141,10 @@ def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = Non
         except Exception:  # noqa: BLE001 - a lost progress report must not lose the job's outcome
             log.exception("job %s: could not write its last progress report", claim.job_id)
         if not entry.end():  # ended cancelled for it already; a new thread took its place
-            raise cancelling.WorkerRetired()
+            raise WorkerRetired()
         return classify(claim, task, unit, started), unit.value
     finally:
-        cancelling.finished(claim.job_id)
+        running.finished(claim.job_id)
 
 
 class LiteWorker(Worker):

@@ -1,4 +1,5 @@
-"""Open the one database that holds queue and ledger: a SQLite file or a database URL.
+"""Opening the one database that holds queue and ledger (a SQLite file or a database URL),
+and checking that an existing one is a litequeue database of this code's schema.
 
 Every error here is a :class:`DatabaseError` whose message says what to do.
 """
@@ -19,7 +20,7 @@ import peewee
 from litequeue.base import defaults
 from litequeue.base.errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableError
 from litequeue.base.secrets import redact, redact_text
-from litequeue.store import faults
+from litequeue.store import faults, migrations
 
 log = logging.getLogger("litequeue.db")
 SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
@@ -241,14 +242,45 @@ def open_database(
             return db
         except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
             fault = faults.translate(exc, path)
-            if isinstance(fault, DatabaseError) and not is_busy_error(exc):
+            if isinstance(fault, DatabaseError) and not faults.is_busy(exc):
                 raise fault from exc
-            if not is_busy_error(exc) or time.monotonic() >= deadline:
+            if not faults.is_busy(exc) or time.monotonic() >= deadline:
                 raise DatabaseError(f"cannot open database {path}: {exc}; "
                                     "check the path and its permissions") from exc
             if not db.is_closed():
                 db.close()
             time.sleep(0.01)
+
+
+#: Why :func:`open_checked` refuses a database without the ledger's tables.
+NOT_LITEQUEUE = ("{target} is not a litequeue database (no lq_meta table); "
+                 "point LITEQUEUE_DB at a litequeue database")
+
+
+def has_schema(db: peewee.Database) -> bool:
+    """True when ``db`` holds a litequeue ledger (its ``lq_meta`` table)."""
+    return "lq_meta" in db.get_tables()
+
+
+def open_checked(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    readonly: bool = False,
+    busy_timeout: float | None = None,
+    current_schema: bool = True,
+    not_litequeue: str | None = None,
+) -> peewee.Database:
+    """The existing database at ``target`` (nothing is created), checked to be a litequeue
+    one: without the ledger's tables it is closed and refused with ``not_litequeue`` (by
+    default :data:`NOT_LITEQUEUE`); with ``current_schema``, a schema other than this
+    code's is refused too (``litequeue migrate`` brings an older one up to date)."""
+    database = open_database(target, create=False, readonly=readonly, busy_timeout=busy_timeout)
+    if not has_schema(database):
+        database.close()
+        raise DatabaseError(not_litequeue or NOT_LITEQUEUE.format(target=database.database))
+    if current_schema:
+        migrations.check(database)
+    return database
 
 
 def is_postgres_url(target: str) -> bool:
@@ -287,7 +319,3 @@ def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) 
         ) from exc
 
 
-def is_busy_error(exc: BaseException) -> bool:
-    """True for SQLite's "database is locked"/"busy" errors (waited out, never fatal)."""
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text

@@ -1,9 +1,12 @@
-"""The one place SQL is adapted to the database it runs on (SQLite or PostgreSQL).
+"""The SQL helpers that adapt a statement to the database it runs on (SQLite or PostgreSQL).
 
 Every statement in litequeue is written once, with ``?`` placeholders; :func:`param`
-turns it into PostgreSQL's ``%s`` form when needed. Everything else that differs between
-the two (row locks, the planner hint, how a failed statement leaves a transaction) is
-answered here too, so no other module tests which database it has.
+turns it into PostgreSQL's ``%s`` form when needed. The small differences shared by many
+statements (row locks, the planner hint, integer rounding) are answered here.
+Where a module does something only one database has (SQLite's counter triggers, file checks
+and ``BEGIN IMMEDIATE``; PostgreSQL's advisory locks, ``pg_locks`` and planner estimates), it
+tests which database it has itself (:func:`is_sqlite`, or ``LiteStorage.is_sqlite``): the
+storage, transitions, retention, migrations, faults, the consumer and the ledger's reads do.
 """
 
 from __future__ import annotations
@@ -63,10 +66,3 @@ def floor_int(db: pw.Database, expr: str) -> str:
 def marks(n: int) -> str:
     """``?, ?, ?`` for an ``IN (...)`` list of ``n`` values."""
     return ", ".join("?" * n)
-
-
-def recover_after_error(db: pw.Database) -> None:
-    """After a failed statement outside a transaction block: PostgreSQL aborts the
-    implicit transaction, which must be rolled back before the connection is used again."""
-    if not is_sqlite(db) and not db.in_transaction():
-        db.rollback()

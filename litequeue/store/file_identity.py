@@ -7,28 +7,23 @@ while producers write to the new one. Each long-running process compares the pat
 heartbeat, every second in ``watch-inbox``, at every request of the status page.
 
 A consumer or watcher that notices it logs one error line naming the path and restarts in
-place (``exec`` of its own command line, as SIGHUP does): the new process opens the file now
-at the path (creating it if it was deleted), registers there and serves its jobs. It does
-not write to the old file again (no drain, no release, no clean close): the old file's
-``-wal`` and ``-shm`` companions sit at the path beside the new file, and a write or a
-checkpoint through the old connection could reach the new database. Claims in the old
-file go with it. If the restart fails, the process exits 1 and systemd restarts it.
+place (``exec`` of its own command line, as SIGHUP does; :mod:`litequeue.runtime.restart`):
+the new process opens the file now at the path (creating it if it was deleted), registers
+there and serves its jobs. It does not write to the old file again (no drain, no release,
+no clean close): the old file's ``-wal`` and ``-shm`` companions sit at the path beside the
+new file, and a write or a checkpoint through the old connection could reach the new
+database. Claims in the old file go with it. If the restart fails, the process exits 1
+and systemd restarts it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import signal
-import sys
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any
 
 from litequeue.store.faults import location
-
-log = logging.getLogger("litequeue.replaced")
 
 
 def _ident(path: str) -> tuple[int, int] | None:
@@ -64,31 +59,6 @@ class FileIdentity:
         now_names = "no file" if now is None else "another file"
         return (f"database file {self.path} was deleted or replaced while this process had it open "
                 f"(the path now names {now_names})")
-
-
-def restart_argv() -> list[str]:
-    """This process's own command line, interpreter options (``-m litequeue``) included."""
-    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
-    return [sys.executable, *argv[1:]]
-
-
-def restart_in_place(children: Iterable[int] = ()) -> NoReturn:
-    """Kill ``children`` (process workers), then exec this process's command line again.
-    No cleanup runs: see the module's docstring for why. Exits 1 if exec fails."""
-    for pid in children:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    for handler in logging.getLogger().handlers:
-        with contextlib.suppress(Exception):
-            handler.flush()
-    try:
-        os.execv(sys.executable, restart_argv())
-    except OSError as exc:
-        log.error("cannot restart (%s); exiting 1 so that the service manager restarts this process", exc)
-    os._exit(1)
 
 
 def watch(identity: FileIdentity | None, on_replaced: Callable[[str], object], stop: threading.Event,

@@ -23,8 +23,10 @@ How to add a migration (a later release adds a table or a column):
 2. Append ``Migration(N, "one line saying what it does", _add_thing)`` to
    :data:`MIGRATIONS` (N = the last number + 1). Never edit or renumber a released one:
    databases already recorded it.
-3. Change the peewee models (``ledger/models.py``, ``LiteStorage.create_models``) to match:
-   they are used for queries only; tables are made here.
+3. Change the peewee models (``store/models.py``, ``LiteStorage.create_models``) to match.
+   No query reads or writes through them (every statement is written out as SQL) and no
+   table is made from them (tables are made here): ``LiteStorage.drop_tables`` is their
+   only user, so a table they lack is left behind by it.
 """
 
 from __future__ import annotations

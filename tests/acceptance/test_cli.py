@@ -82,6 +82,15 @@ def test_failed_job_has_traceback_and_retry_reruns_it(shop: Project):
     assert shop.cli("jobs", "retry", "--all-failed").returncode == 0
 
 
+def test_retry_all_failed_with_none_failed_says_so_and_succeeds(shop: Project):
+    shop.cli("enqueue", "add", "--args", "[1, 1]", "--app", "tasks")  # a database with no failed job
+    proc = shop.cli("jobs", "retry", "--all-failed", "--queue", "mail", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "no failed jobs to retry (queue mail)"
+    bare = shop.cli("jobs", "retry", check=False)  # neither ids nor --all-failed: a usage error
+    assert bare.returncode == 2 and "give job ids or --all-failed" in bare.stderr
+
+
 def test_cancel_queued_job(shop: Project):
     job_id = shop.cli("enqueue", "add", "--args", "[1, 1]", "--app", "tasks").stdout.strip()
     assert "cancelled" in shop.cli("jobs", "cancel", job_id).stdout

@@ -128,7 +128,7 @@ def test_claims_of_a_vanished_worker_process_are_recovered(faults: Faults) -> No
     restart of them left its claim held by a pid no worker has: the job stayed ``running``
     until the consumer restarted. Any claim of this consumer held by a pid that is not one
     of its live workers is now recovered at the next health check."""
-    from litequeue.jobs import actions
+    from litequeue.engine.storage import open_store
     from litequeue.store.liveness import holder_of
 
     proc = faults.project.start_consumer("tasks", "-w", "2", "-k", "process", "-Q", "default")
@@ -136,7 +136,7 @@ def test_claims_of_a_vanished_worker_process_are_recovered(faults: Faults) -> No
     # A job in a queue this consumer does not serve: only the orphan below takes it.
     job_id = faults.project.cli("enqueue", "plain", "--args", "[2]", "-q", "side", "--app", "tasks").stdout.strip()
     (app,) = faults.project.query("SELECT app FROM lq_job WHERE id = ?", (job_id,))[0]
-    store = actions.open_store(str(faults.project.db), app=app)
+    store = open_store(str(faults.project.db), app=app)
     try:
         orphan = holder_of(consumer_id, 999_999)  # a worker pid that is gone
         claims = store.claim(orphan, ["side"], 1)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -37,7 +38,7 @@ def nap(n, first):
 @app.task()
 def quick(n):
     time.sleep(0.03)
-    log(f"run {n}")
+    log(f"run {n} {current_job().id}")
 """
 
 OTHER_HOST = "other-host"
@@ -184,10 +185,18 @@ def test_terminated_backends_lose_no_job_and_listen_comes_back(hosts: Project):
         raise AssertionError(f"{exc}: jobs {pg(project, 'SELECT status, COUNT(*) FROM lq_job GROUP BY status')}, "
                              f"queue {pg(project, 'SELECT job_id, claimed_by, crashes FROM lq_ready')}, "
                              f"consumers {pg(project, 'SELECT id, status FROM lq_consumer')}") from None
-    runs = [line for line in side(project) if line.startswith("run ")]
-    assert {int(line.split()[1]) for line in runs} == set(range(1, total + 1))  # 0 lost
-    interrupted = pg(project, "SELECT COUNT(*) FROM lq_attempt WHERE outcome = 'interrupted'")[0][0]
-    assert len(runs) - total == interrupted  # every duplicate run is an interrupted attempt
+    runs = [line.split() for line in side(project) if line.startswith("run ")]
+    assert {int(run[1]) for run in runs} == set(range(1, total + 1))  # 0 lost
+    # At least once: each run of a job beyond its first is one of its interrupted attempts.
+    # Not every interrupted attempt ran: a round's claims whose commit's answer a terminated
+    # backend never brought are taken back by the others before anyone runs them.
+    runs_of = Counter(run[2] for run in runs)
+    interrupted_of = dict(pg(project, "SELECT job_id, COUNT(*) FROM lq_attempt WHERE outcome = 'interrupted' "
+                                      "GROUP BY job_id"))
+    unexplained = {job: (n, interrupted_of.get(job, 0)) for job, n in runs_of.items()
+                   if n - 1 > interrupted_of.get(job, 0)}
+    assert not unexplained, f"jobs run more often than interrupted (runs, interrupted attempts): {unexplained}"
+    assert len(runs) - total <= sum(interrupted_of.values())
     assert pg(project, "SELECT COUNT(*) FROM lq_attempt WHERE outcome NOT IN ('succeeded', 'interrupted')")[0][0] == 0
     assert all(proc.poll() is None for proc in consumers)  # reconnected, still running
     for i in range(3):
@@ -195,7 +204,7 @@ def test_terminated_backends_lose_no_job_and_listen_comes_back(hosts: Project):
         assert "doorbell: LISTEN re-established" in text, text[-3000:]
     # The doorbell works again: a job enqueued now is taken by an idle consumer.
     project.python("import tasks; tasks.quick(0)")
-    wait_for(lambda: "run 0" in side(project), 10, what="a new job to be picked up")
+    wait_for(lambda: any(line.startswith("run 0 ") for line in side(project)), 10, what="a new job to be picked up")
     for proc in consumers:
         proc.terminate()
     assert [proc.wait(30) for proc in consumers] == [0, 0, 0]

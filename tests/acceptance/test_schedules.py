@@ -3,8 +3,9 @@
 and ``schedules run`` fires it at once; on SQLite and PostgreSQL.
 
 The consumers' periodic clock is stepped a minute at a time through
-``LITEQUEUE_TEST_CLOCK_OFFSET_FILE`` (seconds added to the scheduler's clock), so the test
-does not wait for minute boundaries; everything else runs on the real clock.
+``LITEQUEUE_TEST_CLOCK_OFFSET_FILE`` (seconds added to the scheduler's clock by the test
+support in tests/support/clock.py), so the test does not wait for minute boundaries;
+everything else runs on the real clock.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Project, pg_query, wait_for
+from tests.support.clock import stepped_clock_env
 
 TASKS = """
 import os
@@ -66,8 +68,7 @@ def test_a_schedule_added_while_consumers_run_fires_once_pauses_and_runs_now(bac
     project.write("tasks.py", TASKS)
     side = project.root / "side.log"
     clock = project.root / "clock-offset"
-    project.extra_env.update(SIDE_LOG=str(side), LITEQUEUE_APP="tasks",
-                             LITEQUEUE_TEST_CLOCK_OFFSET_FILE=str(clock))
+    project.extra_env.update(SIDE_LOG=str(side), LITEQUEUE_APP="tasks", **stepped_clock_env(project.root, clock))
     # The consumers' clock starts 2 s into a minute (M0): nearly a minute before the real
     # clock could move it on by itself.
     now = time.time()

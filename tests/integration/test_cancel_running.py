@@ -11,7 +11,7 @@ import pytest
 
 from litequeue import current_job
 from litequeue.jobs import actions
-from litequeue.ledger import queries
+from litequeue.store import dialect
 from tests.conftest import job_row, running_consumer, wait_for, wait_job
 
 GRACE = 1.0
@@ -19,7 +19,7 @@ GRACE = 1.0
 
 def seconds_to_cancel(app: Any, job_id: str) -> float:
     """From the cancel request (its event) to the job's end, from the ledger's timestamps."""
-    (row,) = queries.sql(app.storage.database, "SELECT j.finished_at - e.at FROM lq_job j JOIN lq_event e "
+    (row,) = dialect.sql(app.storage.database, "SELECT j.finished_at - e.at FROM lq_job j JOIN lq_event e "
                          "ON e.job_id = j.id AND e.action = 'cancel' WHERE j.id = ?", [job_id]).fetchall()
     return float(row[0])
 
@@ -183,9 +183,9 @@ def test_200_async_jobs_run_at_once(make_app) -> None:
 
     with running_consumer(app, workers=200, worker_type="asyncio"):
         nap.map(range(200))
-        wait_for(lambda: queries.sql(app.storage.database, "SELECT COUNT(*) FROM lq_job WHERE status = "
+        wait_for(lambda: dialect.sql(app.storage.database, "SELECT COUNT(*) FROM lq_job WHERE status = "
                                      "'succeeded'").fetchone()[0] == 200, 60, what="200 jobs succeeded")
-    first, last = queries.sql(app.storage.database,
+    first, last = dialect.sql(app.storage.database,
                               "SELECT MIN(started_at), MAX(finished_at) FROM lq_job").fetchone()
     assert last - first < 3.0, f"200 async jobs took {last - first:.2f}s"
 

@@ -7,6 +7,7 @@ import pytest
 
 from litequeue import LiteQueue
 from litequeue.ledger import queries
+from litequeue.ledger.queries import queues as queue_counts
 
 
 def test_counts_past_the_bound_are_estimates_marked_as_such(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,7 +23,7 @@ def test_counts_past_the_bound_are_estimates_marked_as_such(pg_url: str, monkeyp
 
     try:
         app.enqueue_many([work.s(i) for i in range(300)] + [other.s(i) for i in range(5)])
-        monkeypatch.setattr(queries, "EXACT_UP_TO", 50)
+        monkeypatch.setattr(queue_counts, "EXACT_UP_TO", 50)
         summary = queries.queue_summary(app.storage.database)
         assert summary["small"]["queued"] == 5 and "estimated" not in summary["small"]
         assert summary["big"]["estimated"] == ["queued"]
@@ -31,7 +32,7 @@ def test_counts_past_the_bound_are_estimates_marked_as_such(pg_url: str, monkeyp
         summary = queries.queue_summary(app.storage.database)
         assert summary["big"]["estimated"] == ["queued"]
         assert 250 <= summary["big"]["queued"] <= 350  # the planner's estimate from fresh statistics
-        monkeypatch.setattr(queries, "EXACT_UP_TO", 10_000)
+        monkeypatch.setattr(queue_counts, "EXACT_UP_TO", 10_000)
         assert queries.queue_summary(app.storage.database)["big"]["queued"] == 300  # exact below the bound
     finally:
         app.storage.close()

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from litequeue.base.states import AttemptOutcome, JobStatus
-from litequeue.engine.storage import Finished
+from litequeue.base.values import Finished
 from tests.conftest import job_row
 
 

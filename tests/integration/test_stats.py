@@ -86,7 +86,7 @@ class Ran:
 
 
 def _attempt_rows(db: str) -> list[dict[str, Any]]:
-    from litequeue.jobs.actions import open_store
+    from litequeue.engine.storage import open_store
     from litequeue.store.dialect import sql
 
     store = open_store(db)

@@ -72,8 +72,8 @@ def test_watchdog_interval(monkeypatch):
 
 
 def test_a_real_consumer_notifies_ready_watchdog_and_stopping(project, tmp_path):
-    if "sdnotify" not in (ROOT / "litequeue" / "consumer.py").read_text() + \
-            (ROOT / "litequeue" / "supervisor.py").read_text():
+    if "sdnotify" not in (ROOT / "litequeue" / "runtime" / "consumer.py").read_text() + \
+            (ROOT / "litequeue" / "runtime" / "supervisor.py").read_text():
         pytest.skip("the consumer does not call litequeue.base.sdnotify yet")
     project.write("tasks.py", "from litequeue import LiteQueue\napp = LiteQueue('sd')\n"
                               "@app.task()\ndef hello():\n    return 1\n")

@@ -11,8 +11,7 @@ import pytest
 
 from litequeue.base.durations import parse_duration
 from litequeue.base.errors import ConfigurationError
-from litequeue.engine.storage import LiteStorage
-from litequeue.jobs.actions import open_store
+from litequeue.engine.storage import LiteStorage, open_store
 from litequeue.jobs.retention import (
     DAY,
     AutoPruner,

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import peewee
 import pytest
 
 from litequeue import LiteQueue
 from litequeue.base.states import AttemptOutcome, JobStatus
-from litequeue.engine.storage import Claim, Finished
+from litequeue.base.values import Claim, Finished
+from litequeue.runtime import dispatcher as pool
 from litequeue.runtime.dispatcher import SHORT_JOB_SAMPLE, Dispatcher
 from litequeue.store.doorbell import Doorbell
 from tests.conftest import wait_for
@@ -152,3 +154,30 @@ def test_close_commits_handed_in_acks_and_returns_unstarted_claims(app, make) ->
     assert claim.job_id in {j for j, _ in ledger(app, "succeeded")}, "a handed-in ack was not committed"
     assert claimed(app) == len(left)  # still ours: the consumer hands them back
     assert len(ledger(app, "succeeded")) == d.done
+
+
+def test_a_row_claimed_again_stays_held_when_its_earlier_claim_ack_is_dropped(app, make, monkeypatch) -> None:
+    """The others took this consumer's claim (presumed dead) and it claimed the same queue
+    row again while the earlier run's ack was in the round: dropping that ack must not
+    forget the new claim, or the next lost connection hands back a job a worker is running
+    (its attempt erased, the job run again)."""
+    app.job(1)
+    d = make(workers=1, start=False)
+    _, [first] = d._round([], 1, None)
+    assert app.storage.recover(HOLDER, reason="interrupted: its database session ended") == (1, 0)
+    ran = finish(first)
+    acked, [again] = d._round([ran], 1, None)  # the earlier run's ack (dropped), and the row again
+    assert acked == [] and again.row_id == first.row_id and again.attempt == 2
+    d._settle([ran], acked)
+
+    def lost(*args: Any, **kwargs: Any) -> Any:
+        raise peewee.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(pool, "commit_round", lost)
+    with pytest.raises(peewee.OperationalError):
+        d._round([], 1, None)
+    monkeypatch.undo()
+    d._round([], 0, None)  # reconnected: claims a lost commit may have made go back first
+    assert claimed(app) == 1, "the claim a worker runs was handed back as a stray"
+    assert app.storage.sql("SELECT number, outcome FROM lq_attempt ORDER BY number").fetchall() == [
+        (1, "interrupted"), (2, "running")]

@@ -1,8 +1,8 @@
 """One writer owns every job state change: no code outside the writer files of
 ``litequeue/jobs/`` writes the queue or the ledger.
 
-Allowed elsewhere: Huey's own key/value rows (results, locks, flags) and the schema stamp
-in ``engine/storage.py``; the inbox plugin's own table (and its layout in ``lq_meta``); the
+Allowed elsewhere: Huey's own key/value rows (results, locks, flags) in
+``engine/storage_kv.py``; the inbox plugin's own table (and its layout in ``lq_meta``); the
 migrations, which create and carry forward the schema. ``jobs/actions.py`` and
 ``jobs/retention.py`` are not writers: they open transactions and call the writer files."""
 
@@ -19,7 +19,7 @@ JOB_WRITERS = ("rows", "batches", "unique", "dependencies", "enqueue", "claim", 
 ALLOWED: dict[str, set[str]] = {
     **{f"litequeue/jobs/{name}.py": {"*"} for name in JOB_WRITERS},
     "litequeue/store/migrations.py": {"*"},
-    "litequeue/engine/storage.py": {"lq_kv", "lq_meta"},
+    "litequeue/engine/storage_kv.py": {"lq_kv"},
     "litequeue/inbox/": {"lq_inbox_file", "lq_meta"},
 }
 

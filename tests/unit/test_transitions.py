@@ -13,6 +13,7 @@ from huey import signals as S
 from litequeue.base.errors import JobNotFoundError, LiteQueueError
 from litequeue.base.states import AttemptOutcome, JobStatus
 from litequeue.base.values import Finished, Unit
+from litequeue.engine.storage import open_store
 from litequeue.jobs import actions
 from litequeue.ledger import queries
 from litequeue.runtime.worker import classify
@@ -203,7 +204,7 @@ def test_concurrent_retries_of_one_job_make_one_job(app, make_app):
     target = str(app.db_target)
 
     def retry(_):
-        store = actions.open_store(target)
+        store = open_store(target)
         try:
             return actions.retry_jobs(store, [job_id])[job_id]
         finally:

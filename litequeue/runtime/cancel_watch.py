@@ -1,4 +1,4 @@
-"""Stopping a running job: the jobs this process runs, and the consumer's watch for cancels.
+"""The consumer's watch for cancel requests: it flags, then stops, the running jobs someone cancelled.
 
 A cancel request is a ``cancel:<job id>`` key (its value: who asked) written by
 ``litequeue.jobs.cancel.cancel``, which rings the doorbell after its commit. Each consumer has one
@@ -8,7 +8,8 @@ carry a cancel request (an indexed join over its own claims, never a query per j
 never on the claim or ack path). For each such job it:
 
 1. sets the job's flag at once, so ``current_job().cancelled`` is true without a query
-   (cooperative: the task stops at its next ``raise_if_cancelled()``);
+   (cooperative: the task stops at its next ``raise_if_cancelled()``); the jobs this
+   process runs, and their flags, are :mod:`litequeue.engine.running`'s registry;
 2. after the job's grace period (``@app.task(cancel_grace=...)``, else the consumer's
    ``--cancel-grace``) stops it: a thread worker gets the same asynchronous interruption a
    timeout gets (``interrupts.cancel_thread``), an async task's asyncio task is cancelled,
@@ -26,16 +27,13 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from huey.consumer import WorkerRecycle
+from typing import TYPE_CHECKING
 
 from litequeue.base import defaults
 from litequeue.base.states import AttemptOutcome, JobStatus
-from litequeue.base.values import Claim, Finished
+from litequeue.base.values import Finished
 from litequeue.engine import interrupts
+from litequeue.engine.running import Running, any_running, running
 from litequeue.jobs.cancel import cancel_actor
 from litequeue.ledger import queries
 from litequeue.store.liveness import holder_pattern
@@ -53,71 +51,6 @@ MIN_GAP = 0.1
 #: Python cannot interrupt (``time.sleep(60)``, a C extension): its job ends ``cancelled``
 #: now and a new worker thread takes its place (the old one exits when the call returns).
 ABANDON_AFTER = 0.3
-
-
-class WorkerRetired(WorkerRecycle):
-    """Raised in a worker thread that was left behind in a cancelled job, once that job
-    finally returns: the thread ends (a new one took its place) and acks nothing."""
-
-
-@dataclass
-class Running:
-    """A job running in this process (thread or async task)."""
-
-    job_id: str
-    task: str
-    grace: float | None  # the task's own cancel_grace, if it has one
-    state: Any = field(default_factory=interrupts.current_state)  # the running thread's
-    cancelled_by: str | None = None  # set once a cancel request is seen
-    asked_at: float = 0.0  # monotonic time the request was seen
-    enforced_after: float | None = None  # the grace it was stopped after
-    future: Future[Any] | None = None  # an async task's: cancelling it cancels the asyncio task
-    claim: Claim | None = None
-    started_at: float = field(default_factory=time.time)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    done: bool = False  # the job returned (its outcome goes the normal way)
-    abandoned: bool = False  # its outcome was handed in for it; its thread must retire
-
-    def note(self) -> str:
-        """What the attempt records: who cancelled it, and whether it had to be stopped."""
-        text = f"cancelled by {self.cancelled_by or 'someone'}"
-        if self.enforced_after is not None:
-            text += f"; stopped after its {self.enforced_after:g}s grace period"
-        if self.abandoned:
-            text += " (its worker thread, blocked in a call Python cannot interrupt, was replaced)"
-        return text
-
-    def end(self) -> bool:
-        """The job returned in its thread; False if it was abandoned meanwhile (then the
-        thread must not hand in an outcome: see :class:`WorkerRetired`)."""
-        with self.lock:
-            self.done = True
-            return not self.abandoned
-
-
-_running: dict[str, Running] = {}
-_lock = threading.Lock()
-
-
-def started(job_id: str, task: str, grace: float | None, claim: Claim | None = None) -> Running:
-    """Register the job the calling thread starts running."""
-    entry = Running(job_id, task, grace, claim=claim)
-    with _lock:
-        _running[job_id] = entry
-    return entry
-
-
-def finished(job_id: str) -> None:
-    with _lock:
-        _running.pop(job_id, None)
-
-
-def running(job_id: str) -> Running | None:
-    return _running.get(job_id)
-
-
-def any_running() -> bool:
-    return bool(_running)
 
 
 _retired: set[int] = set()  # idents of worker threads left behind in a cancelled job

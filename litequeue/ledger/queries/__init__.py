@@ -1,0 +1,83 @@
+"""Where the ledger is *shown*: the read queries of the CLI, the web page and metrics, one module
+per question, every public name re-exported here (``litequeue.ledger.queries.get_job`` is the
+documented path). Every function takes a peewee database (read-only connections work) and
+never unpickles anything.
+
+* :mod:`._common`: the job row's fields and its JSON form, shared by the others;
+* :mod:`.queues`: counts per queue and status (estimates past a bound on PostgreSQL);
+* :mod:`.jobs`: job lists and detail, facets, tags;
+* :mod:`.activity`: counts and activity over time, events, periodic runs, inbox counts, schedules;
+* :mod:`.holders`: consumers and the claims, locks and cancel requests they hold;
+* :mod:`.batches`: batches and their members;
+* :mod:`.limits`: concurrency limits, breakers, rate-limited jobs, why a job is held.
+"""
+
+from litequeue.ledger.queries._common import (
+    COUNTED,
+    JOB_FIELDS,
+    NOT_SCHEDULED,
+    dict_rows,
+    has_schema,
+    iso,
+    job_dict,
+    ping,
+    progress_view,
+)
+from litequeue.ledger.queries.activity import (
+    finished_counters,
+    finished_since,
+    inbox_counts,
+    periodic_last_runs,
+    periodic_runs,
+    queue_throughput,
+    recent_activity,
+    recent_events,
+    running_since,
+    schedules,
+)
+from litequeue.ledger.queries.batches import batch_members, batch_of_job, get_batch, list_batches
+from litequeue.ledger.queries.holders import (
+    advisory_locks_held,
+    cancel_requests,
+    claims_by_holder,
+    consumers,
+    registered_consumers,
+)
+from litequeue.ledger.queries.jobs import (
+    count_matching,
+    failed_job_ids,
+    get_job,
+    job_facets,
+    job_payload,
+    list_jobs,
+    queued_count_with_tag,
+    tag_facets,
+    tag_progress,
+    unfinished_ids_with_tag,
+    with_tags,
+)
+from litequeue.ledger.queries.limits import RATE_LIMITED, breakers, concurrency_limits, held_reason, rate_limited
+from litequeue.ledger.queries.queues import (
+    EXACT_UP_TO,
+    SAMPLE_PAGES,
+    due_by_queue,
+    paused_rows,
+    planner_rows,
+    queue_summary,
+    queued_count,
+    ready_by_queue,
+    sampled_rows,
+    server_counts,
+)
+
+__all__ = [
+    "COUNTED", "EXACT_UP_TO", "JOB_FIELDS", "NOT_SCHEDULED", "RATE_LIMITED", "SAMPLE_PAGES",
+    "advisory_locks_held", "batch_members", "batch_of_job", "breakers", "cancel_requests", "claims_by_holder",
+    "concurrency_limits", "consumers", "count_matching", "dict_rows", "due_by_queue", "failed_job_ids",
+    "finished_counters", "finished_since", "get_batch", "get_job", "has_schema", "held_reason", "inbox_counts",
+    "iso", "job_dict", "job_facets", "job_payload", "list_batches", "list_jobs", "paused_rows", "periodic_last_runs",
+    "periodic_runs", "ping", "planner_rows", "progress_view", "queue_summary", "queue_throughput", "queued_count",
+    "queued_count_with_tag", "rate_limited", "ready_by_queue", "recent_activity", "recent_events",
+    "registered_consumers", "running_since", "sampled_rows", "schedules", "server_counts", "tag_facets",
+    "tag_progress", "unfinished_ids_with_tag", "with_tags",
+]

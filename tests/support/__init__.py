@@ -1,0 +1,1 @@
+"""Test-only helpers that production code knows nothing about."""
