@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from litequeue.base import defaults, sdnotify
-from litequeue.jobs import consumers
+from litequeue.jobs import consumers, recover
 from litequeue.runtime.fault_backoff import FaultWait
 from litequeue.store.doorbell import ring
 from litequeue.store.liveness import boot_id, consumer_of, hostname, judge
@@ -59,20 +59,30 @@ def release_stalled_claims(storage: LiteStorage, me: str | None = None,
                            lease: float | None = None) -> int:
     """Recover the claims of every dead consumer; returns how many jobs went back or failed.
 
-    A holder whose consumer is not registered at all is an orphan and is recovered too."""
+    A holder whose consumer is not registered at all is an orphan and is recovered too.
+    Each dead consumer is marked so and has its claims taken back in ONE transaction, the
+    mark first: a claim it makes meanwhile either committed before (and is taken back with
+    the rest) or finds it dead and claims nothing (``jobs.claim.holder_fenced``), so no
+    claim of a dead consumer is left for the next pass to take back again (counting its job
+    one more crash). A consumer whose process is seen alive (only its database session
+    ended) had no worker die: its jobs go back counting no crash."""
     verdict = judge(storage.database, lease=lease, skip=me)
-    recovered = 0
+    held: dict[str, list[str]] = {}
     for holder in storage.claim_holders():
-        if consumer_of(holder) == me or not verdict.holder_is_orphaned(holder):
-            continue
-        why = verdict.why(holder)
-        back, failed = storage.recover(holder, reason=f"interrupted: {why}")
-        log.warning("consumer %s is dead (%s): %d job(s) back to the queue, %d failed at the "
-                    "crash cap", consumer_of(holder), why, back, failed, extra={"action": "recover"})
-        recovered += back + failed
-    for cid in verdict.dead:
+        if consumer_of(holder) != me and verdict.holder_is_orphaned(holder):
+            held.setdefault(consumer_of(holder), []).append(holder)
+    recovered = 0
+    for cid in sorted({*verdict.dead, *held}):
+        why, crashed = verdict.why(cid), cid not in verdict.living
         with storage.write():
             consumers.mark_dead(storage, cid)
+            results = [recover.recover(storage, h, f"interrupted: {why}", crashed=crashed) for h in held.get(cid, ())]
+        back, failed = sum(r[0] for r in results), sum(r[1] for r in results)
+        if back or failed:
+            log.warning("consumer %s is dead (%s): %d job(s) back to the queue%s, %d failed at the crash cap",
+                        cid, why, back, "" if crashed else " (no worker died: no crash counted)", failed,
+                        extra={"action": "recover"})
+        recovered += back + failed
     return recovered
 
 

@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,10 @@ def session_locks_held(db: Any) -> set[int] | None:
     return advisory_locks_held(db)
 
 
+#: Why a consumer is dead whose PostgreSQL session ended (its advisory lock went).
+SESSION_ENDED = "its database session ended (advisory lock released)"
+
+
 def consumer_is_dead(host: str, boot: str, pid: int, lock_path: str | None, heartbeat_at: float,
                      lease: float = defaults.HEARTBEAT_LEASE, now: float | None = None,
                      session_lock: bool | None = None) -> str | None:
@@ -189,7 +193,7 @@ def consumer_is_dead(host: str, boot: str, pid: int, lock_path: str | None, hear
         except PermissionError:
             pass
     if session_lock is False:
-        return "its database session ended (advisory lock released)"
+        return SESSION_ENDED
     if now - heartbeat_at > lease:
         return f"no heartbeat for {now - heartbeat_at:.0f}s (lease {lease:g}s)"
     return None
@@ -203,6 +207,9 @@ class Verdict:
     alive: dict[str, tuple[Any, ...]]
     #: id -> why it is dead
     dead: dict[str, str]
+    #: The dead whose process is seen alive on this host: only their database session
+    #: ended (a terminated backend, a restarted server). No worker of theirs died.
+    living: set[str] = field(default_factory=set)
 
     def holder_is_orphaned(self, holder: str) -> bool:
         """True when the holder's consumer is dead or not registered as running at all."""
@@ -224,6 +231,7 @@ def judge(db: Any, now: float | None = None, lease: float | None = None,
 
     alive: dict[str, tuple[Any, ...]] = {}
     dead: dict[str, str] = {}
+    living: set[str] = set()
     rows = registered_consumers(db)
     held = session_locks_held(db) if rows else None  # after the rows: a row seen had its lock
     for row in rows:
@@ -235,6 +243,9 @@ def judge(db: Any, now: float | None = None, lease: float | None = None,
             own_lease if own_lease is not None else (lease or defaults.HEARTBEAT_LEASE), now, session)
         if why:
             dead[cid] = why
+            if why == SESSION_ENDED and host == hostname():  # its process passed the pid check
+                living.add(cid)
+                dead[cid] = f"{why}, its process lives"
         else:
             alive[cid] = row[:7]
-    return Verdict(alive, dead)
+    return Verdict(alive, dead, living)
