@@ -171,8 +171,10 @@ class Dispatcher:
     def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
                  paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget,
                  stop: threading.Event, workers: int = 1,
-                 window: float = defaults.ACK_GROUP_WINDOW, processes: bool = False) -> None:
+                 window: float = defaults.ACK_GROUP_WINDOW, processes: bool = False,
+                 on_fenced: Callable[[], object] | None = None) -> None:
         self.storage = storage
+        self.on_fenced = on_fenced  # a round found the holder declared dead (the supervisor's nudge)
         # Worker threads share a process: a job some worker died on runs alone. A worker
         # process dies alone: no need. Worker processes take their next short job while
         # running one (process_pipes.py): claim ahead for them even when none is idle.
@@ -358,8 +360,10 @@ class Dispatcher:
 
     def _fenced(self) -> None:
         """A round claimed nothing because the others declared this holder dead (its
-        session went, or its lease ran out): say so once; the supervisor's next heartbeat
-        finds out too and carries on under a new id (``LiteConsumer._presumed_dead``)."""
+        session went, or its lease ran out): say so once, and have the supervisor's
+        heartbeat find out now and carry on under a new id (``LiteConsumer._presumed_dead``)."""
+        if self.on_fenced is not None:
+            self.on_fenced()
         if self.fenced_holder != self.holder:
             self.fenced_holder = self.holder
             log.warning("consumer %s was declared dead by the others: claiming nothing under that id "

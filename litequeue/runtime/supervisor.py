@@ -114,6 +114,7 @@ class Supervisor:
         self.interval = interval
         self.pruner = pruner
         self.stop = threading.Event()
+        self._nudged = threading.Event()  # tick now, not at the end of the interval
         self._paused: set[str] = set()
         self._beat = (-1, 0.0)  # jobs done at the last heartbeat, and when
         self.thread = threading.Thread(target=self._run, name="litequeue-supervisor", daemon=True)
@@ -121,6 +122,15 @@ class Supervisor:
     def start(self) -> None:
         self.refresh_paused()
         self.thread.start()
+
+    def nudge(self) -> None:
+        """Tick now (the dispatcher found this consumer declared dead: the heartbeat that
+        carries it on under a new id should not wait for the interval)."""
+        self._nudged.set()
+
+    def halt(self) -> None:
+        self.stop.set()
+        self._nudged.set()
 
     def paused(self) -> set[str]:
         return self._paused
@@ -168,7 +178,7 @@ class Supervisor:
                 log.info("pruned old ledger records: %s", result.as_dict(), extra={"action": "prune"})
 
     def _run(self) -> None:
-        while not self.stop.wait(self.interval):
+        while not self._rest():
             try:
                 self.tick()
             except Exception as exc:  # noqa: BLE001 - housekeeping must survive a busy database
@@ -178,3 +188,9 @@ class Supervisor:
                     self.fault.wait(exc, self.stop, reconnect=self.storage.close)
             else:
                 self.fault.recovered()
+
+    def _rest(self) -> bool:
+        """Wait for the next tick (the interval, or a nudge); True once stopped."""
+        self._nudged.wait(self.interval)
+        self._nudged.clear()
+        return self.stop.is_set()

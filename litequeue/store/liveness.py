@@ -173,6 +173,18 @@ def session_locks_held(db: Any) -> set[int] | None:
 SESSION_ENDED = "its database session ended (advisory lock released)"
 
 
+def process_runs(pid: int) -> bool:
+    """True if process ``pid`` of this host is running: not gone, and no zombie (a killed
+    process its parent has not reaped yet still answers ``kill(pid, 0)``). False where
+    ``/proc`` cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"], [])
+
+
 def consumer_is_dead(host: str, boot: str, pid: int, lock_path: str | None, heartbeat_at: float,
                      lease: float = defaults.HEARTBEAT_LEASE, now: float | None = None,
                      session_lock: bool | None = None) -> str | None:
@@ -243,7 +255,7 @@ def judge(db: Any, now: float | None = None, lease: float | None = None,
             own_lease if own_lease is not None else (lease or defaults.HEARTBEAT_LEASE), now, session)
         if why:
             dead[cid] = why
-            if why == SESSION_ENDED and host == hostname():  # its process passed the pid check
+            if why == SESSION_ENDED and host == hostname() and process_runs(pid):
                 living.add(cid)
                 dead[cid] = f"{why}, its process lives"
         else:

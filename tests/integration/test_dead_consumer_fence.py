@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ import pytest
 from litequeue.jobs import claim as claiming
 from litequeue.runtime.supervisor import register_worker, release_stalled_claims
 from litequeue.store.liveness import SessionLock
-from tests.conftest import job_row
+from tests.conftest import job_row, wait_for
 
 A, B = "host-a:1:aaaaaa", "host-b:2:bbbbbb"
 
@@ -133,13 +134,40 @@ def test_a_lost_session_of_a_living_consumer_is_no_worker_death(two: Any) -> Non
     assert (job["status"], job["crashes"]) == ("queued", 0)
     assert [x["outcome"] for x in job["attempt_list"]] == ["interrupted"]
     for n in range(1, 4):  # a consumer process that really died with the job, three times
-        gone = subprocess.Popen([sys.executable, "-c", "pass"])
-        gone.wait()
-        cid = f"host-a:{gone.pid}:dead{n:02d}"
-        register_worker(a.storage, cid, gone.pid, None, None, 1, "thread")
-        assert [c.job_id for c in a.storage.claim(cid, None, 1)] == [blip]
+        killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        register_worker(a.storage, f"host-a:{killed.pid}:dead{n:02d}", killed.pid, None, None, 1, "thread")
+        assert [c.job_id for c in a.storage.claim(f"host-a:{killed.pid}:dead{n:02d}", None, 1)] == [blip]
+        killed.kill()
+        if n < 3:  # not reaped yet: a zombie still answers kill(pid, 0), yet it is dead
+            wait_for(lambda p=killed.pid: Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[0] == "Z",
+                     10, what="the killed process to be a zombie")
+        else:
+            killed.wait()
         release_stalled_claims(b.storage, me=B)
+        killed.wait()
         job = job_row(a, blip)
         assert job["crashes"] == n
     assert job["status"] == "failed"
     assert "worker died while running this job (3 times)" in job["error"]
+
+
+def test_a_running_consumer_declared_dead_runs_the_next_job_under_a_new_id(two: Any) -> None:
+    """The real consumer: declared dead by B (as liveness would, its row marked and its claims
+    taken back), its dispatcher's next round claims nothing, and it carries on as a fresh
+    consumer at once; the job enqueued meanwhile runs once, under the new id, no crash."""
+    from tests.conftest import running_consumer, wait_job
+
+    a, b, work = two
+    with running_consumer(a, workers=2) as consumer:
+        old = consumer.consumer_id
+        wait_for(lambda: registry(a).get(old) == "running", 10, what="the consumer to register")
+        with b.storage.write():
+            from litequeue.jobs import consumers
+
+            consumers.mark_dead(b.storage, old)
+        job_id = work(5).id
+        job = wait_job(a, job_id, "succeeded")
+        assert consumer.consumer_id != old
+        assert registry(a)[consumer.consumer_id] == "running"
+    assert job["crashes"] == 0
+    assert [(x["outcome"], x["worker"]) for x in job["attempt_list"]] == [("succeeded", consumer.consumer_id)]
