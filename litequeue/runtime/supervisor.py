@@ -30,7 +30,7 @@ log = logging.getLogger("litequeue.supervisor")
 
 def register_worker(storage: LiteStorage, consumer_id: str, pid: int, lock_path: str | None,
                     queues: Sequence[str] | None, concurrency: int, worker_type: str,
-                    lease: float = defaults.HEARTBEAT_LEASE) -> None:
+                    lease: float | None = defaults.HEARTBEAT_LEASE) -> None:
     now = time.time()
     with storage.write():
         consumers.register_consumer(storage, dict(

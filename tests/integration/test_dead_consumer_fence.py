@@ -171,3 +171,22 @@ def test_a_running_consumer_declared_dead_runs_the_next_job_under_a_new_id(two: 
         assert registry(a)[consumer.consumer_id] == "running"
     assert job["crashes"] == 0
     assert [(x["outcome"], x["worker"]) for x in job["attempt_list"]] == [("succeeded", consumer.consumer_id)]
+
+
+def test_a_process_running_a_job_in_place_is_not_declared_dead_for_lack_of_a_session_lock(two: Any) -> None:
+    """Huey's ``dequeue()`` then ``execute()`` in a plain process registers it like a
+    consumer, but it holds no session lock: the others judge it by its heartbeat, as they
+    did not (they declared it dead at once, and now it would then claim nothing)."""
+    a, b, work = two
+    job_id = work(3).id
+    task = a.dequeue()
+    assert task is not None and task.id == job_id
+    release_stalled_claims(b.storage, me=B)
+    assert [row[1] is not None for row in holders(a)] == [True]  # still its claim
+    assert a.execute(task) == 3
+    job = job_row(a, job_id)
+    assert (job["status"], job["crashes"]) == ("succeeded", 0)
+    assert [x["outcome"] for x in job["attempt_list"]] == ["succeeded"]
+    work(4)
+    release_stalled_claims(b.storage, me=B)
+    assert a.execute(a.dequeue()) == 4
