@@ -260,14 +260,17 @@ class LiteStorage(KeyValues, SqlStorage):
 
     def ack_and_claim(self, consumer_id: str, finished: Sequence[Finished], queues: Sequence[str] | None,
                       limit: int, paused: Iterable[str] = (), isolate: str | None = None,
-                      ) -> tuple[list[Finished], list[Claim]]:
+                      ) -> tuple[list[Finished], list[Claim] | None]:
         """:func:`finish.ack` then :func:`claiming.claim` in ONE transaction: one
-        commit (one fsync) per round for a busy consumer instead of two."""
+        commit (one fsync) per round for a busy consumer instead of two. The claims are
+        None when ``consumer_id`` was declared dead (:func:`claiming.holder_fenced`)."""
         if not finished and limit <= 0:
             return [], []
         with self.write():
+            fenced = limit > 0 and claiming.holder_fenced(self, consumer_id)  # first: see its lock order
             acked = finish.ack(self, consumer_id, finished)
-            claims = claiming.claim(self, consumer_id, queues, limit, paused, None, isolate)
+            claims = None if fenced else claiming.claim(self, consumer_id, queues, limit, paused, None,
+                                                        isolate, fenced=False)
         return acked, claims
 
     def ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:

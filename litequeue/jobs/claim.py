@@ -1,5 +1,6 @@
 """Where a job is claimed: ready rows get a holder and :func:`start` marks them ``running``
-with an attempt; a schedule's due rows are claimed for Huey's ``read_schedule``.
+with an attempt; a schedule's due rows are claimed for Huey's ``read_schedule``. A holder
+whose consumer the others declared dead claims nothing (:func:`holder_fenced`).
 
 Part of the job-state writer (:mod:`litequeue.jobs`); it runs inside the caller's write
 transaction. An app with limits or breakers claims through :class:`litequeue.jobs.limits.Gate`.
@@ -16,6 +17,7 @@ from litequeue.base.values import Claim
 from litequeue.jobs.limits import Gate
 from litequeue.jobs.rows import claim_rows, in_list
 from litequeue.store.dialect import skip_locked
+from litequeue.store.liveness import consumer_of
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -23,22 +25,50 @@ if TYPE_CHECKING:
 S = JobStatus
 
 
+def holder_fenced(store: LiteStorage, holder: str) -> bool:
+    """Is ``holder``'s consumer registered as no longer ``running`` (declared dead by the
+    others, or stopping)? Then it must claim nothing: its claims would be taken back again,
+    each counted against its job's crash cap, and their outcomes dropped.
+
+    On PostgreSQL it holds that consumer row (``FOR SHARE``) to the end of the transaction:
+    a recovery that declares the consumer dead (:func:`litequeue.jobs.consumers.mark_dead`,
+    then :func:`litequeue.jobs.recover.recover`, one transaction) waits for this claim and
+    takes it back with the rest, or this claim waits for it and sees ``dead``. Call it first
+    in the transaction, before any write to ``lq_ready`` (the recovery writes the consumer
+    row, then the claims: the same order, never a circle). A holder with no row (a caller
+    of the storage API that never registered) is not fenced.
+
+    On SQLite nothing is asked: a consumer is declared dead there once its lock file is
+    free, that is once its process is gone, and writers take turns, so a dead holder cannot
+    claim (the claim stays one statement)."""
+    if store.is_sqlite:
+        return False
+    row = store.sql("SELECT status FROM lq_consumer WHERE id = ? FOR SHARE", (consumer_of(holder),)).fetchone()
+    return row is not None and row[0] != "running"
+
+
 def claim(store: LiteStorage, holder: str, queues: Sequence[str] | None, limit: int,
-          paused: Iterable[str], worker: str | None = None, isolate: str | None = None) -> list[Claim]:
+          paused: Iterable[str], worker: str | None = None, isolate: str | None = None,
+          fenced: bool | None = None) -> list[Claim]:
     """Claim up to ``limit`` ready jobs for ``holder`` and :func:`start` them.
 
     ``queues`` are served in strict order; ``None`` means every queue, highest priority
     first, then oldest. Paused queues are skipped. ``isolate`` (thread consumers, where a
     job that kills its worker kills the jobs beside it): ``"others"`` claims only jobs no
     worker died on; ``"suspect-first"`` claims one job a worker died on, alone, or else as
-    ``"others"``."""
+    ``"others"``. Nothing for a fenced holder (``fenced``: the caller already asked
+    :func:`holder_fenced` in this transaction; None: ask it here)."""
     if limit <= 0:
+        return []
+    if fenced is None:
+        fenced = holder_fenced(store, holder)
+    if fenced:
         return []
     paused = set(paused)
     now = time.time()
     lock = skip_locked(store.database)
     if isolate == "suspect-first":
-        suspects = claim(store, holder, queues, 1, paused, worker, "suspect")
+        suspects = claim(store, holder, queues, 1, paused, worker, "suspect", fenced=False)
         if suspects:
             return suspects
         isolate = "others"

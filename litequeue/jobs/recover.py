@@ -74,10 +74,15 @@ def _interrupt_attempts(store: LiteStorage, job_ids: Sequence[str], reason: str,
 
 
 def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
-            row_ids: Sequence[int] | None = None) -> tuple[int, int]:
+            row_ids: Sequence[int] | None = None, crashed: bool = True) -> tuple[int, int]:
     """Take back a dead holder's claims (all, or ``row_ids``: the one a dead worker process
     ran): to ``queued`` with the attempt ``interrupted``, or to ``failed`` once the job's
-    worker has died ``crash_cap`` times. Returns (requeued, failed)."""
+    worker has died ``crash_cap`` times. Returns (requeued, failed).
+
+    Only a worker's death counts toward the crash cap: not ``crashed`` (the holder's
+    process lives, only its database session went), and not a claim never started (a due
+    job taken from the schedule, not yet run). The queue row counts every take-back all the
+    same (``lq_ready.crashes``): it fences the old run's ack (:func:`litequeue.jobs.finish.ack`)."""
     now = time.time()
     only = f" AND id IN {in_list(list(row_ids))}" if row_ids else ""
     rows = store.sql(
@@ -85,17 +90,22 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
         f"WHERE claimed_by = ?{only} RETURNING id, job_id, crash_cap", (holder, *(row_ids or ()))).fetchall()
     if not rows:
         return 0, 0
-    crashes = dict(store.sql(f"SELECT id, crashes FROM lq_job WHERE id IN {in_list([r[1] for r in rows])}",
-                             [r[1] for r in rows]).fetchall())
+    jobs = {job_id: (crashes, status) for job_id, crashes, status in store.sql(
+        f"SELECT id, crashes, status FROM lq_job WHERE id IN {in_list([r[1] for r in rows])}",
+        [r[1] for r in rows]).fetchall()}
     # A job someone asked to cancel ends cancelled instead: its worker died, or was stopped
     # for the cancel (cancelling.stop_worker_process).
     asked = cancel_requests(store, [r[1] for r in rows])
     if asked:
         _end_cancelled(store, [(r[0], r[1]) for r in rows if r[1] in asked], asked, reason, now)
         rows = [r for r in rows if r[1] not in asked]
-    requeued = [job_id for _, job_id, cap in rows if crashes.get(job_id, 0) + 1 < cap]
-    failed = [(row_id, job_id, crashes.get(job_id, 0) + 1) for row_id, job_id, cap in rows
-              if crashes.get(job_id, 0) + 1 >= cap]
+    died = {j for _, j, _ in rows if crashed and jobs.get(j, (0, S.RUNNING.value))[1] == S.RUNNING.value}
+    spared = [j for _, j, _ in rows if j not in died]
+    _requeue(store, spared, reason, now, crashed=False)
+    rows = [r for r in rows if r[1] in died]
+    requeued = [job_id for _, job_id, cap in rows if jobs.get(job_id, (0,))[0] + 1 < cap]
+    failed = [(row_id, job_id, jobs.get(job_id, (0,))[0] + 1) for row_id, job_id, cap in rows
+              if jobs.get(job_id, (0,))[0] + 1 >= cap]
     _requeue(store, requeued, reason, now, crashed=True)
     store.many("DELETE FROM lq_ready WHERE id = ?", [(r,) for r, _, _ in failed])
     for _, job_id, n in failed:
@@ -105,7 +115,7 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
     _interrupt_attempts(store, [j for _, j, _ in failed], reason, now)
     settle(store, [j for _, j, _ in failed], now)
     batch_members_finished(store, [(j, S.FAILED.value) for _, j, _ in failed], now)
-    return len(requeued), len(failed)
+    return len(spared) + len(requeued), len(failed)
 
 
 def _end_cancelled(store: LiteStorage, rows: Sequence[tuple[int, str]], asked: dict[str, str],

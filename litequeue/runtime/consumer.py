@@ -234,7 +234,7 @@ class LiteConsumer(ConsumerSeams):
         self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                      self.supervisor.paused, self.observers, self.huey.bell_target,
                                      self.stop_event, workers=self.workers,
-                                     processes=self.worker_type == "process")
+                                     processes=self.worker_type == "process", on_fenced=self.supervisor.nudge)
         log.info("litequeue consumer %s: %d %s worker(s), queues: %s, database: %s",
                  self.consumer_id, self.workers, self.worker_type,
                  ",".join(self.queues) if self.queues else "all", redact(self.huey.db_target))
@@ -330,6 +330,7 @@ class LiteConsumer(ConsumerSeams):
         self.consumer_id = self.supervisor.consumer_id = new
         if self.dispatcher is not None:
             self.dispatcher.holder = new
+            self.dispatcher.bell.wake()  # it claims again now, not at its next poll
         if self.session is not None:
             self.session.close()
         if self.lock is not None:
@@ -413,7 +414,7 @@ class LiteConsumer(ConsumerSeams):
         """Commit finished acks, hand every unfinished claim back, deregister."""
         self.stop_event.set()
         if self.supervisor is not None:
-            self.supervisor.stop.set()
+            self.supervisor.halt()
         for courier in self.couriers.values():  # outcomes the workers sent, handed in
             courier.join(5.0)
         if self.cancel_watcher is not None:

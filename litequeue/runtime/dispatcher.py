@@ -71,8 +71,9 @@ def retrying(what: str, fn: Callable[[], Any], give_up: threading.Event | None =
 
 def commit_round(storage: LiteStorage, holder: str, batch: Sequence[Finished], queues: Sequence[str] | None,
                  limit: int, paused: Iterable[str], isolate: str | None = None,
-                 ) -> tuple[list[Finished], list[Claim]]:
-    """Ack ``batch`` and claim up to ``limit`` jobs in one transaction.
+                 ) -> tuple[list[Finished], list[Claim] | None]:
+    """Ack ``batch`` and claim up to ``limit`` jobs in one transaction (claims None: the
+    others declared ``holder`` dead, see :func:`litequeue.jobs.claim.holder_fenced`).
 
     A transient error (busy, locked, connection lost) propagates, for :func:`retrying` to
     wait out. A deterministic one (an outcome the database refuses: a NUL byte in an error
@@ -170,8 +171,10 @@ class Dispatcher:
     def __init__(self, storage: LiteStorage, holder: str, queues: Sequence[str] | None, bell: Doorbell,
                  paused: Callable[[], set[str]], observers: list[Observer], bell_target: BellTarget,
                  stop: threading.Event, workers: int = 1,
-                 window: float = defaults.ACK_GROUP_WINDOW, processes: bool = False) -> None:
+                 window: float = defaults.ACK_GROUP_WINDOW, processes: bool = False,
+                 on_fenced: Callable[[], object] | None = None) -> None:
         self.storage = storage
+        self.on_fenced = on_fenced  # a round found the holder declared dead (the supervisor's nudge)
         # Worker threads share a process: a job some worker died on runs alone. A worker
         # process dies alone: no need. Worker processes take their next short job while
         # running one (process_pipes.py): claim ahead for them even when none is idle.
@@ -207,6 +210,7 @@ class Dispatcher:
         #: recovered by the others and claimed again is held by its newer claim.
         self.held: dict[int, Claim] = {}
         self.uncertain = False  # a round failed with the connection: did its commit happen?
+        self.fenced_holder: str | None = None  # the holder a round last found declared dead
         self.waiting = threading.local()  # per worker: idle since its last call to get()
         self.thread = threading.Thread(target=self._run, name="litequeue-dispatcher", daemon=True)
 
@@ -313,6 +317,11 @@ class Dispatcher:
                 isolate = None
             acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self._round(b, w, i),
                                      reconnect=self.storage.close)
+            if claims is None:  # declared dead: idle until the supervisor carries on under a new id
+                self._fenced()
+                claims = []
+            elif want > 0 and not claims:
+                self.empty_polls += 1
             if claims and claims[0].suspect and self.isolate_suspects:
                 self.suspect = claims[0]
             if claims:
@@ -320,8 +329,6 @@ class Dispatcher:
                 with self.cond:
                     self.buffer.extend(claims)
                     self.cond.notify(len(claims))
-            elif want > 0:
-                self.empty_polls += 1
             if batch:
                 self._settle(batch, acked)
             if want > 0 and not claims and not batch:
@@ -331,7 +338,8 @@ class Dispatcher:
                 # still wakes it at once).
                 self._sleep(min(defaults.IDLE_POLL_MAX, defaults.IDLE_POLL * (1 + self.empty_polls // 10)))
 
-    def _round(self, batch: list[Finished], want: int, isolate: str | None) -> tuple[list[Finished], list[Claim]]:
+    def _round(self, batch: list[Finished], want: int, isolate: str | None,
+               ) -> tuple[list[Finished], list[Claim] | None]:
         """One ack-and-claim commit. After a round lost its connection, the claims that
         round's commit may have made (the server may have committed before the connection
         died) are handed back first: nobody would ever run them."""
@@ -347,8 +355,19 @@ class Dispatcher:
             if is_disconnect(exc):
                 self.uncertain = True
             raise
-        self.held.update((c.row_id, c) for c in claims)
+        self.held.update((c.row_id, c) for c in claims or ())
         return acked, claims
+
+    def _fenced(self) -> None:
+        """A round claimed nothing because the others declared this holder dead (its
+        session went, or its lease ran out): say so once, and have the supervisor's
+        heartbeat find out now and carry on under a new id (``LiteConsumer._presumed_dead``)."""
+        if self.on_fenced is not None:
+            self.on_fenced()
+        if self.fenced_holder != self.holder:
+            self.fenced_holder = self.holder
+            log.warning("consumer %s was declared dead by the others: claiming nothing under that id "
+                        "until it carries on as a fresh consumer", self.holder, extra={"action": "fenced"})
 
     def _ahead(self) -> int:
         """How many jobs to claim beyond the idle workers (lock held).

@@ -65,8 +65,10 @@ class InProcessClaims:
         if folder is not None:
             life = LifeLock(folder / "consumers" / f"{consumer}.lock")
             life.acquire()
+        # No lease of its own: on PostgreSQL a consumer with one holds a session lock, and
+        # is dead without it; this process is judged by its heartbeat (the default lease).
         register_worker(self.storage, consumer, os.getpid(), str(life.path) if life else None,
-                        None, 1, "inline")
+                        None, 1, "inline", lease=None)
         # After a fork the parent's claims stay the parent's.
         self._consumer, self._pid, self._life, self._held = consumer, os.getpid(), life, {}
         self._beat = time.monotonic()

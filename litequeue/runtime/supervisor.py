@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from litequeue.base import defaults, sdnotify
-from litequeue.jobs import consumers
+from litequeue.jobs import consumers, recover
 from litequeue.runtime.fault_backoff import FaultWait
 from litequeue.store.doorbell import ring
 from litequeue.store.liveness import boot_id, consumer_of, hostname, judge
@@ -30,7 +30,7 @@ log = logging.getLogger("litequeue.supervisor")
 
 def register_worker(storage: LiteStorage, consumer_id: str, pid: int, lock_path: str | None,
                     queues: Sequence[str] | None, concurrency: int, worker_type: str,
-                    lease: float = defaults.HEARTBEAT_LEASE) -> None:
+                    lease: float | None = defaults.HEARTBEAT_LEASE) -> None:
     now = time.time()
     with storage.write():
         consumers.register_consumer(storage, dict(
@@ -59,20 +59,30 @@ def release_stalled_claims(storage: LiteStorage, me: str | None = None,
                            lease: float | None = None) -> int:
     """Recover the claims of every dead consumer; returns how many jobs went back or failed.
 
-    A holder whose consumer is not registered at all is an orphan and is recovered too."""
+    A holder whose consumer is not registered at all is an orphan and is recovered too.
+    Each dead consumer is marked so and has its claims taken back in ONE transaction, the
+    mark first: a claim it makes meanwhile either committed before (and is taken back with
+    the rest) or finds it dead and claims nothing (``jobs.claim.holder_fenced``), so no
+    claim of a dead consumer is left for the next pass to take back again (counting its job
+    one more crash). A consumer whose process is seen alive (only its database session
+    ended) had no worker die: its jobs go back counting no crash."""
     verdict = judge(storage.database, lease=lease, skip=me)
-    recovered = 0
+    held: dict[str, list[str]] = {}
     for holder in storage.claim_holders():
-        if consumer_of(holder) == me or not verdict.holder_is_orphaned(holder):
-            continue
-        why = verdict.why(holder)
-        back, failed = storage.recover(holder, reason=f"interrupted: {why}")
-        log.warning("consumer %s is dead (%s): %d job(s) back to the queue, %d failed at the "
-                    "crash cap", consumer_of(holder), why, back, failed, extra={"action": "recover"})
-        recovered += back + failed
-    for cid in verdict.dead:
+        if consumer_of(holder) != me and verdict.holder_is_orphaned(holder):
+            held.setdefault(consumer_of(holder), []).append(holder)
+    recovered = 0
+    for cid in sorted({*verdict.dead, *held}):
+        why, crashed = verdict.why(cid), cid not in verdict.living
         with storage.write():
             consumers.mark_dead(storage, cid)
+            results = [recover.recover(storage, h, f"interrupted: {why}", crashed=crashed) for h in held.get(cid, ())]
+        back, failed = sum(r[0] for r in results), sum(r[1] for r in results)
+        if back or failed:
+            log.warning("consumer %s is dead (%s): %d job(s) back to the queue%s, %d failed at the crash cap",
+                        cid, why, back, "" if crashed else " (no worker died: no crash counted)", failed,
+                        extra={"action": "recover"})
+        recovered += back + failed
     return recovered
 
 
@@ -104,6 +114,7 @@ class Supervisor:
         self.interval = interval
         self.pruner = pruner
         self.stop = threading.Event()
+        self._nudged = threading.Event()  # tick now, not at the end of the interval
         self._paused: set[str] = set()
         self._beat = (-1, 0.0)  # jobs done at the last heartbeat, and when
         self.thread = threading.Thread(target=self._run, name="litequeue-supervisor", daemon=True)
@@ -111,6 +122,15 @@ class Supervisor:
     def start(self) -> None:
         self.refresh_paused()
         self.thread.start()
+
+    def nudge(self) -> None:
+        """Tick now (the dispatcher found this consumer declared dead: the heartbeat that
+        carries it on under a new id should not wait for the interval)."""
+        self._nudged.set()
+
+    def halt(self) -> None:
+        self.stop.set()
+        self._nudged.set()
 
     def paused(self) -> set[str]:
         return self._paused
@@ -158,7 +178,7 @@ class Supervisor:
                 log.info("pruned old ledger records: %s", result.as_dict(), extra={"action": "prune"})
 
     def _run(self) -> None:
-        while not self.stop.wait(self.interval):
+        while not self._rest():
             try:
                 self.tick()
             except Exception as exc:  # noqa: BLE001 - housekeeping must survive a busy database
@@ -168,3 +188,9 @@ class Supervisor:
                     self.fault.wait(exc, self.stop, reconnect=self.storage.close)
             else:
                 self.fault.recovered()
+
+    def _rest(self) -> bool:
+        """Wait for the next tick (the interval, or a nudge); True once stopped."""
+        self._nudged.wait(self.interval)
+        self._nudged.clear()
+        return self.stop.is_set()

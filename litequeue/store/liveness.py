@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,22 @@ def session_locks_held(db: Any) -> set[int] | None:
     return advisory_locks_held(db)
 
 
+#: Why a consumer is dead whose PostgreSQL session ended (its advisory lock went).
+SESSION_ENDED = "its database session ended (advisory lock released)"
+
+
+def process_runs(pid: int) -> bool:
+    """True if process ``pid`` of this host is running: not gone, and no zombie (a killed
+    process its parent has not reaped yet still answers ``kill(pid, 0)``). False where
+    ``/proc`` cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"], [])
+
+
 def consumer_is_dead(host: str, boot: str, pid: int, lock_path: str | None, heartbeat_at: float,
                      lease: float = defaults.HEARTBEAT_LEASE, now: float | None = None,
                      session_lock: bool | None = None) -> str | None:
@@ -189,7 +205,7 @@ def consumer_is_dead(host: str, boot: str, pid: int, lock_path: str | None, hear
         except PermissionError:
             pass
     if session_lock is False:
-        return "its database session ended (advisory lock released)"
+        return SESSION_ENDED
     if now - heartbeat_at > lease:
         return f"no heartbeat for {now - heartbeat_at:.0f}s (lease {lease:g}s)"
     return None
@@ -203,6 +219,9 @@ class Verdict:
     alive: dict[str, tuple[Any, ...]]
     #: id -> why it is dead
     dead: dict[str, str]
+    #: The dead whose process is seen alive on this host: only their database session
+    #: ended (a terminated backend, a restarted server). No worker of theirs died.
+    living: set[str] = field(default_factory=set)
 
     def holder_is_orphaned(self, holder: str) -> bool:
         """True when the holder's consumer is dead or not registered as running at all."""
@@ -224,6 +243,7 @@ def judge(db: Any, now: float | None = None, lease: float | None = None,
 
     alive: dict[str, tuple[Any, ...]] = {}
     dead: dict[str, str] = {}
+    living: set[str] = set()
     rows = registered_consumers(db)
     held = session_locks_held(db) if rows else None  # after the rows: a row seen had its lock
     for row in rows:
@@ -235,6 +255,9 @@ def judge(db: Any, now: float | None = None, lease: float | None = None,
             own_lease if own_lease is not None else (lease or defaults.HEARTBEAT_LEASE), now, session)
         if why:
             dead[cid] = why
+            if why == SESSION_ENDED and host == hostname() and process_runs(pid):
+                living.add(cid)
+                dead[cid] = f"{why}, its process lives"
         else:
             alive[cid] = row[:7]
-    return Verdict(alive, dead)
+    return Verdict(alive, dead, living)
