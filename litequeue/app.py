@@ -28,7 +28,7 @@ from litequeue.base.values import NewJob, Unit
 from litequeue.engine import batches, huey_compat, job_rows
 from litequeue.engine.job_options import LiteTask, clean_tags
 from litequeue.engine.storage import LiteStorage
-from litequeue.engine.tasks import LiteRegistry, LiteResult, LiteTaskWrapper, task_settings, with_limits
+from litequeue.engine.tasks import LiteRegistry, LiteResult, LiteTaskWrapper, aenqueue_many, task_settings, with_limits
 from litequeue.jobs import rows
 from litequeue.jobs.cancel import cancel_actor
 from litequeue.jobs.limits import publish_limits
@@ -248,6 +248,11 @@ class LiteQueue(huey_compat.HueySeams):
             for task in tasks:
                 self.enqueue(task)
         return [t.id for t in tasks]
+
+    async def aenqueue_many(self, tasks: Sequence[Task]) -> list[str]:
+        """``await app.aenqueue_many([...])``: :meth:`enqueue_many` without blocking the
+        event loop (the write runs in a thread)."""
+        return await aenqueue_many(self, tasks)
 
     def enqueue_by_name(self, name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
                         *, queue: str | None = None, priority: int | None = None,
