@@ -232,6 +232,28 @@ class LiteQueue(huey_compat.HueySeams):
             return self.storage.bulk(chunk)
         return contextlib.nullcontext()
 
+    def init_app(self, app: Any) -> None:
+        """Flask's extension pattern: ``queue.init_app(app)`` takes ``LITEQUEUE_DB``,
+        ``LITEQUEUE_DURABILITY`` and ``LITEQUEUE_BUSY_TIMEOUT`` from ``app.config`` (call it
+        before enqueueing) and sets ``app.extensions["litequeue"]`` to this queue."""
+        config = app.config
+        db = config.get("LITEQUEUE_DB")
+        moved = db is not None and (db is not self._own_database if isinstance(db, pw.Database)
+                                    else database_target(db) != self.db_target)
+        durability = config.get("LITEQUEUE_DURABILITY", self.durability)
+        busy = float(config.get("LITEQUEUE_BUSY_TIMEOUT", self.busy_timeout))
+        if moved or (durability, busy) != (self.durability, self.busy_timeout):
+            if moved:
+                self._own_database = db if isinstance(db, pw.Database) else None
+                self.db_target = own_target(db) if isinstance(db, pw.Database) else database_target(db)
+            self.durability, self.busy_timeout = durability, busy
+            if self._database is not None:  # opened with the settings it had: reopen with these
+                if self._database is not self._own_database:
+                    self._database.close()
+                self._database = self._lite_storage = None
+                self.storage = self.create_storage()
+        app.extensions["litequeue"] = self
+
     def using(self, connection: Any) -> Any:
         """``with app.using(connection):`` every enqueue inside the block runs on the
         application's ``connection`` (sqlite3, psycopg 3, peewee, SQLAlchemy, Django) in its
