@@ -28,11 +28,11 @@ from litequeue.base.values import NewJob, Unit
 from litequeue.engine import batches, huey_compat, job_rows
 from litequeue.engine.job_options import LiteTask, clean_tags
 from litequeue.engine.storage import LiteStorage
-from litequeue.engine.tasks import LiteRegistry, LiteResult, LiteTaskWrapper, task_settings, with_limits
+from litequeue.engine.tasks import LiteRegistry, LiteResult, LiteTaskWrapper, aenqueue_many, task_settings, with_limits
 from litequeue.jobs import rows
 from litequeue.jobs.cancel import cancel_actor
 from litequeue.jobs.limits import publish_limits
-from litequeue.store.database import database_target, open_database
+from litequeue.store.database import database_target, open_database, own_target
 from litequeue.store.doorbell import BellTarget, bell_target, ring
 from litequeue.store.file_identity import FileIdentity
 
@@ -51,11 +51,13 @@ class LiteQueue(huey_compat.HueySeams):
 
     storage_class = LiteStorage
 
-    def __init__(self, name: str = defaults.APP_NAME, db: str | os.PathLike[str] | None = None, *,
+    def __init__(self, name: str = defaults.APP_NAME, db: str | os.PathLike[str] | pw.Database | None = None, *,
                  durability: str | None = None, busy_timeout: float | None = None,
                  crash_cap: int = defaults.CRASH_CAP, results: bool = True,
                  store_none: bool = False, utc: bool = True, **kwargs: Any) -> None:
-        self.db_target = database_target(db)
+        #: the application's own peewee database, when ``db`` is one (its atomic() blocks take the enqueues)
+        self._own_database = db if isinstance(db, pw.Database) else None
+        self.db_target = own_target(db) if isinstance(db, pw.Database) else database_target(db)
         durability = durability or os.environ.get("LITEQUEUE_DURABILITY") or defaults.DURABILITY
         if busy_timeout is None:
             busy_timeout = float(os.environ.get("LITEQUEUE_BUSY_TIMEOUT") or defaults.BUSY_TIMEOUT)
@@ -84,8 +86,8 @@ class LiteQueue(huey_compat.HueySeams):
         """The queue and ledger database, opened on first use: an app created in immediate
         mode never opens (or creates) it."""
         if self._database is None:
-            self._database = open_database(self.db_target, durability=self.durability,
-                                           busy_timeout=self.busy_timeout)
+            self._database = self._own_database or open_database(self.db_target, durability=self.durability,
+                                                                 busy_timeout=self.busy_timeout)
             self.bell_target = bell_target(self.db_target, self._database)
             self.db_identity = FileIdentity.of(self._database)
         return self._database
@@ -97,6 +99,7 @@ class LiteQueue(huey_compat.HueySeams):
             storage = super().get_storage(**kwargs)
             storage.describe = self.jobs_for
             storage.committed = self._ring
+            storage.bell = self.bell_target
             storage.utc = self.utc
             storage.limits = self.limits
             from litequeue.runtime.in_process import InProcessClaims
@@ -229,6 +232,37 @@ class LiteQueue(huey_compat.HueySeams):
             return self.storage.bulk(chunk)
         return contextlib.nullcontext()
 
+    def init_app(self, app: Any) -> None:
+        """Flask's extension pattern: ``queue.init_app(app)`` takes ``LITEQUEUE_DB``,
+        ``LITEQUEUE_DURABILITY`` and ``LITEQUEUE_BUSY_TIMEOUT`` from ``app.config`` (call it
+        before enqueueing) and sets ``app.extensions["litequeue"]`` to this queue."""
+        config = app.config
+        db = config.get("LITEQUEUE_DB")
+        moved = db is not None and (db is not self._own_database if isinstance(db, pw.Database)
+                                    else database_target(db) != self.db_target)
+        durability = config.get("LITEQUEUE_DURABILITY", self.durability)
+        busy = float(config.get("LITEQUEUE_BUSY_TIMEOUT", self.busy_timeout))
+        if moved or (durability, busy) != (self.durability, self.busy_timeout):
+            if moved:
+                self._own_database = db if isinstance(db, pw.Database) else None
+                self.db_target = own_target(db) if isinstance(db, pw.Database) else database_target(db)
+            self.durability, self.busy_timeout = durability, busy
+            if self._database is not None:  # opened with the settings it had: reopen with these
+                if self._database is not self._own_database:
+                    self._database.close()
+                self._database = self._lite_storage = None
+                self.storage = self.create_storage()
+        app.extensions["litequeue"] = self
+
+    def using(self, connection: Any) -> Any:
+        """``with app.using(connection):`` every enqueue inside the block runs on the
+        application's ``connection`` (sqlite3, psycopg 3, peewee, SQLAlchemy, Django) in its
+        open transaction: the job exists iff that transaction commits, and consumers are woken
+        after the commit. See docs/tasks-and-workflows.md, "Enqueue in your own transaction"."""
+        from litequeue.engine.using import using
+
+        return using(self.storage, connection, self.durability)
+
     def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
         """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
         none. ``chunk`` is accepted for compatibility and ignored."""
@@ -236,6 +270,11 @@ class LiteQueue(huey_compat.HueySeams):
             for task in tasks:
                 self.enqueue(task)
         return [t.id for t in tasks]
+
+    async def aenqueue_many(self, tasks: Sequence[Task]) -> list[str]:
+        """``await app.aenqueue_many([...])``: :meth:`enqueue_many` without blocking the
+        event loop (the write runs in a thread)."""
+        return await aenqueue_many(self, tasks)
 
     def enqueue_by_name(self, name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
                         *, queue: str | None = None, priority: int | None = None,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 
 from litequeue import schedules
 from litequeue.app import LiteQueue
@@ -33,7 +33,7 @@ def _back(default: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else default
 
 
-def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None) -> None:
+def register(app: Blueprint, dbs: data.Databases, user_app: LiteQueue | None = None) -> None:
     @contextmanager
     def store() -> Iterator[LiteStorage]:
         s = dbs.store()
@@ -52,12 +52,12 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
         with store() as s:
             new_id = actions.retry_jobs(s, [job_id], actor=ACTOR, hooks=plugins.retry_hooks())[job_id]
         flash(f"Job {job_id} retried as {new_id} with its original arguments.", "ok")
-        return redirect(url_for("job", job_id=new_id), 303)
+        return redirect(url_for(".job", job_id=new_id), 303)
 
     @app.post("/jobs/<job_id>/cancel")
     def cancel(job_id: str) -> Any:
         return run(lambda s: f"Job {job_id}: {actions.cancel_jobs(s, [job_id], actor=ACTOR)[job_id]}.",
-                   url_for("job", job_id=job_id))
+                   url_for(".job", job_id=job_id))
 
     @app.post("/jobs/retry-failed")
     def retry_failed() -> Any:
@@ -68,7 +68,7 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
                 actions.retry_jobs(s, ids[i:i + BATCH], actor=ACTOR, hooks=plugins.retry_hooks())
         flash(f"Retried {len(ids)} failed job(s) with their original arguments.", "ok")
         query = {k: v for k, v in (("queue", f["queue"]), ("task", f["task"]), ("tag", f["tag"])) if v}
-        return redirect(url_for("jobs") + ("?" + urlencode(query) if query else ""), 303)
+        return redirect(url_for(".jobs") + ("?" + urlencode(query) if query else ""), 303)
 
     def queue_name() -> str:
         name = request.form.get("queue", "").strip()
@@ -80,13 +80,13 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
     def pause() -> Any:
         name = queue_name()
         return run(lambda s: (actions.pause_queues(s, [name], actor=ACTOR), f"Queue {name} paused.")[1],
-                   url_for("overview"))
+                   url_for(".overview"))
 
     @app.post("/queues/resume")
     def resume() -> Any:
         name = queue_name()
         return run(lambda s: (actions.resume_queues(s, [name], actor=ACTOR), f"Queue {name} resumed.")[1],
-                   url_for("overview"))
+                   url_for(".overview"))
 
     def schedule_name() -> str:
         name = request.form.get("name", "").strip()
@@ -99,14 +99,14 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
         name = schedule_name()
         return run(lambda s: f"Schedule {name} " + (
             "paused." if schedules.set_enabled(s, name, False, actor=ACTOR) else "was paused already."),
-            url_for("periodic"))
+            url_for(".periodic"))
 
     @app.post("/periodic/resume")
     def resume_schedule() -> Any:
         name = schedule_name()
         return run(lambda s: f"Schedule {name} " + (
             "resumed." if schedules.set_enabled(s, name, True, actor=ACTOR) else "was not paused."),
-            url_for("periodic"))
+            url_for(".periodic"))
 
     @app.post("/periodic/run")
     def run_schedule() -> Any:
@@ -115,4 +115,4 @@ def register(app: Flask, dbs: data.Databases, user_app: LiteQueue | None = None)
             raise data.BadRequest("Run now needs the app: start the page with `litequeue serve-web APP`")
         lq = user_app
         return run(lambda s: f"Schedule {name} run now as job {schedules.run_now(lq, name, s, actor=ACTOR)}.",
-                   url_for("periodic"))
+                   url_for(".periodic"))

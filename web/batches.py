@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, abort, jsonify, render_template
+from flask import Blueprint, abort, jsonify
 
 from litequeue.ledger import queries
 
@@ -15,7 +16,7 @@ from . import data
 MEMBERS_SHOWN = 200
 
 
-def register(app: Flask, dbs: data.Databases) -> None:
+def register(app: Blueprint, dbs: data.Databases, render: Callable[..., str]) -> None:
     def listing() -> dict[str, Any]:
         return {"batches": queries.list_batches(dbs.reader(), limit=100)}
 
@@ -28,7 +29,7 @@ def register(app: Flask, dbs: data.Databases) -> None:
 
     @app.get("/batches")
     def batches() -> Any:
-        return render_template("batches.html", data=listing(), page="batches")
+        return render("batches.html", data=listing(), page="batches")
 
     @app.get("/api/batches")
     def api_batches() -> Any:
@@ -36,7 +37,7 @@ def register(app: Flask, dbs: data.Databases) -> None:
 
     @app.get("/batches/<batch_id>")
     def batch(batch_id: str) -> Any:
-        return render_template("batch.html", data=one(batch_id), page="batches", shown=MEMBERS_SHOWN)
+        return render("batch.html", data=one(batch_id), page="batches", shown=MEMBERS_SHOWN)
 
     @app.get("/api/batches/<batch_id>")
     def api_batch(batch_id: str) -> Any:

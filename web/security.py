@@ -7,11 +7,11 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, request, session
+from flask import Blueprint, Response, abort, request, session
 
 from .settings import LOOPBACK_NAMES, WebSettings, is_loopback
 
-OPEN_PATHS = frozenset({"/livez"})
+OPEN_ENDPOINTS = frozenset({"livez"})
 CSRF_FIELD = "csrf_token"
 
 
@@ -69,14 +69,15 @@ def _authorized(settings: WebSettings) -> bool:
     return bool(auth and auth.type == "basic" and _same(auth.password or "", settings.password))
 
 
-def install(app: Flask, settings: WebSettings) -> None:
-    """Guard every request of ``app``: Host, Basic auth, and the POST checks."""
+def install(app: Blueprint, settings: WebSettings, hosted: bool = False) -> None:
+    """Guard every request of the page: Host, Basic auth, and the POST checks (``hosted``:
+    mounted in an application, whose own login and Host checks come first)."""
 
     @app.before_request
     def guard() -> Response | None:
-        if not _host_allowed(settings):
+        if not hosted and not _host_allowed(settings):
             abort(421, "this status page answers only to localhost / 127.0.0.1")
-        if request.path not in OPEN_PATHS and not _authorized(settings):
+        if (request.endpoint or "").rsplit(".", 1)[-1] not in OPEN_ENDPOINTS and not _authorized(settings):
             return Response("litequeue status page: log in (any user name, the password from the "
                             "password file)\n", 401, {"WWW-Authenticate": 'Basic realm="litequeue", charset="UTF-8"'},
                             mimetype="text/plain")

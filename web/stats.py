@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import peewee as pw
-from flask import Flask, jsonify, render_template, request
+from flask import Blueprint, jsonify, request
 
 from litequeue.ledger import queries
 from litequeue.ledger import stats as ledger_stats
@@ -85,12 +86,12 @@ def chart(hourly: list[dict[str, Any]]) -> dict[str, Any]:
             "first": clock(hourly[0]["hour"])[:16] if hourly else "", "hours": len(hourly)}
 
 
-def register(app: Flask, dbs: data.Databases) -> None:
+def register(app: Blueprint, dbs: data.Databases, render: Callable[..., str]) -> None:
     @app.get("/stats")
     def stats() -> Any:
         db = dbs.reader()
         out = stats_data(db, request.args.to_dict())
-        return render_template("stats.html", data=out, plot=chart(out["hourly"]), facets=queries.job_facets(db),
+        return render("stats.html", data=out, plot=chart(out["hourly"]), facets=queries.job_facets(db),
                                groupings=ledger_stats.GROUPINGS,
                                sample_limit=ledger_stats.SAMPLE_LIMIT, page="stats")
 

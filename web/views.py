@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, abort, jsonify, request, url_for
 
 from litequeue.ledger import metrics, queries
 
@@ -13,12 +14,12 @@ from .periodic import NextRuns
 from .settings import WebSettings
 
 
-def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
+def register(app: Blueprint, settings: WebSettings, dbs: data.Databases, render: Callable[..., str]) -> None:
     next_runs = NextRuns(settings.app) if settings.app is not None else None
     histograms = metrics.HistogramCache()
 
     def render_page(template: str, json_data: dict[str, Any], **extra: Any) -> Any:
-        return render_template(template, data=json_data, **extra)
+        return render(template, data=json_data, **extra)
 
     @app.get("/")
     def overview() -> Any:
@@ -40,7 +41,7 @@ def register(app: Flask, settings: WebSettings, dbs: data.Databases) -> None:
         listing = data.job_list(dbs.reader(), request.args.to_dict(), settings.page_size)
         if listing["next_after"] is not None:
             args = {k: v for k, v in request.args.items() if v and k != "after"}
-            listing["next"] = url_for("api_jobs", **args, after=listing["next_after"])
+            listing["next"] = url_for(".api_jobs", **args, after=listing["next_after"])
         return jsonify(listing)
 
     def one_job(job_id: str) -> dict[str, Any]:

@@ -1,18 +1,56 @@
-"""A tiny Flask app: a POST enqueues a job, a GET shows its status from litequeue's ledger.
+"""A tiny Flask app: a POST enqueues a job, a GET shows its status from litequeue's ledger,
+and litequeue's status page is mounted at /queue behind the app's own login.
 
     flask --app app run
 """
 
 from __future__ import annotations
 
+import hmac
+import os
+import secrets
 from typing import Any
 
-from flask import Flask, abort, jsonify, redirect, request, url_for
+from flask import Flask, abort, jsonify, redirect, request, session, url_for
 from tasks import build_report, queue
 
+import litequeue_web
 from litequeue.ledger import queries
 
 app = Flask(__name__)
+app.config.update(
+    SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_bytes(32),
+    LITEQUEUE_DB=os.environ.get("LITEQUEUE_DB", "litequeue.db"),  # the consumer's LITEQUEUE_DB too
+    ADMIN_PASSWORD=os.environ.get("ADMIN_PASSWORD", "change me"),
+)
+queue.init_app(app)  # LITEQUEUE_* from app.config; app.extensions["litequeue"] is the queue
+
+# litequeue's status page under /queue, behind this app's login (its forms keep their CSRF token)
+status_page = litequeue_web.blueprint(queue)
+
+
+@status_page.before_request
+def staff_only() -> Any:
+    if not session.get("staff"):
+        return redirect(url_for("login", next=request.path))
+    return None
+
+
+app.register_blueprint(status_page, url_prefix="/queue")
+
+LOGIN = """<!doctype html><title>log in</title><form method="post">password
+<input type="password" name="password" autofocus> <button>log in</button></form>"""
+
+
+@app.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "POST":
+        if hmac.compare_digest(request.form.get("password", ""), app.config["ADMIN_PASSWORD"]):
+            session["staff"] = True
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/") and not target.startswith("//") else "/queue/", 303)
+        return LOGIN, 403
+    return LOGIN
 
 PAGE = """<!doctype html><title>reports</title>
 <form method="post" action="/reports">customer <input name="customer" value="acme">

@@ -109,7 +109,7 @@ class Batch:
         with storage.write():
             fired = seal_batch(storage, self.id, time.time())
         if fired:
-            storage.committed()
+            storage.after_write([job.id for job in fired])
 
     def __enter__(self) -> Batch:
         open_blocks().append(self)

@@ -21,6 +21,7 @@ next pipeline step) is collected in the job's :class:`Unit` and written by ``ack
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,7 +40,9 @@ from litequeue.engine.write_guard import WriteGuard
 from litequeue.jobs import cancel, enqueue, finish, recover
 from litequeue.jobs import claim as claiming
 from litequeue.store import dialect, faults, migrations
+from litequeue.store.borrowed import Borrowed, PeeweeDatabase
 from litequeue.store.database import open_checked, open_database
+from litequeue.store.doorbell import BellTarget
 from litequeue.store.models import Ledger, make_ledger
 
 if TYPE_CHECKING:
@@ -59,6 +62,11 @@ class LiteStorage(KeyValues, SqlStorage):
         #: that made jobs ready (ring the consumers' doorbell)
         self.describe: Callable[[bytes], list[NewJob]] | None = None
         self.committed: Callable[[], None] = lambda: None
+        #: set by LiteQueue: where :meth:`after_write` rings once an application's transaction commits
+        self.bell: BellTarget = None
+        #: the application's connection every statement of this context runs on (``LiteQueue.using``)
+        self.borrowed: contextvars.ContextVar[Borrowed | None] = contextvars.ContextVar(
+            f"litequeue_using_{id(self)}", default=None)
         self.utc = True
         #: the app's concurrency limits and breakers (litequeue.base.limits), enforced by the claim
         self.limits: Any = None
@@ -89,16 +97,44 @@ class LiteStorage(KeyValues, SqlStorage):
     # -- low level ----------------------------------------------------------------------
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement (written with ``?`` placeholders) and return the cursor."""
+        """Run one statement (written with ``?`` placeholders) and return the cursor; inside
+        ``LiteQueue.using(connection)``, on that connection."""
+        borrowed = self.borrowed.get()
+        if borrowed is not None:
+            return borrowed.sql(query, params)
         return dialect.sql(self.database, query, params)
 
     def many(self, query: str, rows: Iterable[Sequence[Any]]) -> int:
         """Run ``query`` once per row; returns the rows changed."""
+        borrowed = self.borrowed.get()
+        if borrowed is not None:
+            return borrowed.many(query, rows)
         return dialect.many(self.database, query, rows)
 
     def write(self) -> Any:
-        """A write transaction; SQLite's busy timeout waits out other writers."""
+        """A write transaction; SQLite's busy timeout waits out other writers. Inside
+        ``LiteQueue.using(connection)``: a savepoint of the application's transaction."""
+        borrowed = self.borrowed.get()
+        if borrowed is not None:
+            return WriteGuard(borrowed.savepoint())
         return WriteGuard(self.atomic(), self.database)
+
+    def after_write(self, job_ids: Sequence[str]) -> None:
+        """Ring the doorbell for the jobs just written: now, or, when they were written in a
+        transaction still open (the application's), once it commits (never if it rolls back)."""
+        borrowed = self.borrowed.get()
+        if borrowed is None:
+            if not self.database.in_transaction():
+                self.committed()
+                return
+            borrowed = PeeweeDatabase(self.database)  # an application's atomic() on this very database
+        ids = list(job_ids)[:50]
+
+        def visible() -> bool:
+            return bool(ids) and dialect.sql(self.database, f"SELECT 1 FROM lq_job WHERE id IN "
+                                             f"({dialect.marks(len(ids))}) LIMIT 1", ids).fetchone() is not None
+
+        borrowed.ring_after_commit(self.bell, visible)
 
     # -- the unit of work a running job collects ----------------------------------------
 
@@ -134,7 +170,7 @@ class LiteStorage(KeyValues, SqlStorage):
         if unit is not None:
             unit.jobs.extend(jobs)
             return
-        if self.database.in_transaction() or dialect.is_sqlite(self.database):
+        if self.borrowed.get() is not None or self.database.in_transaction() or dialect.is_sqlite(self.database):
             with self.write():
                 self.insert_jobs(jobs, time.time() if now is None else now)
             return
@@ -213,7 +249,7 @@ class LiteStorage(KeyValues, SqlStorage):
                 self._flush_bulk()
             return
         self.write_jobs(jobs)
-        self.committed()
+        self.after_write([j.id for j in jobs])
 
     @contextlib.contextmanager
     def bulk(self, chunk: int | None = 10_000) -> Iterator[None]:
@@ -234,7 +270,7 @@ class LiteStorage(KeyValues, SqlStorage):
         jobs, self._local.bulk = self._local.bulk, []
         if jobs:
             self.write_jobs(jobs)
-            self.committed()
+            self.after_write([j.id for j in jobs])
 
     def dequeue(self) -> bytes | None:
         """Huey's dequeue: the next ready job, *claimed* by this process (not deleted).

@@ -4,7 +4,8 @@ wrapper a declaration returns, and the result handle an enqueue returns."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from huey.api import Result, ResultGroup, Task, TaskWrapper
@@ -15,6 +16,7 @@ from litequeue.base.errors import ConfigurationError, UnknownTaskError
 from litequeue.base.ids import new_job_id
 from litequeue.base.limits import Breaker, Limits
 from litequeue.engine import aio, batches, huey_compat
+from litequeue.engine.batch_scope import current_batch
 from litequeue.jobs import actions
 
 
@@ -96,6 +98,31 @@ class LiteTaskWrapper(TaskWrapper):
             return batches.map_into(self, it, batch)
         with self.huey.bulk(None):  # all of them or none
             return super().map(it)
+
+
+    async def aenqueue(self, *args: Any, **kwargs: Any) -> Result | None:
+        """``await task.aenqueue(...)``: the call ``task(...)`` makes, from async code: the
+        write runs in a thread, so a database that makes it wait (a busy SQLite file, a
+        server reconnecting) never stops the event loop."""
+        return await aenqueue(self.huey, self.s(*args, **kwargs))
+
+
+async def aenqueue(app: Any, task: Task, **options: Any) -> Result | None:
+    """Enqueue ``task`` in a thread (the caller's context goes with it; so does the
+    ``with app.batch(...)`` block it runs in, which is the caller thread's)."""
+    batch = current_batch(app)
+    if batch is not None and "batch" not in options:
+        options["batch"] = batch
+    return await asyncio.to_thread(app.enqueue, task, **options)
+
+
+async def aenqueue_many(app: Any, tasks: Sequence[Task]) -> list[str]:
+    """``app.enqueue_many(tasks)`` (one transaction) in a thread."""
+    batch = current_batch(app)
+    if batch is not None:
+        for task in tasks:
+            task.with_options(batch=batch)
+    return await asyncio.to_thread(app.enqueue_many, tasks)
 
 
 class LiteResult(Result):

@@ -194,6 +194,20 @@ def _snapshot_only(path: str, exc: BaseException) -> bool:
     return not os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)
 
 
+def own_target(db: peewee.Database) -> str:
+    """The target (a path, or a URL without password) naming an application's own peewee
+    database; SQLite's is switched to WAL, which lets consumers read while the app writes."""
+    if isinstance(db, peewee.SqliteDatabase):
+        if db.database != ":memory:" and str(db.execute_sql("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            db.execute_sql("PRAGMA journal_mode=wal")
+        return os.fspath(db.database)
+    params = dict(getattr(db, "connect_params", {}))
+    host = params.get("host") or ""
+    port = f":{params['port']}" if params.get("port") else ""
+    user = f"{params['user']}@" if params.get("user") else ""
+    return f"postgresql://{user}{host}{port}/{db.database}"
+
+
 def open_database(
     target: str | os.PathLike[str] | None = None,
     *,

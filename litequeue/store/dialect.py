@@ -25,8 +25,11 @@ def is_sqlite(db: pw.Database) -> bool:
 
 def param(db: pw.Database, query: str) -> str:
     """``query`` (written with ``?``) in the placeholder style of ``db``."""
-    if is_sqlite(db):
-        return query
+    return query if is_sqlite(db) else format_style(query)
+
+
+def format_style(query: str) -> str:
+    """``query`` (written with ``?``) with ``%s`` placeholders (psycopg's, Django's)."""
     out = _cache.get(query)
     if out is None:
         out = _cache[query] = query.replace("%", "%%").replace("?", "%s")

@@ -51,6 +51,7 @@ class Example:
         self.env = dict(os.environ)
         self.env.pop("PYTHONPATH", None)  # the example must work from its own folder alone
         self.env.update(LITEQUEUE_DB=str(self.db), PYTHONUNBUFFERED="1", FLASK_RUN_PORT=str(free_port()),
+                        PORT=str(free_port()),
                         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         self.procs: list[subprocess.Popen[str]] = []
 
@@ -107,7 +108,7 @@ def example(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Example]
 
 def test_every_example_has_a_readme_test() -> None:
     names = sorted(p.parent.name for p in EXAMPLES.glob("*/README.md"))
-    tested = {"hello", "pipeline", "periodic", "flask_app", "inbox"}
+    tested = {"hello", "pipeline", "periodic", "flask_app", "inbox", "fastapi_app"}
     assert set(names) <= tested, f"examples without a README test here: {set(names) - tested}"
 
 
@@ -174,6 +175,14 @@ def test_periodic_consumer_fires_on_the_clock(example: Example) -> None:
     slots = {started.isoformat(timespec="minutes"), (started + dt.timedelta(minutes=1)).isoformat(timespec="minutes")}
     assert all(slot in slots for slot, _, _ in runs), runs
     assert ("heartbeat", "succeeded") in {(task, status) for _, task, status in runs}, runs
+
+
+@pytest.mark.parametrize("example", ["fastapi_app"], indirect=True)
+def test_fastapi_app_readme(example: Example) -> None:
+    (out,) = example.run_readme()
+    assert "enqueued 5 welcome mails" in out
+    assert out.count(": succeeded welcome mail sent to ") == 5, out
+    assert dict(example.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status")) == {"succeeded": 5}
 
 
 @pytest.mark.parametrize("example", ["flask_app"], indirect=True)
