@@ -6,7 +6,8 @@ statements (row locks, the planner hint, integer rounding) are answered here.
 Where a module does something only one database has (SQLite's counter triggers, file checks
 and ``BEGIN IMMEDIATE``; PostgreSQL's advisory locks, ``pg_locks`` and planner estimates), it
 tests which database it has itself (:func:`is_sqlite`, or ``LiteStorage.is_sqlite``): the
-storage, transitions, retention, migrations, faults, the consumer and the ledger's reads do.
+storage, the job writers (jobs/claim, jobs/limits, ...), retention, migrations, faults, the consumer
+and the ledger's reads do.
 """
 
 from __future__ import annotations

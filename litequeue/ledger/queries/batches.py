@@ -7,17 +7,12 @@ from typing import Any
 
 import peewee as pw
 
-from litequeue.base.states import JobStatus
+from litequeue.base.states import NOT_STARTED_VALUES, JobStatus
 from litequeue.ledger.queries._common import dict_rows, iso
 from litequeue.store.dialect import sql
 
 _BATCH_FIELDS = ("id", "name", "parent_id", "total", "succeeded", "failed", "sealed", "on_complete_id",
                  "on_failure_id", "created_at", "sealed_at", "finished_at", "completed_at", "failure_fired_at")
-
-
-#: Members not started yet, as ``batches show`` counts them (``queued``).
-_NOT_STARTED = (JobStatus.WAITING.value, JobStatus.SCHEDULED.value, JobStatus.QUEUED.value,
-                JobStatus.RETRYING.value)
 
 
 def batch_of_job(db: pw.Database, job_id: str) -> tuple[str, str] | None:
@@ -86,7 +81,7 @@ def _batch_views(db: pw.Database, rows: list[dict[str, Any]], now: float | None)
             "id": r["id"], "name": r["name"], "state": _batch_state(r, callbacks), "parent_id": r["parent_id"],
             "total": total, "succeeded": r["succeeded"], "failed": r["failed"],
             "running": c.get(JobStatus.RUNNING.value, 0),
-            "queued": sum(c.get(s, 0) for s in _NOT_STARTED),
+            "queued": sum(c.get(s, 0) for s in NOT_STARTED_VALUES),  # members not started yet
             "sealed": bool(r["sealed"]),
             "percent": round(100.0 * done / total, 1) if total else (100.0 if r["finished_at"] else 0.0),
             "eta_seconds": None,

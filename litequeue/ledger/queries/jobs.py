@@ -6,7 +6,7 @@ from typing import Any
 
 import peewee as pw
 
-from litequeue.base.states import FINAL_STATUSES, JobStatus
+from litequeue.base.states import FINAL_VALUES, JobStatus
 from litequeue.ledger.queries._common import JOB_FIELDS, NOT_SCHEDULED, dict_rows, iso, job_dict
 from litequeue.ledger.queries.limits import held_reason
 from litequeue.store.dialect import sql
@@ -128,10 +128,9 @@ def with_tags(db: pw.Database, jobs: list[dict[str, Any]]) -> list[dict[str, Any
 
 def unfinished_ids_with_tag(db: pw.Database, tag: str) -> list[str]:
     """Jobs of ``tag`` that have not ended (what ``jobs cancel --tag`` cancels), oldest first."""
-    final = [s.value for s in FINAL_STATUSES]
     return [r[0] for r in sql(db, "SELECT j.id FROM lq_job_tag t JOIN lq_job j ON j.id = t.job_id WHERE t.tag = ? "
-                                  f"AND j.status NOT IN ({', '.join('?' * len(final))}) ORDER BY j.seq",
-                              [tag, *final]).fetchall()]
+                                  f"AND j.status NOT IN ({', '.join('?' * len(FINAL_VALUES))}) ORDER BY j.seq",
+                              [tag, *FINAL_VALUES]).fetchall()]
 
 
 def queued_count_with_tag(db: pw.Database, tag: str, queue: str | None = None) -> int:
