@@ -19,7 +19,7 @@ from litequeue.ledger import queries
 from litequeue.store.database import open_checked
 from litequeue.store.file_identity import FileIdentity
 
-from .periodic import NextRuns
+from .periodic import NextRuns, task_queue
 from .settings import WebSettings
 
 STATUSES = [s.value for s in JobStatus]
@@ -184,5 +184,14 @@ def periodic(db: pw.Database, next_runs: NextRuns | None, now: float | None = No
         tasks.setdefault(name, {"task": name, "queue": None, "next_run": None, "last_run": run})
     # Stored schedules' runs are keyed schedule:NAME: they are listed with the schedules.
     code = [t for name, t in sorted(tasks.items()) if not name.startswith(schedules.KEY_PREFIX)]
-    return {"tasks": code, "schedules": schedules.listing(db, now=now),
+    stored = schedules.listing(db, now=now)
+    paused = {q for q, until in queries.paused_rows(db) if until is None or until > (now or time.time())}
+    for s in stored:
+        # No queue of its own: the task's (known with the app).
+        s["queue_own"] = s["queue"] is None
+        if s["queue"] is None and next_runs is not None:
+            s["queue"] = task_queue(next_runs.app, s["task"])
+    for entry in [*stored, *code]:
+        entry["queue_paused"] = entry.get("queue") in paused
+    return {"tasks": code, "schedules": stored,
             "runs": queries.periodic_runs(db, 100), "knows_schedule": next_runs is not None}

@@ -121,9 +121,15 @@
     form.append(el("button", { type: "submit", class: "btn", text: label }));
     return form;
   }
-  function fill(id, rows, emptyText, span) {
+  const filled = {};
+  function fill(id, rows, emptyText, span, key) {
     const target = document.getElementById(id);
     if (!target) return;
+    // Unchanged rows stay as they are; rows holding the keyboard focus are never replaced
+    // under it (the next refresh brings the news).
+    if (key !== undefined && filled[id] === key) return;
+    if (target.contains(document.activeElement)) return;
+    if (key !== undefined) filled[id] = key;
     if (!rows.length) rows = [el("tr", { class: "empty" }, cell({ colspan: span, text: emptyText }))];
     target.replaceChildren(...rows);
   }
@@ -185,13 +191,14 @@
       cell({}, q.paused ? el("span", { class: "badge s-paused", text: "paused" }) : el("span", { class: "badge s-active", text: "active" })),
       readOnly ? null : cell({ class: "actions" },
         q.paused ? postForm("/queues/resume", "Resume", { queue: name }) : postForm("/queues/pause", "Pause", { queue: name })),
-    )), "No jobs yet. Enqueue one and it shows up here.", 9);
+    )), "No jobs yet. Enqueue one and it shows up here.", 9, JSON.stringify(data.queues));
     drawChart(data.activity);
     fill("consumers", data.consumers.map((c) => el("tr", {},
       cell({ class: "mono" }, el("a", { href: url("/consumers") + "#c-" + c.id, text: c.id })), cell({ text: c.queues.join(", ") || "all" }),
       cell({ class: "num", text: plural(c.concurrency, c.worker_type) }), cell({ class: "num", text: fmt(c.jobs_done) }),
       cell({}, el("span", { class: c.heartbeat_age_s > 10 ? "warn" : "good", text: seconds(c.heartbeat_age_s) + " ago" })),
-    )), "No consumer is running. Start one: litequeue run-consumer APP", 5);
+    )), "No consumer is running. Start one: litequeue run-consumer APP", 5,
+    JSON.stringify(data.consumers.map((c) => [c.id, c.jobs_done, Math.round(c.heartbeat_age_s)])));
     fill("inbox", data.inbox.map((f) => el("tr", {},
       cell({ class: "mono", text: f.inbox }), cell({}, badge(f.state)), cell({ class: "num", text: fmt(f.count) }))),
     "No inbox files yet.", 3);
