@@ -164,10 +164,15 @@ def _newer(f: dict[str, Any]) -> tuple[list[str], list[Any]]:
 def job_total(db: pw.Database, f: dict[str, Any]) -> tuple[int, bool]:
     """(jobs matching the filters, whether the count stopped at the cap): exact from SQLite's
     kept counts for a status or queue filter, else counted up to ``COUNT_CAP``."""
-    if not (f["task"] or f["q"] or f["tag"] or f.get("retried")):
+    if not (f["task"] or f["q"] or f["tag"]):
         exact = queries.counted(db, f["status"], f["queue"])
-        if exact is not None:
+        if exact is not None and not f.get("retried"):
             return exact, False
+        if exact is not None and f["status"] == JobStatus.FAILED.value:
+            # Failed and (not) retried since: the kept count less (or just) the retried ones.
+            retried = queries.retried_failed(db)
+            n = retried.get(f["queue"], 0) if f["queue"] else sum(retried.values())
+            return (exact - n if f["retried"] == "no" else n), False
     return queries.count_capped(db, *queries.job_filter(f["status"], f["queue"], f["task"], f["q"], f["tag"],
                                                          retried_flag(f)))
 
