@@ -16,7 +16,7 @@ CHART_W, CHART_H, CHART_PAD = 1000, 150, 18
 def epoch(value: str | None) -> float | None:
     if not value:
         return None
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp()
+    return dt.datetime.fromisoformat(value).timestamp()  # "...Z" is UTC (fast: no strptime)
 
 
 def seconds(value: float | None) -> str:
