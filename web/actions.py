@@ -79,7 +79,7 @@ def register(app: Blueprint, dbs: data.Databases, user_app: LiteQueue | None = N
         if what != "discarded":
             raise data.BadRequest(f"job {job_id}: {what}")
         flash(f"Job {job_id} discarded (deleted from the ledger).", "ok")
-        return redirect(_back(url_for("jobs", status="failed")), 303)
+        return redirect(_back(url_for(".jobs", status="failed")), 303)
 
     @app.post("/jobs/bulk")
     def bulk() -> Any:
@@ -113,7 +113,7 @@ def register(app: Blueprint, dbs: data.Databases, user_app: LiteQueue | None = N
         why = {"retry": "not finished", "cancel": "already ended", "discard": "not failed, cancelled or expired"}[what]
         flash(f"{verb} {format.plural(done, 'job')}"
               + (f"; {format.plural(skipped, 'job')} left alone ({why})" if skipped else "") + ".", "ok")
-        return redirect(_back(url_for("jobs", **data.query_args(f))), 303)
+        return redirect(_back(url_for(".jobs", **data.query_args(f))), 303)
 
     @app.post("/queues/purge")
     def purge() -> Any:
@@ -121,7 +121,7 @@ def register(app: Blueprint, dbs: data.Databases, user_app: LiteQueue | None = N
         def purge_one(s: LiteStorage) -> str:
             dropped = actions.purge_queues(s, [name], actor=ACTOR)[name]
             return f"Queue {name}: {format.plural(dropped, 'queued job')} dropped (cancelled in the ledger)."
-        return run(purge_one, url_for("queue", name=name))
+        return run(purge_one, url_for(".queue", name=name))
 
     @app.post("/breakers/reset")
     def reset_breaker() -> Any:
@@ -129,7 +129,7 @@ def register(app: Blueprint, dbs: data.Databases, user_app: LiteQueue | None = N
         if not task:
             raise data.BadRequest("the form must name the breaker's task")
         return run(lambda s: f"Breaker of {task} " + ("closed: its held jobs run now." if actions.reset_breaker(
-            s, task, actor=ACTOR) else "not found."), url_for("overview"))
+            s, task, actor=ACTOR) else "not found."), url_for(".overview"))
 
     @app.post("/batches/<batch_id>/retry-failed")
     def retry_batch_failed(batch_id: str) -> Any:
@@ -137,7 +137,7 @@ def register(app: Blueprint, dbs: data.Databases, user_app: LiteQueue | None = N
             ids = [j for j in queries.batch_failed_ids(s.database, batch_id)]
             mapping = actions.retry_jobs(s, ids, actor=ACTOR, hooks=plugins.retry_hooks()) if ids else {}
         flash(f"Retried {format.plural(len(mapping), 'failed member')} of the batch.", "ok")
-        return redirect(url_for("batch", batch_id=batch_id), 303)
+        return redirect(url_for(".batch", batch_id=batch_id), 303)
 
     @app.post("/consumers/<consumer_id>/<what>")
     def ask_consumer(consumer_id: str, what: str) -> Any:
@@ -151,7 +151,7 @@ def register(app: Blueprint, dbs: data.Databases, user_app: LiteQueue | None = N
                 else "it finishes its running jobs and exits, as on SIGTERM.") + " It obeys within a second.", "ok")
         else:
             flash(f"Consumer {consumer_id} is not running, or was asked that already.", "error")
-        return redirect(url_for("consumers"), 303)
+        return redirect(url_for(".consumers"), 303)
 
     def queue_name() -> str:
         name = request.form.get("queue", "").strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from litequeue.engine.storage import open_store
 from litequeue.jobs import actions
 from tests.conftest import Project, wait_for
 
@@ -29,7 +30,7 @@ def consumer_id(project: Project) -> str:
 
 
 def ask(project: Project, cid: str, what: str) -> list[str]:
-    store = actions.open_store(str(project.db))
+    store = open_store(str(project.db))
     try:
         return actions.ask_consumers(store, [cid], what, actor="test")
     finally:
