@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint bench install
+.PHONY: test lint bench install screenshots
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,3 +22,8 @@ bench: install
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m pip install -q --no-deps arq
 	$(PY) benchmarks/run.py
+
+# Every status page at 390 px and 1280 px, light and dark, into screenshots/ (not committed);
+# the README's picture (docs/screenshot-overview.png) is refreshed too.
+screenshots: install
+	$(PY) scripts/screenshots.py --out screenshots --readme

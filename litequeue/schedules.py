@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import peewee as pw
 from huey.api import PeriodicTask
 
+from litequeue.base import cron
 from litequeue.base.cron import parse
 from litequeue.base.errors import ConfigurationError, LiteQueueError, UnknownTaskError
 from litequeue.engine import huey_compat
@@ -168,6 +169,17 @@ def code_schedules(lq: LiteQueue) -> dict[str, type[PeriodicTask]]:
             if isinstance(cls, type) and issubclass(cls, PeriodicTask)}
 
 
+def code_cron(cls: type[PeriodicTask]) -> str | None:
+    """The cron expression of a code schedule made with ``crontab(...)`` (read back from the
+    values Huey's crontab keeps), or None for a hand-written ``validate_datetime``."""
+    fn = getattr(cls.validate_datetime, "__func__", cls.validate_datetime)
+    for cell in getattr(fn, "__closure__", None) or ():
+        value = cell.cell_contents
+        if isinstance(value, list) and len(value) == 5 and all(isinstance(v, list) for v in value):
+            return cron.describe(value)
+    return None
+
+
 def code_next_run(cls: type[PeriodicTask], now: float, horizon: int) -> float | None:
     """The first minute after ``now`` that a code schedule accepts (Huey passes naive UTC)."""
     task = cls()
@@ -199,7 +211,7 @@ def listing(db: pw.Database, lq: LiteQueue | None = None, now: float | None = No
     if lq is not None:
         for name, cls in sorted(code_schedules(lq).items()):
             out.append({"name": name, "kind": "code", "read_only": True, "enabled": True, "task": name,
-                        "cron": None, "timezone": "UTC" if lq.utc else "local", "args": [], "kwargs": {},
+                        "cron": code_cron(cls), "timezone": "UTC" if lq.utc else "local", "args": [], "kwargs": {},
                         "queue": getattr(cls, "queue", None), "priority": cls.default_priority,
                         "app": lq.name, "next_run": queries.iso(code_next_run(cls, now, horizon)),
                         "last_run": last.get(name)})

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from litequeue.base.errors import ConfigurationError, DatabaseError, JobNotFoundError, LiteQueueError
 from litequeue.base.secrets import redact
 
-from . import actions, batches, data, format, security, stats, views
+from . import actions, batches, data, format, now, security, stats, views
 from .settings import WebSettings
 
 if TYPE_CHECKING:
@@ -44,6 +44,13 @@ class Pages:
         """``url_for('jobs')`` of a template: the blueprint's ``jobs`` (and ``static``)."""
         return flask.url_for(endpoint if "." in endpoint else f"{self.name}.{endpoint}", **values)
 
+    def root(self) -> str:
+        """The page's own root without the trailing slash (``/queue`` when mounted there),
+        once a request: the lists build their 50 rows of links from it (url_for is slow)."""
+        if "litequeue_root" not in flask.g:
+            flask.g.litequeue_root = self.url_for("overview").rstrip("/")
+        return str(flask.g.litequeue_root)
+
     def env(self) -> Any:
         key = f"litequeue_web.{self.name}"
         env = current_app.extensions.get(key)
@@ -52,7 +59,7 @@ class Pages:
             env.loader = FileSystemLoader(HERE / "templates")
             env.filters.update(format.FILTERS)
             env.globals.update(url_for=self.url_for, csrf_token=security.csrf_token, chart=format.chart,
-                               csrf_field=security.CSRF_FIELD)
+                               csrf_field=security.CSRF_FIELD, page_root=self.root)
             current_app.extensions[key] = env
         return env
 
@@ -82,6 +89,7 @@ def make_blueprint(settings: WebSettings, name: str = "litequeue", hosted: bool 
     actions.register(bp, dbs, settings.app)
     stats.register(bp, dbs, pages.render)
     batches.register(bp, dbs, pages.render)
+    now.register(bp, dbs, pages.render)
 
     def failure(status: int, message: str) -> Any:
         if is_api():

@@ -3,6 +3,7 @@ page and its JSON twin are built from (one function per page, used by both)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from litequeue.ledger import queries
 from litequeue.store.database import open_checked
 from litequeue.store.file_identity import FileIdentity
 
-from .periodic import NextRuns
+from .periodic import NextRuns, task_queue
 from .settings import WebSettings
 
 STATUSES = [s.value for s in JobStatus]
@@ -86,20 +87,51 @@ def parse_filters(args: dict[str, str]) -> dict[str, Any]:
             raise BadRequest(f"after must be a job's seq number (an integer), not {after!r}") from None
     else:
         after_seq = None
+    retried = args.get("retried") or None
+    if retried not in (None, "yes", "no"):
+        raise BadRequest(f"retried must be yes or no, not {retried!r}")
     return {"status": status, "queue": args.get("queue") or None, "task": args.get("task") or None,
             "q": (args.get("q") or "").strip() or None, "after": after_seq,
-            "tag": (args.get("tag") or "").strip() or None}
+            "tag": (args.get("tag") or "").strip() or None, "retried": retried}
 
 
-def overview(db: pw.Database, now: float | None = None) -> dict[str, Any]:
-    """Queues (every queue the ledger knows, busy ones with counts), consumers alive, jobs
-    per minute over the last hour, inbox counts and the latest actions."""
+def retried_flag(f: dict[str, Any]) -> bool | None:
+    return None if f.get("retried") is None else f["retried"] == "yes"
+
+
+def query_args(f: dict[str, Any]) -> dict[str, str]:
+    """The filters as query-string arguments (empty ones left out)."""
+    return {k: str(f[k]) for k in ("status", "queue", "task", "q", "tag", "retried") if f.get(k)}
+
+
+def overview_queues(db: pw.Database, now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Every queue the ledger knows with its counts; ``failed_open`` leaves out failed jobs
+    retried since."""
     now = time.time() if now is None else now
     summary = queries.queue_summary(db, now=now)
     for queue in queries.job_facets(db)["queues"]:
         summary.setdefault(queue, {**{s.value: 0 for s in queries.COUNTED}, "oldest_queued_age_s": None,
                                    "paused": False, "paused_until": None})
-    return {"now": queries.iso(now), "queues": dict(sorted(summary.items())),
+    retried = queries.retried_failed(db)
+    waiting = dict(queries.counted_by_queue(db, JobStatus.WAITING.value))
+    for name, q in summary.items():
+        # A failed job retried since needs nobody: the Failed count leaves it out.
+        q["failed_retried"] = retried.get(name, 0)
+        q["failed_open"] = max(0, q["failed"] - q["failed_retried"])
+        q["waiting"] = waiting.get(name, 0)
+    return dict(sorted(summary.items()))
+
+
+def overview(db: pw.Database, now: float | None = None) -> dict[str, Any]:
+    """Totals and cards, queues, consumers alive, jobs per minute over the last hour, inbox
+    counts and the latest actions."""
+    now = time.time() if now is None else now
+    summary = overview_queues(db, now)
+    day = dt.datetime.fromtimestamp(now, dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    totals = {s: sum(q[s] for q in summary.values())
+              for s in ("scheduled", "queued", "running", "retrying", "failed", "failed_open", "waiting")}
+    return {"now": queries.iso(now), "totals": totals, "processed": queries.processed(db, day),
+            "day_start": queries.iso(day), "queues": summary,
             "consumers": queries.consumers(db, alive_only=True),
             "activity": queries.recent_activity(db, 60, now=now),
             "inbox": queries.inbox_counts(db), "events": queries.recent_events(db, 10),
@@ -110,11 +142,39 @@ def overview(db: pw.Database, now: float | None = None) -> dict[str, Any]:
 def job_list(db: pw.Database, args: dict[str, str], page_size: int) -> dict[str, Any]:
     """One page of jobs, newest first; ``next_after`` is the ``after`` of the next page."""
     f = parse_filters(args)
+    retried = retried_flag(f)
     jobs = queries.list_jobs(db, status=f["status"], queue=f["queue"], task=f["task"], search=f["q"],
-                             before=f["after"], limit=page_size + 1, tag=f["tag"])
+                             before=f["after"], limit=page_size + 1, tag=f["tag"], retried=retried)
     more = len(jobs) > page_size
     jobs = jobs[:page_size]
-    return {"filters": f, "jobs": jobs, "next_after": jobs[-1]["seq"] if more else None}
+    total, capped = job_total(db, f)
+    first = 1
+    if f["after"] is not None:  # the rows newer than this page: where it starts in the total
+        newer, _ = queries.count_capped(db, *_newer(f))
+        first = newer + 1
+    return {"filters": f, "jobs": jobs, "next_after": jobs[-1]["seq"] if more else None,
+            "total": total, "total_capped": capped, "first": first, "args": query_args(f)}
+
+
+def _newer(f: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    where, params = queries.job_filter(f["status"], f["queue"], f["task"], f["q"], f["tag"], retried_flag(f))
+    return [*where, "seq >= ?"], [*params, f["after"]]
+
+
+def job_total(db: pw.Database, f: dict[str, Any]) -> tuple[int, bool]:
+    """(jobs matching the filters, whether the count stopped at the cap): exact from SQLite's
+    kept counts for a status or queue filter, else counted up to ``COUNT_CAP``."""
+    if not (f["task"] or f["q"] or f["tag"]):
+        exact = queries.counted(db, f["status"], f["queue"])
+        if exact is not None and not f.get("retried"):
+            return exact, False
+        if exact is not None and f["status"] == JobStatus.FAILED.value:
+            # Failed and (not) retried since: the kept count less (or just) the retried ones.
+            retried = queries.retried_failed(db)
+            n = retried.get(f["queue"], 0) if f["queue"] else sum(retried.values())
+            return (exact - n if f["retried"] == "no" else n), False
+    return queries.count_capped(db, *queries.job_filter(f["status"], f["queue"], f["task"], f["q"], f["tag"],
+                                                         retried_flag(f)))
 
 
 def periodic(db: pw.Database, next_runs: NextRuns | None, now: float | None = None) -> dict[str, Any]:
@@ -129,5 +189,14 @@ def periodic(db: pw.Database, next_runs: NextRuns | None, now: float | None = No
         tasks.setdefault(name, {"task": name, "queue": None, "next_run": None, "last_run": run})
     # Stored schedules' runs are keyed schedule:NAME: they are listed with the schedules.
     code = [t for name, t in sorted(tasks.items()) if not name.startswith(schedules.KEY_PREFIX)]
-    return {"tasks": code, "schedules": schedules.listing(db, now=now),
+    stored = schedules.listing(db, now=now)
+    paused = {q for q, until in queries.paused_rows(db) if until is None or until > (now or time.time())}
+    for s in stored:
+        # No queue of its own: the task's (known with the app).
+        s["queue_own"] = s["queue"] is None
+        if s["queue"] is None and next_runs is not None:
+            s["queue"] = task_queue(next_runs.app, s["task"])
+    for entry in [*stored, *code]:
+        entry["queue_paused"] = entry.get("queue") in paused
+    return {"tasks": code, "schedules": stored,
             "runs": queries.periodic_runs(db, 100), "knows_schedule": next_runs is not None}

@@ -16,7 +16,7 @@ CHART_W, CHART_H, CHART_PAD = 1000, 150, 18
 def epoch(value: str | None) -> float | None:
     if not value:
         return None
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp()
+    return dt.datetime.fromisoformat(value).timestamp()  # "...Z" is UTC (fast: no strptime)
 
 
 def seconds(value: float | None) -> str:
@@ -25,9 +25,11 @@ def seconds(value: float | None) -> str:
         return "–"
     if value < 1:
         return f"{value * 1000:.0f} ms"
-    if value < 60:
+    if value < 10:
         return f"{value:.1f} s"
     s = int(value)
+    if s < 60:
+        return f"{s} s"
     if s < 3600:
         return f"{s // 60} m {s % 60} s"
     if s < 86400:
@@ -47,6 +49,36 @@ def ago(value: str | None, now: float | None = None) -> str:
 def clock(value: str | None) -> str:
     """An ISO time as ``2026-11-23 18:35:20 UTC``."""
     return f"{value[:10]} {value[11:19]} UTC" if value else "–"
+
+
+def n(value: Any) -> str:
+    """A count for people: ``2,717`` (a whole float loses its ``.0``; None is ``–``)."""
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+PLURALS = {"process": "processes", "asyncio": "asyncio slots", "greenlet": "greenlets", "thread": "threads"}
+
+
+def plural(count: Any, noun: str) -> str:
+    """``1 job``, ``3 jobs``, ``2,717 jobs``; ``8 threads``, ``2 processes``."""
+    many = PLURALS.get(noun, noun + "s")
+    return f"{n(count)} {noun if count == 1 else many}"
+
+
+def progress_text(p: dict[str, Any] | None, status: str | None = None) -> str:
+    """``50/200 (25%)``, and ``about 2 m 24 s left`` only while the job runs."""
+    if not p:
+        return ""
+    text = f"{n(p['done'])}/{n(p['total'])}" if p.get("total") else n(p["done"])
+    if p.get("percent") is not None:
+        text += f" ({p['percent']:.0f}%)"
+    if p.get("eta_seconds") is not None and status in (None, "running"):
+        text += f" · about {seconds(p['eta_seconds'])} left"
+    return text
 
 
 def pretty(value: Any) -> str:
@@ -78,4 +110,5 @@ def chart(activity: list[dict[str, Any]]) -> dict[str, Any]:
             "total_ok": sum(a["succeeded"] for a in activity), "total_failed": sum(a["failed"] for a in activity)}
 
 
-FILTERS = {"ago": ago, "seconds": seconds, "clock": clock, "pretty": pretty, "inline": inline, "epoch": epoch}
+FILTERS = {"n": n, "plural": plural, "progress_text": progress_text,
+           "ago": ago, "seconds": seconds, "clock": clock, "pretty": pretty, "inline": inline, "epoch": epoch}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from huey.api import PeriodicTask
 
 from litequeue import schedules
+from litequeue.engine import huey_compat
 from litequeue.ledger.queries import iso
 
 if TYPE_CHECKING:
@@ -45,8 +46,16 @@ class NextRuns:
                     self._cache[name] = next_run(cls, now)
                     self._checked_at[name] = now
                 out.append({"task": name, "name": cls.__name__, "queue": getattr(cls, "queue", None),
+                            "cron": schedules.code_cron(cls),
                             "next_run": iso(self._cache[name])})
         return out
+
+
+def task_queue(app: LiteQueue, task: str) -> str | None:
+    """The queue a task of ``app`` runs on by default (bare or qualified name)."""
+    classes = huey_compat.task_classes(app)
+    cls = classes.get(task) or next((c for n, c in classes.items() if n.rsplit(".", 1)[-1] == task), None)
+    return getattr(cls, "queue", None) if cls is not None else None
 
 
 def next_run(cls: type[PeriodicTask], now: float) -> float | None:

@@ -17,7 +17,7 @@ from litequeue.ledger.stats import parse_since
 from . import data
 from .format import clock
 
-CHART_W, CHART_H, CHART_PAD = 1000, 170, 20
+CHART_W, CHART_H, CHART_PAD = 1000, 190, 34
 #: The chart shows at most this many hours (the newest), whatever the window.
 CHART_HOURS = 7 * 24
 
@@ -83,7 +83,9 @@ def chart(hourly: list[dict[str, Any]]) -> dict[str, Any]:
     return {"w": CHART_W, "h": CHART_H, "base": inner, "bars": bars,
             "line": " ".join(f"{px},{py}" for px, py in points), "dots": points,
             "top_runs": top_runs, "top_p95": round(top_p95, 3),
-            "first": clock(hourly[0]["hour"])[:16] if hourly else "", "hours": len(hourly)}
+            "first": clock(hourly[0]["hour"])[:16] if hourly else "", "hours": len(hourly),
+            "middle": clock(hourly[len(hourly) // 2]["hour"])[:16] if len(hourly) > 2 else "",
+            "last": clock(hourly[-1]["hour"])[:16] if hourly else ""}
 
 
 def register(app: Blueprint, dbs: data.Databases, render: Callable[..., str]) -> None:

@@ -49,6 +49,8 @@ def register(app: Blueprint, settings: WebSettings, dbs: data.Databases, render:
         if job is None:
             abort(404, f"no job {job_id!r} in the ledger (it may have been pruned)")
         job["events"] = queries.recent_events(dbs.reader(), 50, job_id=job_id)
+        batch = queries.batch_of_job(dbs.reader(), job_id)
+        job["batch"] = {"id": batch[0], "name": batch[1]} if batch else None
         return job
 
     @app.get("/jobs/<job_id>")
@@ -75,14 +77,6 @@ def register(app: Blueprint, settings: WebSettings, dbs: data.Databases, render:
     @app.get("/api/periodic")
     def api_periodic() -> Any:
         return jsonify(data.periodic(dbs.reader(), next_runs))
-
-    @app.get("/consumers")
-    def consumers() -> Any:
-        return render_page("consumers.html", {"consumers": queries.consumers(dbs.reader())}, page="consumers")
-
-    @app.get("/api/consumers")
-    def api_consumers() -> Any:
-        return jsonify({"consumers": queries.consumers(dbs.reader())})
 
     @app.get("/metrics")
     def prometheus() -> Response:

@@ -69,3 +69,31 @@ def zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigurationError(f"unknown timezone {name!r}; use an IANA name such as "
                                  "Europe/Berlin, America/New_York or UTC") from None
+
+
+def _field(values: list[int], lo: int, hi: int) -> str:
+    """One cron field from the values it accepts: ``*``, ``*/5``, ``1-5`` or ``0,30``."""
+    if values == list(range(lo, hi + 1)):
+        return "*"
+    if len(values) > 2 and values[0] == lo:
+        step = values[1] - values[0]
+        if values == list(range(lo, hi + 1, step)):
+            return f"*/{step}"
+    pieces: list[str] = []
+    start = prev = values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        pieces.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ",".join(pieces)
+
+
+def describe(settings: list[list[int]]) -> str:
+    """The cron expression (``minute hour day month weekday``) of the accepted values Huey's
+    ``crontab`` keeps (month, day, weekday, hour, minute, each sorted)."""
+    month, day, weekday, hour, minute = settings
+    return " ".join([_field(minute, 0, 59), _field(hour, 0, 23), _field(day, 1, 31), _field(month, 1, 12),
+                     _field(sorted({v % 7 for v in weekday}), 0, 6)])

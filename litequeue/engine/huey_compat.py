@@ -10,6 +10,7 @@ versions this was tested against are pinned in ``pyproject.toml``.
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Any
 
@@ -92,6 +93,13 @@ class ConsumerSeams(Consumer):
 
     def _set_signal_handlers(self) -> None:
         self.install_signal_handlers()
+
+    def request_graceful_stop(self) -> None:
+        """Stop as a SIGTERM would (graceful), from any thread: the main loop sees it within
+        its stop-flag timeout."""
+        if self._signum is None:
+            self._restart, self._graceful = False, True
+            self._signum = signal.SIGTERM
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         if self._signum is not None and not self._restart:

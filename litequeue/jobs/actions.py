@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from litequeue.jobs import cancel, consumers, limits, retry
+from litequeue.jobs import cancel, consumers, limits, prune, retry
 from litequeue.jobs.retry import RetryHook
 from litequeue.jobs.rows import record_event
 from litequeue.ledger import queries
@@ -21,7 +21,8 @@ from litequeue.store.doorbell import BellTarget, bell_target, ring
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
 
-__all__ = ["cancel_jobs", "pause_queues", "purge_queues", "purge_tag", "reset_breaker",
+__all__ = ["ask_consumers", "cancel_jobs", "discard_jobs", "pause_queues", "purge_queues", "purge_tag",
+           "reset_breaker",
            "resume_queues", "retry_jobs", "wait_ended", "who"]
 
 
@@ -92,6 +93,25 @@ def resume_queues(store: LiteStorage, queues: Sequence[str], actor: str = "cli")
     ring(_bell(store))
 
 
+
+
+def ask_consumers(store: LiteStorage, consumer_ids: Sequence[str], what: str, actor: str = "cli") -> list[str]:
+    """Ask consumers to go ``quiet`` or ``stop`` (each obeys within a second, at its next
+    supervisor pass); recorded in the actions log. Returns the ids that were asked."""
+    asked: list[str] = []
+    with store.write():
+        for cid in consumer_ids:
+            if consumers.request(store, cid, what):
+                asked.append(cid)
+                record_event(store, what, detail=f"consumer {cid}", actor=actor)
+    return asked
+
+
+def discard_jobs(store: LiteStorage, job_ids: Sequence[str], actor: str = "cli") -> dict[str, str]:
+    """Delete failed (or cancelled, expired) jobs from the ledger now, instead of at the
+    next prune; each is recorded in the actions log. Returns {id: what happened}."""
+    with store.write():
+        return prune.discard(store, job_ids, actor)
 
 
 def purge_queues(store: LiteStorage, queues: Sequence[str], dry_run: bool = False,

@@ -49,6 +49,27 @@ def mark_dead(store: LiteStorage, consumer_id: str) -> None:
               "WHERE id = ? AND status != 'stopped'", (time.time(), consumer_id))
 
 
+#: What a consumer can be asked to do from outside (read with its heartbeat).
+REQUESTS = ("quiet", "stop")
+
+
+def request(store: LiteStorage, consumer_id: str, what: str) -> bool:
+    """Ask a live consumer to go ``quiet`` (take no new jobs, finish the running ones) or to
+    ``stop`` (a graceful stop, as on SIGTERM); a stop overrides a quiet, never the other way.
+    False when no live consumer has that id or it was asked that already."""
+    if what not in REQUESTS:
+        raise ValueError(f"a consumer can be asked to {' or '.join(REQUESTS)}, not {what!r}")
+    keep = "" if what == "stop" else " AND (requested IS NULL)"
+    return store.sql("UPDATE lq_consumer SET requested = ? WHERE id = ? AND status IN ('running', 'stopping') "
+                     f"AND (requested IS NULL OR requested != ?){keep}",
+                     (what, consumer_id, what)).rowcount > 0
+
+
+def obeyed(store: LiteStorage, consumer_id: str, what: str) -> None:
+    """The consumer did what it was asked (the page shows it as done, not just asked)."""
+    store.sql("UPDATE lq_consumer SET obeyed = ? WHERE id = ?", (what, consumer_id))
+
+
 def pause_queue(store: LiteStorage, queue: str, until: float | None) -> None:
     """Consumers take no new jobs of ``queue`` (until ``until``, if given)."""
     store.sql("INSERT INTO lq_queue_state (queue, paused, paused_until, updated_at) "

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from litequeue.base.states import FINAL_VALUES
 from litequeue.jobs.dependencies import forget_options
-from litequeue.jobs.rows import in_list
+from litequeue.jobs.rows import in_list, record_event
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -31,6 +31,37 @@ def prune_jobs(store: LiteStorage, rows: Sequence[tuple[str, str]]) -> tuple[int
                   [(i, *FINAL_VALUES) for (i,) in ids])
     forget_options(store, ids)
     return jobs, attempts, results
+
+
+#: What may be discarded by hand: jobs that ended without succeeding.
+DISCARDABLE = ("failed", "cancelled", "expired")
+
+
+def discard(store: LiteStorage, job_ids: Sequence[str], actor: str) -> dict[str, str]:
+    """Discard jobs by hand: a failed, cancelled or expired job is deleted from the ledger as
+    a prune would delete it (attempts, result, flags, tags), and an event says who did it.
+    Returns {id: "discarded" or why not}."""
+    out: dict[str, str] = {}
+    rows: list[tuple[str, str]] = []
+    found = {}
+    if job_ids:
+        found = {r[0]: (r[1], r[2], r[3], r[4]) for r in store.sql(
+            f"SELECT id, app, status, queue, task FROM lq_job WHERE id IN {in_list(list(job_ids))}",
+            list(job_ids)).fetchall()}
+    for job_id in job_ids:
+        if job_id not in found:
+            out[job_id] = "not in the ledger"
+        elif found[job_id][1] not in DISCARDABLE:
+            out[job_id] = f"not discarded: it is {found[job_id][1]} (only failed, cancelled or expired jobs are)"
+        else:
+            rows.append((job_id, found[job_id][0]))
+            out[job_id] = "discarded"
+    if rows:
+        prune_jobs(store, rows)
+        for job_id, _ in rows:
+            app, status, queue, task = found[job_id]
+            record_event(store, "discard", job_id=job_id, queue=queue, detail=f"{task}, was {status}", actor=actor)
+    return out
 
 
 def prune_rows(store: LiteStorage, table: str, condition: str, edge: float, batch: int) -> int:

@@ -230,7 +230,8 @@ class LiteConsumer(ConsumerSeams):
                                      progressing=self._dispatcher_progressing,
                                      identity=self.huey.db_identity, on_replaced=self.database_replaced,
                                      keep_session=self._keep_session, on_presumed_dead=self._presumed_dead,
-                                     busy=self._busy, idle_heartbeat=min(defaults.IDLE_HEARTBEAT, self.lease / 3))
+                                     busy=self._busy, idle_heartbeat=min(defaults.IDLE_HEARTBEAT, self.lease / 3),
+                                     on_request=self._asked)
         self.dispatcher = Dispatcher(self.storage, self.consumer_id, self.queues, self._bell,
                                      self.supervisor.paused, self.observers, self.huey.bell_target,
                                      self.stop_event, workers=self.workers,
@@ -248,6 +249,13 @@ class LiteConsumer(ConsumerSeams):
             self._start_couriers()
         sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
                        f"{','.join(self.queues) if self.queues else 'all'}")
+
+    def _asked(self, what: str) -> None:
+        """Quiet: the dispatcher claims nothing more; stop: what SIGTERM does."""
+        if self.dispatcher is not None:
+            self.dispatcher.quiet = True
+        if what == "stop":
+            self.request_graceful_stop()
 
     def _busy(self) -> bool:
         return self.dispatcher is not None and self.dispatcher.busy(self.workers)

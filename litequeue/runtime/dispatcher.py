@@ -203,6 +203,7 @@ class Dispatcher:
         self.empty_polls = 0  # rounds that found nothing to claim since the last job (--burst)
         self.sleeping = False  # the dispatcher waits on its bell: put() must wake it
         self.suspect: Claim | None = None  # a job a worker died on, running alone
+        self.quiet = False  # asked to go quiet: finish the running jobs, claim no new ones
         self.workers = workers
         self.turned = time.monotonic()  # when the loop last began a turn (see stalled_for)
         #: The claims this dispatcher took and has not yet seen acked, by row id: everything
@@ -297,7 +298,7 @@ class Dispatcher:
                     self._gather()
                 batch, self.finished = self.finished, []
                 self._measure(batch)
-                want = 0 if self.stop.is_set() else self.idle + self._ahead() - len(self.buffer)
+                want = 0 if self.stop.is_set() or self.quiet else self.idle + self._ahead() - len(self.buffer)
                 if self.suspect is not None and not any(f.claim is self.suspect for f in batch):
                     want = 0  # a job a worker died on runs alone until it is acked
                 if not batch and want <= 0:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from litequeue.base import defaults, sdnotify
 from litequeue.jobs import consumers, recover
+from litequeue.ledger import queries
 from litequeue.runtime.fault_backoff import FaultWait
 from litequeue.store.doorbell import ring
 from litequeue.store.liveness import boot_id, consumer_of, hostname, judge
@@ -95,8 +96,12 @@ class Supervisor:
                  identity: FileIdentity | None = None, on_replaced: Callable[[], object] | None = None,
                  keep_session: Callable[[], object] | None = None,
                  on_presumed_dead: Callable[[], object] | None = None,
-                 busy: Callable[[], bool] | None = None, idle_heartbeat: float = defaults.IDLE_HEARTBEAT) -> None:
+                 busy: Callable[[], bool] | None = None, idle_heartbeat: float = defaults.IDLE_HEARTBEAT,
+                 on_request: Callable[[str], object] | None = None) -> None:
         self.storage = storage
+        #: Someone asked this consumer to go ``quiet`` or ``stop`` (the status page's buttons).
+        self.on_request = on_request
+        self._obeyed: str | None = None
         #: Before each heartbeat: check the session lock (PostgreSQL), take it again if lost.
         self.keep_session = keep_session
         #: The heartbeat found this consumer presumed dead: carry on as a fresh consumer.
@@ -170,12 +175,27 @@ class Supervisor:
         else:
             log.error("the dispatcher is stuck: not feeding the systemd watchdog")
         self.refresh_paused()
+        self.check_request()
         if release_stalled_claims(self.storage, me=self.consumer_id):
             ring(self.bell_target)  # type: ignore[arg-type]
         if self.pruner is not None:
             result = self.pruner.maybe_prune(self.storage)
             if result is not None and result.as_dict().get("jobs"):
                 log.info("pruned old ledger records: %s", result.as_dict(), extra={"action": "prune"})
+
+    def check_request(self) -> None:
+        """Obey a Quiet or Stop asked of this consumer (one primary-key read a pass)."""
+        if self.on_request is None:
+            return
+        requested, _ = queries.consumer_request(self.storage.database, self.consumer_id)
+        if requested is None or requested == self._obeyed:
+            return
+        log.warning("asked to %s: %s", requested, "taking no new jobs, finishing the running ones"
+                    if requested == "quiet" else "stopping gracefully", extra={"action": requested})
+        self._obeyed = requested
+        with self.storage.write():
+            consumers.obeyed(self.storage, self.consumer_id, requested)
+        self.on_request(requested)
 
     def _run(self) -> None:
         while not self._rest():

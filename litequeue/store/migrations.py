@@ -320,6 +320,16 @@ def _consumer_lease(db: pw.Database) -> None:
     _add_column(db, "lq_consumer", "lease", "{real}")
 
 
+# -- migration 8 (the status page's; renumbered at merge if 8 and 9 land first) -------------
+
+def _consumer_requests(db: pw.Database) -> None:
+    """``lq_consumer.requested``: what someone asked a consumer to do (``quiet``: take no new
+    jobs, finish the running ones; ``stop``: stop gracefully, as on SIGTERM), read with its
+    heartbeat; ``obeyed``: what the consumer has done about it."""
+    _add_column(db, "lq_consumer", "requested", "VARCHAR(16)")
+    _add_column(db, "lq_consumer", "obeyed", "VARCHAR(16)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -331,6 +341,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "schedules kept in the database (lq_periodic_schedule)", _schedules),
     Migration(6, "concurrency limits and circuit breakers (lq_limit, lq_breaker)", _limits_and_breakers),
     Migration(7, "lq_consumer.lease: the heartbeat lease a consumer is judged by (--lease)", _consumer_lease),
+    Migration(8, "lq_consumer.requested and obeyed: Quiet and Stop asked of a consumer from the status page",
+              _consumer_requests),
 )
 
 #: The schema version this code needs and writes.

@@ -136,6 +136,8 @@ def make_ledger(db: pw.Database) -> Ledger:
         status = pw.CharField()  # running, stopping, stopped, dead
         jobs_done = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
         lease = pw.DoubleField(null=True)  # seconds without a heartbeat before others take over
+        requested = pw.CharField(null=True)  # quiet or stop, asked from the status page or CLI
+        obeyed = pw.CharField(null=True)  # what the consumer did about it
 
         class Meta:
             table_name = "lq_consumer"

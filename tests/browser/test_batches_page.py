@@ -48,24 +48,26 @@ print(b.id)
 
     page.goto(url + "batches")
     row = page.locator(f'tr[data-batch="{batch_id}"]')
-    bar = row.locator("progress")
-    expect(bar).to_have_attribute("value", "0")
-    expect(bar).to_have_attribute("max", "30")
+    bar = row.locator("svg.bar")
+    expect(bar).to_have_attribute("aria-valuenow", "0")
+    expect(bar).to_have_attribute("aria-valuemax", "30")
     page.evaluate("window.__sameDocument = true")
     (project.root / "go-0").write_text("")
-    expect(bar).to_have_attribute("value", "10")  # moved without a reload
+    expect(bar).to_have_attribute("aria-valuenow", "10")  # moved without a reload
+    expect(bar.locator("rect.ok")).to_have_attribute("width", "33.33")
     expect(row).to_contain_text("10/30")
     expect(row.locator(".badge")).to_have_text("running")
     page.screenshot(path=str(artifact("batches-running.png")), full_page=True)
     (project.root / "go-1").write_text("")
     (project.root / "go-2").write_text("")
-    expect(bar).to_have_attribute("value", "30")
+    expect(bar).to_have_attribute("aria-valuenow", "30")
     expect(row.locator(".badge")).to_have_text("succeeded")  # after its on_complete job ran
-    expect(row).to_contain_text("100.0")
+    expect(row.locator("td.num").nth(4)).to_have_text("100")
     assert page.evaluate("window.__sameDocument") is True
     page.screenshot(path=str(artifact("batches-done.png")), full_page=True)
 
     row.get_by_role("link", name="ocr acme").click()
     expect(page.locator("#batch-counts")).to_contain_text("30 of 30 succeeded, 0 failed")
-    expect(page.locator("table.grid tbody tr")).to_have_count(30)
+    expect(page.locator("#members tr")).to_have_count(30)
+    expect(page.locator("#total-line")).to_have_text("1–30 of 30")
     assert page.errors == []

@@ -43,3 +43,18 @@ def test_mistakes_are_one_line(expression: str, zone: str, message: str) -> None
     with pytest.raises(ConfigurationError) as caught:
         cron.parse(expression, zone)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_describe_reads_back_huey_crontab_settings() -> None:
+    from huey import crontab
+
+    from litequeue.base.cron import describe
+
+    def back(**fields: str) -> str:
+        return describe(crontab(**fields).__closure__[0].cell_contents)  # type: ignore[index, union-attr]
+
+    assert back() == "* * * * *"
+    assert back(minute="*/5") == "*/5 * * * *"
+    assert back(minute="0", hour="3") == "0 3 * * *"
+    assert back(minute="0,30", hour="9-17", day_of_week="1-5") == "0,30 9-17 * * 1-5"
+    assert back(minute="15", hour="8", day="1", month="1,4,7,10", day_of_week="7") == "15 8 1 */3 0"

@@ -46,7 +46,7 @@ def test_retry_all_failed_matching_the_filter(client: FlaskClient, seeded: Seede
     retried = query(web_db, "SELECT retried_from FROM lq_job WHERE retried_from IS NOT NULL")
     assert {r[0] for r in retried} == {seeded.ids["script"], seeded.ids["boom2"]}
     assert [e[0] for e in events(web_db)] == ["retry", "retry"]
-    assert "Retried 2 failed job(s)" in client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Retried 2 failed jobs" in client.get(r.headers["Location"]).get_data(as_text=True)
 
 
 def test_retry_all_failed_respects_the_search(client: FlaskClient, seeded: Seeded, web_db: Path) -> None:

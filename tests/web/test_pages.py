@@ -26,8 +26,8 @@ def test_overview_page_shows_queues_consumers_chart_and_inbox(client: FlaskClien
 
 def test_api_overview_counts(client: FlaskClient, seeded: Seeded) -> None:
     data = client.get("/api/overview").get_json()
-    assert set(data) == {"now", "queues", "consumers", "activity", "inbox", "events", "limits", "breakers",
-                         "rate_limited"}
+    assert set(data) == {"now", "totals", "processed", "day_start", "queues", "consumers", "activity", "inbox",
+                         "events", "limits", "breakers", "rate_limited"}
     assert data["limits"] == data["breakers"] == data["rate_limited"] == []  # none declared
     assert data["queues"]["mail"]["failed"] == 2
     assert data["queues"]["later"]["scheduled"] == 1

@@ -22,14 +22,28 @@ def batch_of_job(db: pw.Database, job_id: str) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def batch_members(db: pw.Database, batch_id: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """A batch's member jobs in enqueue order: id, task, status, error, times."""
-    rows = dict_rows(sql(db, "SELECT id, task, queue, status, error, started_at, finished_at FROM lq_job "
-                         "WHERE batch_id = ? ORDER BY seq" + ("" if limit is None else f" LIMIT {int(limit)}"),
-                     [batch_id]))
+def batch_members(db: pw.Database, batch_id: str, limit: int | None = None, *, status: str | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """A batch's member jobs in enqueue order (only those in ``status``, if given, from
+    ``offset``): id, task, status, error, times."""
+    extra, params = (" AND status = ?", [status]) if status else ("", [])
+    page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    rows = dict_rows(sql(db, "SELECT id, task, queue, status, error, started_at, finished_at, seq FROM lq_job "
+                         f"WHERE batch_id = ?{extra} ORDER BY seq{page}", [batch_id, *params]))
     for r in rows:
         r["started_at"], r["finished_at"] = iso(r["started_at"]), iso(r["finished_at"])
     return rows
+
+
+def batch_member_count(db: pw.Database, batch_id: str, status: str | None = None) -> int:
+    extra, params = (" AND status = ?", [status]) if status else ("", [])
+    return int(sql(db, f"SELECT COUNT(*) FROM lq_job WHERE batch_id = ?{extra}", [batch_id, *params]).fetchone()[0])
+
+
+def batch_failed_ids(db: pw.Database, batch_id: str) -> list[str]:
+    """A batch's failed members not retried yet (what "Retry failed members" retries)."""
+    return [r[0] for r in sql(db, "SELECT id FROM lq_job WHERE batch_id = ? AND status = ? AND retried_as IS NULL "
+                                  "ORDER BY seq", [batch_id, JobStatus.FAILED.value]).fetchall()]
 
 
 def list_batches(db: pw.Database, limit: int = 50, now: float | None = None) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from litequeue.store.dialect import is_sqlite, sql
 
 def consumers(db: pw.Database, alive_only: bool = False) -> list[dict[str, Any]]:
     query = ("SELECT id, hostname, pid, queues, concurrency, worker_type, started_at, heartbeat_at, "
-             "stopped_at, status, jobs_done FROM lq_consumer")
+             "stopped_at, status, jobs_done, requested, obeyed FROM lq_consumer")
     if alive_only:
         query += " WHERE status IN ('running', 'stopping')"
     rows = dict_rows(sql(db, query + " ORDER BY started_at DESC LIMIT 200"))
@@ -25,6 +25,13 @@ def consumers(db: pw.Database, alive_only: bool = False) -> list[dict[str, Any]]
         for key in ("started_at", "heartbeat_at", "stopped_at"):
             row[key] = iso(row[key])
     return rows
+
+
+def consumer_request(db: pw.Database, consumer_id: str) -> tuple[str | None, str | None]:
+    """(requested, obeyed) of one consumer: what someone asked it to do (``quiet`` or
+    ``stop``) and what it did; one primary-key read, with each heartbeat."""
+    row = sql(db, "SELECT requested, obeyed FROM lq_consumer WHERE id = ?", [consumer_id]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def registered_consumers(db: pw.Database) -> list[tuple[Any, ...]]:

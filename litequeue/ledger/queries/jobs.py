@@ -12,11 +12,19 @@ from litequeue.ledger.queries.limits import held_reason
 from litequeue.store.dialect import sql
 
 
-def _job_filter(status: str | None, queue: str | None, task: str | None,
-                search: str | None, tag: str | None = None) -> tuple[list[str], list[Any]]:
-    """WHERE terms and parameters shared by the job list and its counts."""
+def job_filter(status: str | None, queue: str | None, task: str | None,
+               search: str | None, tag: str | None = None, retried: bool | None = None) -> tuple[list[str], list[Any]]:
+    """WHERE terms and parameters shared by the job list and its counts. ``task`` matches
+    the bare name and the module-qualified one (``send_receipt``, ``tasks.send_receipt``);
+    ``retried``: only jobs retried since (True) or not (False)."""
     where: list[str] = []
     params: list[Any] = []
+    if task and "." in task:
+        where.append("task IN (?, ?)")
+        params += [task, task.rsplit(".", 1)[1]]
+        task = None
+    if retried is not None:
+        where.append("retried_as IS NOT NULL" if retried else "retried_as IS NULL")
     for column, value in (("status", status), ("queue", queue), ("task", task)):
         if value:
             where.append(f"{column} = ?")
@@ -33,9 +41,9 @@ def _job_filter(status: str | None, queue: str | None, task: str | None,
 
 def list_jobs(db: pw.Database, *, status: str | None = None, queue: str | None = None,
               task: str | None = None, search: str | None = None, before: int | None = None,
-              limit: int = 50, tag: str | None = None) -> list[dict[str, Any]]:
+              limit: int = 50, tag: str | None = None, retried: bool | None = None) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated: pass the last row's ``seq`` as ``before``."""
-    where, params = _job_filter(status, queue, task, search, tag)
+    where, params = job_filter(status, queue, task, search, tag, retried)
     if before is not None:
         where.append("seq < ?")
         params.append(before)
@@ -91,10 +99,20 @@ def failed_job_ids(db: pw.Database, *, queue: str | None = None, task: str | Non
         before = page[-1]["seq"]
 
 
+def matching_ids(db: pw.Database, *, status: str | None = None, queue: str | None = None,
+                 task: str | None = None, search: str | None = None, tag: str | None = None,
+                 retried: bool | None = None, limit: int = 100_000) -> list[str]:
+    """The ids of every job the list shows with these filters ("all N matching"), newest first."""
+    where, params = job_filter(status, queue, task, search, tag, retried)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return [r[0] for r in sql(db, f"SELECT id FROM lq_job{clause} ORDER BY seq DESC LIMIT ?",
+                              [*params, limit]).fetchall()]
+
+
 def count_matching(db: pw.Database, *, status: str | None = None, queue: str | None = None,
                    task: str | None = None, search: str | None = None, tag: str | None = None) -> int:
     """How many jobs :func:`list_jobs` would list with these filters (all pages)."""
-    where, params = _job_filter(status, queue, task, search, tag)
+    where, params = job_filter(status, queue, task, search, tag)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     return int(sql(db, f"SELECT COUNT(*) FROM lq_job{clause}", params).fetchone()[0])
 
