@@ -5,7 +5,8 @@ Python's sqlite3 has no commit hook. An enqueue made in the application's transa
 (``LiteQueue.using``) registers a watch here; one daemon thread checks each watch every few
 milliseconds (backing off to :data:`SLOWEST`): once its jobs can be read on a connection of
 its own (the transaction committed), it rings; once the transaction has ended without them
-(a rollback, of it or of a savepoint around the jobs), it drops the watch without ringing.
+(a rollback, of it or of a savepoint around the jobs) for :data:`GRACE`, it drops the watch
+without ringing.
 A process that dies first rings nothing: consumers find the jobs at their next poll.
 """
 
@@ -20,6 +21,10 @@ from dataclasses import dataclass, field
 log = logging.getLogger("litequeue.using")
 FASTEST = 0.002
 SLOWEST = 0.05
+#: How long a watch still looks for its jobs once the transaction reads as ended: SQLite
+#: reports a connection out of its transaction as soon as its COMMIT begins, before the
+#: commit can be read from another connection.
+GRACE = 1.0
 
 
 @dataclass(eq=False)
@@ -28,6 +33,7 @@ class Watch:
     still_open: Callable[[], bool]
     ring: Callable[[], object]
     since: float = field(default_factory=time.monotonic)
+    ended: float | None = None  # when the transaction was first seen ended
 
 
 _watches: list[Watch] = []
@@ -60,9 +66,12 @@ def _settled(w: Watch) -> bool:
             return True
         if w.still_open():
             return False
-        if w.visible():  # the commit may have landed between the two checks
+        if w.ended is None:  # ended, or its COMMIT under way: look again for a moment
+            w.ended = time.monotonic()
+        if w.visible():
             w.ring()
-        return True
+            return True
+        return time.monotonic() - w.ended >= GRACE  # a rollback: dropped without a ring
     except Exception as exc:  # noqa: BLE001 - a watch must never stop the thread
         log.warning("doorbell after commit: %s; consumers find the job at their next poll", exc,
                     extra={"action": "using"})

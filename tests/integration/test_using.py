@@ -184,6 +184,9 @@ def test_commit_writes_every_job_and_rings_only_after_it(app, appconn, bell):
 
 def test_committed_job_runs_once_and_is_never_claimed_before_the_commit(app, appconn):
     with running_consumer(app, workers=2):
+        # The consumer registers (a write) before the application's transaction takes the lock.
+        wait_for(lambda: app.storage.sql("SELECT COUNT(*) FROM lq_consumer WHERE status = 'running'").fetchone()[0],
+                 30, what="the consumer to register")
         appconn.begin()
         appconn.execute("INSERT INTO orders (note) VALUES ('order 2')")
         with app.using(appconn.conn):
