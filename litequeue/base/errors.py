@@ -80,3 +80,13 @@ class JobNotFoundError(LiteQueueError):
 
 class BatchClosedError(LiteQueueError):
     """A job was added to a batch that has finished (or that does not exist)."""
+
+
+def on_one_line(text: str) -> str:
+    """``text`` with every character that would break or garble a one-line message shown
+    escaped (``\\n``, ``\\x1e``, ``\\u2028``...): line breaks, the separators
+    :meth:`str.splitlines` breaks on, and other control characters, for errors that echo a
+    value the user gave."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)

@@ -30,6 +30,7 @@ from litequeue.base.errors import (
     DatabaseReadOnlyError,
     LiteQueueError,
     SchemaTooNewError,
+    on_one_line,
 )
 from litequeue.cli import config as cfg
 
@@ -57,21 +58,34 @@ class Group(click.Group):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.BadParameter as exc:
-            raise _name_the_variable(exc) from None
+            raise _on_one_line(_name_the_variable(exc)) from None
+        except click.ClickException as exc:
+            raise _on_one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (ConfigurationError, AppImportError, SchemaTooNewError) as exc:
-            raise ConfigError(str(exc)) from None
+            raise _on_one_line(ConfigError(str(exc))) from None
         except (DatabaseFullError, DatabaseReadOnlyError) as exc:
             fault = click.ClickException(str(exc))
             fault.exit_code = EXIT_FULL if isinstance(exc, DatabaseFullError) else EXIT_READ_ONLY
-            raise fault from None
+            raise _on_one_line(fault) from None
         except LiteQueueError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _on_one_line(click.ClickException(str(exc))) from None
         except click.BadParameter as exc:
-            raise _name_the_variable(exc) from None
+            raise _on_one_line(_name_the_variable(exc)) from None
+        except click.ClickException as exc:
+            raise _on_one_line(exc) from None
+
+
+def _on_one_line(exc: click.ClickException) -> click.ClickException:
+    """The error's message (and a bad parameter's hint) with the user's control characters
+    escaped, so the message stays one line whatever value it echoes."""
+    exc.message = on_one_line(exc.message)
+    if isinstance(exc, click.BadParameter) and isinstance(exc.param_hint, str):
+        exc.param_hint = on_one_line(exc.param_hint)
+    return exc
 
 
 def _name_the_variable(exc: click.BadParameter) -> click.BadParameter:

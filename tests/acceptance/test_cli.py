@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -241,3 +243,21 @@ def test_status_text_output(shop: Project):
     out = shop.cli("status").stdout
     assert "mail" in out and "consumers alive: 0" in out
     assert json.loads(shop.cli("status", "--json").stdout)["consumers"] == []
+
+
+@pytest.mark.parametrize("value", ["a\nb", "\x1e", "x\u2028y", "tab\there\r"])
+def test_control_characters_in_a_value_stay_on_the_error_line(shop: Project, value: str):
+    """A value echoed in an error is shown escaped: a newline, carriage return or a character
+    that ``str.splitlines`` breaks on (found by fuzzing LITEQUEUE_CONFIG with ``'\\x1e'``)
+    would split the one-line error in two."""
+    env_config = dict(shop.env, LITEQUEUE_CONFIG=value)
+    for proc in (
+        subprocess.run([sys.executable, "-m", "litequeue", "status"], cwd=shop.root, env=env_config,
+                       capture_output=True, text=True, timeout=60),
+        shop.cli("jobs", "show", value, check=False),
+        shop.cli("enqueue", value, "--app", "tasks", check=False),
+    ):
+        assert_user_error(proc)
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1 or lines[0].startswith("Usage:"), proc.stderr
+        assert len(lines[-1].strip().splitlines()) == 1 and lines[-1].startswith("Error:"), proc.stderr
