@@ -46,3 +46,15 @@ def test_postgres_benchmark_runs_and_reports(pg_url):
     finally:
         conn.close()
     assert len(used) >= 2 and leftovers == [], "a benchmark database was left behind"
+
+
+def test_page_load_benchmark_runs_and_reports():
+    """benchmarks/page_load.py on tiny counts: both drains finish, every page was fetched by
+    the clients, and none answered with an error."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "page_load.py"), "--jobs", "400",
+                           "--clients", "4", "--client-procs", "1", "--consumers", "1", "--interval", "0.2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for page in ("overview", "jobs", "job"):
+        assert f"| {page} |" in proc.stdout and f"| {page} (live JSON) |" in proc.stdout, proc.stdout
+    assert "drain alone:" in proc.stdout and ", 0 errors" in proc.stdout, proc.stdout

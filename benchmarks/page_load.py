@@ -1,0 +1,236 @@
+"""The status page under load, and what it costs the consumers (a script, not a test).
+
+    python benchmarks/page_load.py [--jobs 100000] [--clients 50] [--consumers 4] [--interval 1.0]
+
+Each round drains ``--jobs`` queued no-op jobs with ``--consumers`` real consumer processes
+(``litequeue run-consumer bench_tasks -w 8``) twice, on a fresh SQLite database each time,
+while ``litequeue serve-web`` serves the same database: once with no one looking, once while
+``--clients`` clients use the page as browsers do. Each client, every ``--interval`` seconds,
+opens one of the overview, the job list or a job's page and then fetches that page's
+live-update JSON (``/api/overview``, ``/api/jobs``, ``/api/jobs/<id>``), as the page's own
+script does every ``--refresh`` seconds (3 by default; every client here is at least three
+times as eager). ``--interval 0`` makes every client poll back to back (a stress figure, not
+a browser's). Clients run in ``--client-procs`` processes so that their own GIL does not
+add to the latencies they measure.
+
+Printed: per page, p50 / p95 / p99 / max milliseconds and errors (anything but HTTP 200);
+the drain rate alone and with the clients (jobs/s from the tasks' own start times), and
+their ratio. Targets (issue "survive production"): p99 under 500 ms, no error, and the drain
+within 10 % of its rate alone. The order of the two drains alternates between rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import Consumer, Marks, free_port, percentile, uptime, workdir  # noqa: E402
+
+PAGES = {
+    "overview": ("/", "/api/overview"),
+    "jobs": ("/jobs", "/api/jobs"),
+    "job": ("/jobs/{id}", "/api/jobs/{id}"),
+}
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = dict(os.environ, LITEQUEUE_DB=str(root / "bench.db"), BENCH_MARKS=str(root / "marks"),
+               PYTHONPATH=os.pathsep.join([str(HERE / "tasks"), os.environ.get("PYTHONPATH", "")]))
+    env.pop("LITEQUEUE_APP", None)
+    return env
+
+
+def _enqueue(root: Path, env: dict[str, str], n: int) -> None:
+    code = f"import bench_tasks; bench_tasks.enqueue_bulk({n})"
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True, timeout=900)
+
+
+def _job_ids(root: Path, n: int = 200) -> list[str]:
+    with sqlite3.connect(root / "bench.db") as db:
+        return [row[0] for row in db.execute("SELECT id FROM lq_job ORDER BY seq DESC LIMIT ?", (n,))]
+
+
+def _serve(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = open(root / "web.log", "ab")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([sys.executable, "-m", "litequeue", "serve-web", "--port", str(port),
+                             "--threads", "8"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/livez", timeout=2):
+                return proc, base
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"serve-web did not answer; see {root / 'web.log'}")
+
+
+def _client(base: str, ids: list[str], interval: float, threads: int, stop_file: str, out: Any) -> None:
+    """One client process: ``threads`` browsers, each opening pages and polling their JSON,
+    until ``stop_file`` appears (the drain is over)."""
+    import threading
+
+    samples: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def fetch(name: str, path: str) -> None:
+        t0 = time.perf_counter()
+        ok = False
+        try:
+            with urllib.request.urlopen(base + path, timeout=30) as resp:
+                resp.read()
+                ok = resp.status == 200
+        except (urllib.error.URLError, OSError):
+            ok = False
+        ms = (time.perf_counter() - t0) * 1000
+        with lock:
+            samples.setdefault(name, []).append(ms)
+            if not ok:
+                errors[name] = errors.get(name, 0) + 1
+
+    def browser(seed: int) -> None:
+        rng = random.Random(seed)
+        time.sleep(rng.uniform(0, max(interval, 0.05)))  # browsers do not arrive in step
+        while not os.path.exists(stop_file):
+            name = rng.choice(list(PAGES))
+            page, live = PAGES[name]
+            job = rng.choice(ids)
+            fetch(name, page.format(id=job))
+            fetch(name + " (live JSON)", live.format(id=job))
+            if interval:
+                time.sleep(interval)
+
+    pool = [threading.Thread(target=browser, args=(os.getpid() * 1000 + i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    out.put({"samples": samples, "errors": errors})
+
+
+def drain(n: int, consumers: int, workers: int, clients: int, client_procs: int, interval: float,
+          base_dir: str | None) -> dict[str, Any]:
+    with workdir(base_dir, "page-load") as root:
+        env = _env(root)
+        _enqueue(root, env, n)
+        ids = _job_ids(root)
+        server, base = _serve(root, env)
+        marks = Marks(root / "marks")
+        readers: list[mp.Process] = []
+        results: mp.Queue[dict[str, Any]] = mp.Queue()
+        stop_file = root / "stop"
+        try:
+            if clients:
+                per = [clients // client_procs + (1 if i < clients % client_procs else 0)
+                       for i in range(client_procs)]
+                for k in per:
+                    if k:
+                        p = mp.Process(target=_client, args=(base, ids, interval, k, str(stop_file), results))
+                        p.start()
+                        readers.append(p)
+                time.sleep(max(interval, 0.5) + 1)  # every client is polling before the drain starts
+            started = time.time()
+            pool = [Consumer([sys.executable, "-m", "litequeue", "run-consumer", "bench_tasks", "-w",
+                              str(workers)], env, root) for _ in range(consumers)]
+            try:
+                if not marks.wait_count(n, timeout=1800, poll=0.05):
+                    raise RuntimeError(f"drain did not finish: {marks.count()} of {n}; see {root}")
+            finally:
+                for c in pool:
+                    c.stop()
+            elapsed = time.time() - started
+            stop_file.touch()
+            merged: dict[str, list[float]] = {}
+            errors: dict[str, int] = {}
+            for _ in readers:
+                part = results.get(timeout=120)
+                for name, values in part["samples"].items():
+                    merged.setdefault(name, []).extend(values)
+                for name, count in part["errors"].items():
+                    errors[name] = errors.get(name, 0) + count
+            for p in readers:
+                p.join(30)
+            times = sorted(marks.times())
+            rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+            return {"rate": rate, "elapsed": elapsed, "samples": merged, "errors": errors}
+        finally:
+            stop_file.touch()
+            for p in readers:
+                if p.is_alive():
+                    p.kill()
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--client-procs", type=int, default=5)
+    parser.add_argument("--consumers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--dir", default=None, help="where the temporary databases go")
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+    print(f"# page load: {args.jobs:,} jobs, {args.consumers} consumers -w {args.workers}, "
+          f"{args.clients} clients every {args.interval:g} s; {uptime()}")
+    alone: list[float] = []
+    looked: list[float] = []
+    samples: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    for r in range(args.rounds):
+        order = (0, args.clients) if r % 2 == 0 else (args.clients, 0)
+        for clients in order:
+            res = drain(args.jobs, args.consumers, args.workers, clients, args.client_procs, args.interval,
+                        args.dir)
+            print(f"  round {r + 1}, {clients} clients: {res['rate']:,.0f} jobs/s "
+                  f"({res['elapsed']:.1f} s)", flush=True)
+            (looked if clients else alone).append(res["rate"])
+            for name, values in res["samples"].items():
+                samples.setdefault(name, []).extend(values)
+            for name, count in res["errors"].items():
+                errors[name] = errors.get(name, 0) + count
+    print("\n| page | requests | p50 ms | p95 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|")
+    for name in sorted(samples):
+        v = samples[name]
+        print(f"| {name} | {len(v):,} | {percentile(v, 50):.0f} | {percentile(v, 95):.0f} | "
+              f"{percentile(v, 99):.0f} | {max(v):.0f} | {errors.get(name, 0)} |")
+    every = [x for v in samples.values() for x in v]
+    mean_alone = sum(alone) / len(alone)
+    mean_looked = sum(looked) / len(looked)
+    ratio = mean_looked / mean_alone
+    p99 = percentile(every, 99) if every else 0.0
+    print(f"\ndrain alone: {mean_alone:,.0f} jobs/s; with {args.clients} clients: {mean_looked:,.0f} jobs/s "
+          f"({ratio:.2f}x; target >= 0.90x: {'met' if ratio >= 0.9 else 'missed'})")
+    print(f"every request: p99 {p99:.0f} ms (target < 500 ms: {'met' if p99 < 500 else 'missed'}), "
+          f"{sum(errors.values())} errors (target 0: {'met' if not errors else 'missed'})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"alone": alone, "with_clients": looked, "p99_ms": p99,
+                                               "errors": errors, "uptime": uptime()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
