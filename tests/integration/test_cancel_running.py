@@ -172,8 +172,9 @@ def test_async_tasks_in_the_thread_consumer(make_app, caplog) -> None:
 
 
 def test_200_async_jobs_run_at_once(make_app) -> None:
-    """-k asyncio -w 200: 200 jobs that each await asyncio.sleep(1) finish within 3 s of
-    the first start (from the ledger's timestamps), which only concurrency allows."""
+    """-k asyncio -w 200: 200 jobs that each await asyncio.sleep(1) run side by side. Judged
+    by how many were running at the same instant (from the ledger's start and finish times),
+    not by the wall time, which a loaded machine stretches: one at a time would overlap 1."""
     app = make_app()
 
     @app.task()
@@ -185,9 +186,13 @@ def test_200_async_jobs_run_at_once(make_app) -> None:
         nap.map(range(200))
         wait_for(lambda: dialect.sql(app.storage.database, "SELECT COUNT(*) FROM lq_job WHERE status = "
                                      "'succeeded'").fetchone()[0] == 200, 60, what="200 jobs succeeded")
-    first, last = dialect.sql(app.storage.database,
-                              "SELECT MIN(started_at), MAX(finished_at) FROM lq_job").fetchone()
-    assert last - first < 3.0, f"200 async jobs took {last - first:.2f}s"
+    spans = dialect.sql(app.storage.database, "SELECT started_at, finished_at FROM lq_job").fetchall()
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    assert most >= 100, f"at most {most} of the 200 async jobs ran at the same time"
 
 
 def test_async_task_that_checks_ends_cancelled(make_app) -> None:
