@@ -10,9 +10,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# Two test processes for most tests (they wait on real consumers and sleeps), and beside
+# them a third for the few marked `clock`, which only wait on minute boundaries or a held
+# lock: they need almost no CPU, so they need not hold up one of the two.
 test: install
-	# Two test processes: most tests wait on real consumers, sleeps and minute boundaries.
-	$(PY) -m pytest -n 2 --dist worksteal
+	@$(PY) -m pytest -m clock > .pytest-clock.log 2>&1 & clock=$$!; \
+	$(PY) -m pytest -n 2 --dist worksteal -m "not clock"; rest=$$?; \
+	wait $$clock; waited=$$?; \
+	echo "== the tests marked clock, run beside the others =="; cat .pytest-clock.log; \
+	test $$rest -eq 0 && test $$waited -eq 0
 	$(VENV)/bin/ruff check .
 
 lint: install

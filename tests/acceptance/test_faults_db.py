@@ -22,6 +22,7 @@ FLAKY = 40
 PLAIN = 100
 
 
+@pytest.mark.clock
 def test_write_lock_held_for_ten_seconds_is_waited_out(faults: Faults) -> None:
     # Flaky jobs fail their first attempt and are retried: acks and retry rows are due
     # while the lock is held.

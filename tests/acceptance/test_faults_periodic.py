@@ -33,6 +33,7 @@ def slot_after(slot: str, minutes: int) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.clock
 @BOTH_BACKENDS
 def test_two_consumers_fire_a_periodic_task_once_per_minute(faults: Faults) -> None:
     project = faults.project

@@ -32,6 +32,7 @@ def slot_of(moment: dt.datetime) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.clock
 def test_a_slot_that_comes_while_the_database_is_locked_fires_once(project: Project) -> None:
     project.write("tasks.py", TASKS)
     side = project.root / "side.log"
