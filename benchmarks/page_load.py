@@ -22,6 +22,7 @@ within 10 % of its rate alone. The order of the two drains alternates between ro
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import json
 import multiprocessing as mp
 import os
@@ -91,11 +92,11 @@ def _client(base: str, ids: list[str], interval: float, threads: int, stop_file:
     errors: dict[str, int] = {}
     lock = threading.Lock()
 
-    def fetch(name: str, path: str) -> None:
+    def fetch(opener: urllib.request.OpenerDirector, name: str, path: str) -> None:
         t0 = time.perf_counter()
         ok = False
         try:
-            with urllib.request.urlopen(base + path, timeout=30) as resp:
+            with opener.open(base + path, timeout=30) as resp:
                 resp.read()
                 ok = resp.status == 200
         except (urllib.error.URLError, OSError):
@@ -108,13 +109,15 @@ def _client(base: str, ids: list[str], interval: float, threads: int, stop_file:
 
     def browser(seed: int) -> None:
         rng = random.Random(seed)
+        # A browser keeps the page's session cookie: its CSRF token is made once, not per page.
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         time.sleep(rng.uniform(0, max(interval, 0.05)))  # browsers do not arrive in step
         while not os.path.exists(stop_file):
             name = rng.choice(list(PAGES))
             page, live = PAGES[name]
             job = rng.choice(ids)
-            fetch(name, page.format(id=job))
-            fetch(name + " (live JSON)", live.format(id=job))
+            fetch(opener, name, page.format(id=job))
+            fetch(opener, name + " (live JSON)", live.format(id=job))
             if interval:
                 time.sleep(interval)
 
