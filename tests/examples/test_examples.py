@@ -246,4 +246,4 @@ def test_django_readme(example: Example) -> None:
     assert example.query("SELECT COUNT(*), SUM(receipt_sent) FROM shop_order") == [(3, 3)]
     assert example.query("SELECT COUNT(*) FROM lq_attempt") == [(3,)]
     log = (example.dir.parent / "block1.err").read_text()
-    assert "Ran 4 tests" in log and "\nOK\n" in log, log
+    assert "Ran 5 tests" in log and "\nOK\n" in log, log

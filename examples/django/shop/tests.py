@@ -3,6 +3,7 @@
 whose transaction rolls back leaves no job; the status page is for staff only."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,16 @@ class ShopTests(TransactionTestCase):
         self.assertIn("send_receipt", listing.content.decode())
         api = self.client.get("/queue/api/overview")
         self.assertEqual(api.status_code, 200, api.content[:200])
+
+    def test_the_status_pages_forms_work_through_django(self):
+        self.client.force_login(User.objects.create_user("boss", password="pw", is_staff=True))
+        html = self.client.get("/queue/").content.decode()
+        token = re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
+        refused = self.client.post("/queue/queues/pause", {"queue": "mail"}, HTTP_ORIGIN="http://testserver")
+        self.assertEqual(refused.status_code, 403)  # no CSRF token: the page's own check
+        paused = self.client.post("/queue/queues/pause", {"queue": "mail", "csrf_token": token},
+                                  HTTP_ORIGIN="http://testserver")
+        self.assertEqual((paused.status_code, paused["Location"]), (303, "/queue/"))
+        database = get_queue().storage.database
+        rows = database.execute_sql("SELECT queue, paused FROM lq_queue_state").fetchall()
+        self.assertEqual(rows, [("mail", 1)])
