@@ -206,3 +206,20 @@ def test_a_job_never_runs_on_a_connection_the_database_dropped(site: Site) -> No
     rows = site.query("SELECT task, status, error FROM lq_job ORDER BY enqueued_at")
     assert [(task, status) for task, status, _ in rows] == [("drop_my_connection", "succeeded"),
                                                             ("count_notes", "succeeded")], rows
+
+
+def test_django_starts_while_the_queues_database_is_missing(tmp_path: Path) -> None:
+    """The queue opens on first use, not as Django starts: ``manage.py check`` runs; the
+    consumer says in one line what is wrong."""
+    env = dict(os.environ, PROBE_DB=str(tmp_path / "no such folder" / "site.sqlite3"))
+    env.pop("LITEQUEUE_DB", None)
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=SITE, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    checked = manage("check")
+    assert checked.returncode == 0 and "Traceback" not in checked.stderr, checked.stderr
+    consumer = manage("run_consumer", "--burst")
+    assert consumer.returncode != 0 and "Traceback" not in consumer.stderr
+    assert consumer.stderr.strip().splitlines()[-1].startswith("Error: cannot open database "), consumer.stderr

@@ -7,18 +7,25 @@ lives elsewhere (another engine, or a database of its own), an enqueue inside ``
 is made by ``transaction.on_commit``, once Django's transaction has committed, and never
 after a rollback. Around each job, Django's connections are closed when unusable or past
 ``CONN_MAX_AGE`` (``close_old_connections``), as Django does around each request.
+
+The queue's database opens on first use, or when Django first connects to it, never while
+Django starts (``manage.py check`` works with the database down; a test run opens its own).
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from huey.api import Task
 
 from litequeue.app import LiteQueue
+from litequeue.base.errors import ConfigurationError, LiteQueueError
 from litequeue.contrib.django import conf
+
+log = logging.getLogger("litequeue.django")
 
 #: Set while an enqueue already took its route (a join in progress, or a deferred one now
 #: running): the enqueues it makes inside go straight through.
@@ -38,7 +45,10 @@ class DjangoQueue(LiteQueue):
     def __init__(self, cfg: dict[str, Any] | None = None) -> None:
         self.django_config = conf.config() if cfg is None else cfg
         self._placement: conf.Placement | None = None
+        self._storage: Any = None
+        self._starting = True  # Huey's __init__ creates the storage: here, on first use
         super().__init__(**conf.queue_options(self.django_config))
+        self._starting = False
         # Each job starts and ends like a request: no connection the database dropped.
         self.pre_execute("django.close_old_connections")(close_old_connections)
         self.post_execute("django.close_old_connections")(close_old_connections)
@@ -53,17 +63,40 @@ class DjangoQueue(LiteQueue):
         where = conf.place(self.django_config)
         if self._placement is not None and where.target != self._placement.target and self._database is not None:
             self._database.close()
-            self._database = self._lite_storage = None
+            self._database = self._lite_storage = self._storage = None
             self.db_target = where.target
-            self.storage = self.create_storage()
         self._placement = where
         self.db_target = where.target
         return where
 
     def connected(self, alias: str) -> None:
-        """Django opened a connection on ``alias``: follow the settings if it holds the queue."""
-        if self._placement is not None and alias in (self._placement.joins, self._placement.defers):
-            self.placement()
+        """Django opened a connection on ``alias``: if it holds the queue (or its transactions
+        decide the queue's enqueues), follow the settings and open the queue now, before a
+        transaction is open (SQLite: a first open writes the schema, which would wait for
+        the write lock the application's own transaction holds)."""
+        try:
+            where = self.placement()
+        except ConfigurationError:
+            return  # said in one line at the first enqueue
+        if alias in (where.joins, where.defers):
+            try:
+                self.storage  # noqa: B018
+            except LiteQueueError as exc:
+                log.warning("litequeue could not open its database %s: %s", where.target, exc,
+                            extra={"action": "django"})
+
+    def create_storage(self) -> Any:
+        return None if self._starting else super().create_storage()
+
+    @property  # type: ignore[override]
+    def storage(self) -> Any:
+        if self._storage is None:
+            self._storage = super().create_storage()
+        return self._storage
+
+    @storage.setter
+    def storage(self, value: Any) -> None:
+        self._storage = value
 
     @property
     def database(self) -> Any:
