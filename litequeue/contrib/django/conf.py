@@ -15,6 +15,8 @@ from litequeue.store.database import database_target
 
 #: The keys ``LITEQUEUE`` may hold (anything else is a typo, refused in one line).
 KEYS = frozenset({"name", "database", "durability", "busy_timeout", "crash_cap", "results", "consumer", "web"})
+#: The keys of ``LITEQUEUE["web"]``: the mounted status page's options.
+WEB_KEYS = frozenset({"read_only", "refresh_seconds", "page_size"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ def config() -> dict[str, Any]:
     unknown = sorted(set(raw) - KEYS)
     if unknown:
         raise ConfigurationError(f"settings.LITEQUEUE has unknown keys {unknown}; it takes {sorted(KEYS)}")
+    web = raw.get("web") or {}
+    if not isinstance(web, dict) or set(web) - WEB_KEYS:
+        raise ConfigurationError(f"settings.LITEQUEUE['web'] takes a dict of {sorted(WEB_KEYS)}")
     return dict(raw)
 
 
