@@ -180,3 +180,25 @@ def test_a_django_connection_on_another_sqlite_file_is_refused_in_one_line(app, 
         assert counts(app)["lq_job"] == 0
     finally:
         drop_alias(name)
+
+
+@pytest.mark.parametrize("make_app", ["sqlite"], indirect=True)
+def test_a_borrowed_connection_kept_is_checked_again_on_another_queue(app, alias, make_app):
+    """The Django integration keeps one Borrowed per connection, checked once: a queue on
+    another file still refuses it."""
+    from django.db import connections, transaction
+
+    from litequeue.store.borrowed import borrow
+
+    kept = borrow(connections[alias])
+    other = make_app("elsewhere")
+    other.storage  # noqa: B018
+    with transaction.atomic(using=alias):
+        with app.using(kept):
+            app.work(1)
+        with app.using(kept):  # checked already: not again
+            app.work(2)
+        with pytest.raises(ConfigurationError, match="SQLite commits each database file on its own"):
+            with other.using(kept):
+                pass
+    assert counts(app)["lq_job"] == 2 and counts(other)["lq_job"] == 0

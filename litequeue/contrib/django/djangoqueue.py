@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ class DjangoQueue(LiteQueue):
         self.django_config = conf.config() if cfg is None else cfg
         self._placement: conf.Placement | None = None
         self._storage: Any = None
+        self._local = threading.local()  # this thread's borrowed Django connections
         self._starting = True  # Huey's __init__ creates the storage: here, on first use
         super().__init__(**conf.queue_options(self.django_config))
         self._starting = False
@@ -137,14 +139,27 @@ class DjangoQueue(LiteQueue):
         return [t.id for t in tasks]
 
     def _joined(self, alias: str, enqueue: Any) -> Any:
-        from django.db import connections
-
         token = _routed.set(True)
         try:
-            with self.using(connections[alias]):
+            with self.using(self._borrowed(alias)):
                 return enqueue()
         finally:
             _routed.reset(token)
+
+    def _borrowed(self, alias: str) -> Any:
+        """This thread's Django connection on ``alias``, borrowed: one per thread and alias,
+        so ``using()`` checks it is on the queue's database once per driver connection
+        (about 1.8 ms a time on PostgreSQL), not at every enqueue."""
+        from django.db import connections
+
+        from litequeue.store.borrowed import borrow
+
+        conn = connections[alias]
+        kept = getattr(self._local, alias, None)
+        if kept is None or kept.conn is not conn:
+            kept = borrow(conn)
+            setattr(self._local, alias, kept)
+        return kept
 
     def _defer(self, alias: str, enqueue: Any) -> None:
         from django.db import transaction
