@@ -1,5 +1,5 @@
 """The Python snippets of the integration sections of docs/tasks-and-workflows.md ("Enqueue in
-your own transaction", "Flask", "Async producers") run as written, each in a fresh folder."""
+your own transaction", "Flask", "Django", "Async producers") run as written, each in a fresh folder."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "tasks-and-workflows.md"
-SECTIONS = ("Enqueue in your own transaction", "Flask", "Async producers")
+SECTIONS = ("Enqueue in your own transaction", "Flask", "Django", "Async producers")
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
 
 
@@ -42,5 +42,9 @@ def test_snippet_runs(title: str, n: int, code: str, tmp_path: Path) -> None:
         db = sqlite3.connect(tmp_path / "shop.db")
         assert db.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 1
         assert db.execute("SELECT task, status FROM lq_job").fetchall() == [("send_receipt", "queued")]
+    if title == "Django":  # the committed order and its job; the declined one left neither
+        db = sqlite3.connect(tmp_path / "shop.sqlite3")
+        assert db.execute("SELECT note FROM orders").fetchall() == [("book",)]
+        assert db.execute("SELECT task, queue, status FROM lq_job").fetchall() == [("send_receipt", "mail", "queued")]
     if title == "Async producers":
         assert run.stdout.count("-") >= 4  # the ids it printed

@@ -30,7 +30,13 @@ def using(storage: Any, connection: Any, durability: str) -> Iterator[Borrowed |
     borrowed = borrow(connection)
     current = storage.borrowed.get()
     if current is None or getattr(current, "source", None) is not connection:
-        borrowed.check_same_database(storage.database, durability)
+        # A Borrowed used again (the Django integration keeps one per connection) is
+        # checked once per driver connection and queue database.
+        checked = (storage.database, borrowed.raw())
+        last = getattr(borrowed, "checked", None)
+        if last is None or last[0] is not checked[0] or last[1] is not checked[1]:
+            borrowed.check_same_database(storage.database, durability)
+            borrowed.checked = checked  # type: ignore[attr-defined]
     borrowed.source = connection  # type: ignore[attr-defined]
     token = storage.borrowed.set(borrowed)
     try:

@@ -2,8 +2,8 @@
 ``LiteQueue.using(connection)`` runs an enqueue on, inside the application's open transaction.
 
 A :class:`Borrowed` runs litequeue's SQL (written with ``?``) on a sqlite3 or psycopg 3
-connection, a peewee ``Database``, or a SQLAlchemy ``Connection`` or ``Session``;
-:meth:`Borrowed.savepoint` wraps one enqueue's statements in a savepoint of the
+connection, a peewee ``Database``, a SQLAlchemy ``Connection`` or ``Session``, or a Django
+connection (SQLite or PostgreSQL); :meth:`Borrowed.savepoint` wraps one enqueue's statements in a savepoint of the
 application's transaction (an enqueue that fails leaves that transaction as it was) and
 never commits it. Where the connection is outside a transaction and its driver would not
 open one (autocommit), the enqueue is a transaction of its own, committed at once, as any
@@ -32,7 +32,8 @@ _names = itertools.count(1)
 #: Why a SQLite connection on another file cannot take part: the one line a refusal says.
 OTHER_FILE = ("SQLite commits each database file on its own (even ATTACHed files are not committed "
               "together in WAL mode), so a job in another file cannot share the transaction")
-KINDS = "a sqlite3 or psycopg 3 connection, a peewee Database, or a SQLAlchemy Connection or Session"
+KINDS = ("a sqlite3 or psycopg 3 connection, a peewee Database, a SQLAlchemy Connection or Session, "
+         "or a Django connection")
 
 
 class Borrowed:
@@ -288,6 +289,52 @@ class SqlAlchemyConnection(Borrowed):
         return self.conn.exec_driver_sql(query, rows).rowcount
 
 
+class DjangoConnection(Borrowed):
+    """A Django database connection (``django.db.connection``, ``connections[alias]``) on
+    SQLite or PostgreSQL: statements on its cursor (``%s`` placeholders on every backend,
+    Django's SQLite cursor turns them into ``?``), so they run in the transaction its
+    ``transaction.atomic()`` blocks opened, and Django's commit or rollback decides."""
+
+    kind = "django"
+
+    def __init__(self, conn: Any) -> None:
+        if conn.vendor not in ("sqlite", "postgresql"):
+            raise ConfigurationError(f"using() takes a Django connection on SQLite or PostgreSQL; this one is on "
+                                     f"{conn.vendor}: enqueue after the commit (transaction.on_commit) instead")
+        self.conn = conn
+        self.is_sqlite = conn.vendor == "sqlite"
+
+    def raw(self) -> Any:
+        self.conn.ensure_connection()
+        return self.conn.connection
+
+    def autocommits(self) -> bool:
+        # Django runs its connections in autocommit mode outside atomic(); inside one, the
+        # transaction is open (SQLite: Django sent BEGIN) or opens at the next statement.
+        self.conn.ensure_connection()
+        return bool(self.conn.get_autocommit())
+
+    def begin_statement(self) -> str | None:
+        return None
+
+    def _placeholders(self, query: str) -> str:
+        return dialect.format_style(query)
+
+    def _exec(self, query: str, params: Sequence[Any] | None) -> Any:
+        cursor = self.conn.cursor()
+        cursor.execute(query, params or None)
+        return cursor
+
+    def _many(self, query: str, rows: list[Sequence[Any]]) -> int:
+        cursor = self.conn.cursor()
+        cursor.executemany(query, rows)
+        return int(cursor.rowcount)
+
+
+def _is_django(connection: Any, module: str) -> bool:
+    return module.startswith("django.") and hasattr(connection, "in_atomic_block") and hasattr(connection, "vendor")
+
+
 def borrow(connection: Any) -> Borrowed:
     """The :class:`Borrowed` for ``connection``; anything else is refused in one line."""
     if isinstance(connection, Borrowed):
@@ -304,4 +351,6 @@ def borrow(connection: Any) -> Borrowed:
             return SqlAlchemyConnection(connection)
         if hasattr(connection, "get_bind") and hasattr(connection, "connection"):  # a Session
             return SqlAlchemyConnection(connection.connection())
+    if _is_django(connection, module):
+        return DjangoConnection(connection)
     raise ConfigurationError(f"using() takes {KINDS}; got {type(connection).__module__}.{type(connection).__name__}")

@@ -108,7 +108,7 @@ def example(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Example]
 
 def test_every_example_has_a_readme_test() -> None:
     names = sorted(p.parent.name for p in EXAMPLES.glob("*/README.md"))
-    tested = {"hello", "pipeline", "periodic", "flask_app", "inbox", "fastapi_app"}
+    tested = {"hello", "pipeline", "periodic", "flask_app", "inbox", "fastapi_app", "django"}
     assert set(names) <= tested, f"examples without a README test here: {set(names) - tested}"
 
 
@@ -231,3 +231,19 @@ def test_flask_app_with_test_client_and_a_real_consumer(example: Example,
         web.queue.storage.database.close()
         sys.modules.pop("app", None)
         sys.modules.pop("tasks", None)
+
+
+@pytest.mark.parametrize("example", ["django"], indirect=True)
+def test_django_readme(example: Example) -> None:
+    """The shop's README as written, then Django's own runner on its tests (a real
+    ``manage.py run_consumer --burst``, a rolled-back view, the page for staff only)."""
+    example.env["SHOP_DB"] = str(example.db)  # the project's one file: Django's tables and the queue
+    first, tests = example.run_readme()
+    assert first.count("POST /orders: 201 order ") == 3, first
+    assert "POST /orders (card declined): 402 payment declined: nothing was ordered" in first
+    assert first.count("  succeeded default     send_receipt") == 3, first
+    assert dict(example.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status")) == {"succeeded": 3}
+    assert example.query("SELECT COUNT(*), SUM(receipt_sent) FROM shop_order") == [(3, 3)]
+    assert example.query("SELECT COUNT(*) FROM lq_attempt") == [(3,)]
+    log = (example.dir.parent / "block1.err").read_text()
+    assert "Ran 5 tests" in log and "\nOK\n" in log, log

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("litequeue.runtime",)),
     ("app", ("litequeue.app",)),
     ("features", ("litequeue.inbox", "litequeue.schedules", "litequeue.ops")),
-    ("front", ("litequeue.cli", "litequeue_web", "litequeue", "litequeue.__main__")),
+    ("front", ("litequeue.cli", "litequeue_web", "litequeue", "litequeue.__main__", "litequeue.contrib")),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Integrations with web frameworks (front-layer code): :mod:`litequeue.contrib.django`."""
