@@ -1,17 +1,19 @@
 """The status page under load, and what it costs the consumers (a script, not a test).
 
-    python benchmarks/page_load.py [--jobs 100000] [--clients 50] [--consumers 4] [--interval 1.0]
+    python benchmarks/page_load.py [--jobs 100000] [--clients 50] [--consumers 4] [--refresh 1.0] [--polls 5]
 
 Each round drains ``--jobs`` queued no-op jobs with ``--consumers`` real consumer processes
 (``litequeue run-consumer bench_tasks -w 8``) twice, on a fresh SQLite database each time,
 while ``litequeue serve-web`` serves the same database: once with no one looking, once while
-``--clients`` clients use the page as browsers do. Each client, every ``--interval`` seconds,
-opens one of the overview, the job list or a job's page and then fetches that page's
-live-update JSON (``/api/overview``, ``/api/jobs``, ``/api/jobs/<id>``), as the page's own
-script does every ``--refresh`` seconds (3 by default; every client here is at least three
-times as eager). ``--interval 0`` makes every client poll back to back (a stress figure, not
-a browser's). Clients run in ``--client-procs`` processes so that their own GIL does not
-add to the latencies they measure.
+``--clients`` clients use the page as browsers do: each opens one of the overview, the job
+list or a job's page (keeping its session cookie), then fetches that page's live-update JSON
+(``/api/overview``, ``/api/jobs``, ``/api/jobs/<id>``, with the ``X-Litequeue-Live`` header
+the page's script sends) every ``--refresh`` seconds, ``--polls`` times, and opens the next
+page. The page itself refreshes every 3 s by default: a client here is three times as eager.
+``--refresh 0`` makes every client poll back to back (a stress figure, not a browser's).
+Clients run in ``--client-procs`` processes so that their own GIL does not add to the
+latencies they measure. The largest size the SQLite WAL reached during each drain is
+printed too: readers that never let go keep it from being checkpointed.
 
 Printed: per page, p50 / p95 / p99 / max milliseconds and errors (anything but HTTP 200);
 the drain rate alone and with the clients (jobs/s from the tasks' own start times), and
@@ -41,6 +43,7 @@ sys.path.insert(0, str(HERE))
 
 from harness import Consumer, Marks, free_port, percentile, uptime, workdir  # noqa: E402
 
+LIVE = {"X-Litequeue-Live": "1", "Accept": "application/json"}
 PAGES = {
     "overview": ("/", "/api/overview"),
     "jobs": ("/jobs", "/api/jobs"),
@@ -83,7 +86,8 @@ def _serve(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], st
     raise RuntimeError(f"serve-web did not answer; see {root / 'web.log'}")
 
 
-def _client(base: str, ids: list[str], interval: float, threads: int, stop_file: str, out: Any) -> None:
+def _client(base: str, ids: list[str], refresh: float, polls: int, threads: int, stop_file: str,
+            out: Any) -> None:
     """One client process: ``threads`` browsers, each opening pages and polling their JSON,
     until ``stop_file`` appears (the drain is over)."""
     import threading
@@ -92,11 +96,12 @@ def _client(base: str, ids: list[str], interval: float, threads: int, stop_file:
     errors: dict[str, int] = {}
     lock = threading.Lock()
 
-    def fetch(opener: urllib.request.OpenerDirector, name: str, path: str) -> None:
+    def fetch(opener: urllib.request.OpenerDirector, name: str, path: str, headers: dict[str, str]) -> None:
         t0 = time.perf_counter()
         ok = False
         try:
-            with opener.open(base + path, timeout=30) as resp:
+            req = urllib.request.Request(base + path, headers=headers)
+            with opener.open(req, timeout=30) as resp:
                 resp.read()
                 ok = resp.status == 200
         except (urllib.error.URLError, OSError):
@@ -111,15 +116,18 @@ def _client(base: str, ids: list[str], interval: float, threads: int, stop_file:
         rng = random.Random(seed)
         # A browser keeps the page's session cookie: its CSRF token is made once, not per page.
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        time.sleep(rng.uniform(0, max(interval, 0.05)))  # browsers do not arrive in step
+        time.sleep(rng.uniform(0, max(refresh, 0.05)))  # browsers do not arrive in step
         while not os.path.exists(stop_file):
             name = rng.choice(list(PAGES))
             page, live = PAGES[name]
             job = rng.choice(ids)
-            fetch(opener, name, page.format(id=job))
-            fetch(opener, name + " (live JSON)", live.format(id=job))
-            if interval:
-                time.sleep(interval)
+            fetch(opener, name, page.format(id=job), {})
+            for _ in range(polls):
+                if refresh:
+                    time.sleep(refresh)
+                if os.path.exists(stop_file):
+                    break
+                fetch(opener, name + " (live JSON)", live.format(id=job), LIVE)
 
     pool = [threading.Thread(target=browser, args=(os.getpid() * 1000 + i,)) for i in range(threads)]
     for t in pool:
@@ -129,7 +137,29 @@ def _client(base: str, ids: list[str], interval: float, threads: int, stop_file:
     out.put({"samples": samples, "errors": errors})
 
 
-def drain(n: int, consumers: int, workers: int, clients: int, client_procs: int, interval: float,
+class _WalPeak:
+    """The largest size a WAL file reaches, sampled every 0.2 s."""
+
+    def __init__(self, path: Path) -> None:
+        import threading
+
+        self.path, self.peak, self._stop = path, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                self.peak = max(self.peak, self.path.stat().st_size)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def drain(n: int, consumers: int, workers: int, clients: int, client_procs: int, refresh: float, polls: int,
           base_dir: str | None) -> dict[str, Any]:
     with workdir(base_dir, "page-load") as root:
         env = _env(root)
@@ -146,10 +176,12 @@ def drain(n: int, consumers: int, workers: int, clients: int, client_procs: int,
                        for i in range(client_procs)]
                 for k in per:
                     if k:
-                        p = mp.Process(target=_client, args=(base, ids, interval, k, str(stop_file), results))
+                        p = mp.Process(target=_client, args=(base, ids, refresh, polls, k, str(stop_file),
+                                                             results))
                         p.start()
                         readers.append(p)
-                time.sleep(max(interval, 0.5) + 1)  # every client is polling before the drain starts
+                time.sleep(max(refresh, 0.5) + 1)  # every client is polling before the drain starts
+            wal = _WalPeak(root / "bench.db-wal")
             started = time.time()
             pool = [Consumer([sys.executable, "-m", "litequeue", "run-consumer", "bench_tasks", "-w",
                               str(workers)], env, root) for _ in range(consumers)]
@@ -160,6 +192,7 @@ def drain(n: int, consumers: int, workers: int, clients: int, client_procs: int,
                 for c in pool:
                     c.stop()
             elapsed = time.time() - started
+            wal.stop()
             stop_file.touch()
             merged: dict[str, list[float]] = {}
             errors: dict[str, int] = {}
@@ -173,7 +206,7 @@ def drain(n: int, consumers: int, workers: int, clients: int, client_procs: int,
                 p.join(30)
             times = sorted(marks.times())
             rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-            return {"rate": rate, "elapsed": elapsed, "samples": merged, "errors": errors}
+            return {"rate": rate, "elapsed": elapsed, "samples": merged, "errors": errors, "wal_mb": wal.peak / 1e6}
         finally:
             stop_file.touch()
             for p in readers:
@@ -193,13 +226,14 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=5)
     parser.add_argument("--consumers", type=int, default=4)
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--refresh", type=float, default=1.0, help="seconds between a client's live refreshes")
+    parser.add_argument("--polls", type=int, default=5, help="live refreshes of a page before the next page")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where the temporary databases go")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
     print(f"# page load: {args.jobs:,} jobs, {args.consumers} consumers -w {args.workers}, "
-          f"{args.clients} clients every {args.interval:g} s; {uptime()}")
+          f"{args.clients} clients refreshing every {args.refresh:g} s; {uptime()}")
     alone: list[float] = []
     looked: list[float] = []
     samples: dict[str, list[float]] = {}
@@ -207,10 +241,10 @@ def main() -> None:
     for r in range(args.rounds):
         order = (0, args.clients) if r % 2 == 0 else (args.clients, 0)
         for clients in order:
-            res = drain(args.jobs, args.consumers, args.workers, clients, args.client_procs, args.interval,
-                        args.dir)
+            res = drain(args.jobs, args.consumers, args.workers, clients, args.client_procs, args.refresh,
+                        args.polls, args.dir)
             print(f"  round {r + 1}, {clients} clients: {res['rate']:,.0f} jobs/s "
-                  f"({res['elapsed']:.1f} s)", flush=True)
+                  f"({res['elapsed']:.1f} s; WAL peak {res['wal_mb']:.0f} MB)", flush=True)
             (looked if clients else alone).append(res["rate"])
             for name, values in res["samples"].items():
                 samples.setdefault(name, []).extend(values)

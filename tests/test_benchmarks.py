@@ -52,7 +52,7 @@ def test_page_load_benchmark_runs_and_reports():
     """benchmarks/page_load.py on tiny counts: both drains finish, every page was fetched by
     the clients, and none answered with an error."""
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "page_load.py"), "--jobs", "400",
-                           "--clients", "4", "--client-procs", "1", "--consumers", "1", "--interval", "0.2"],
+                           "--clients", "4", "--client-procs", "1", "--consumers", "1", "--refresh", "0.2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for page in ("overview", "jobs", "job"):

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from litequeue.base.errors import ConfigurationError, DatabaseError, JobNotFoundError, LiteQueueError
 from litequeue.base.secrets import redact
 
-from . import actions, batches, data, format, now, security, stats, views
+from . import actions, batches, data, format, now, security, shared_reads, stats, views
 from .settings import WebSettings
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def make_blueprint(settings: WebSettings, name: str = "litequeue", hosted: bool 
     pages = Pages(name, settings)
     dbs = data.Databases(settings)
     security.install(bp, settings, hosted=hosted)
+    shared_reads.install(bp, settings.refresh_seconds)
     views.register(bp, settings, dbs, pages.render)
     actions.register(bp, dbs, settings.app)
     stats.register(bp, dbs, pages.render)

@@ -342,7 +342,7 @@
     if (inFlight || document.hidden) return;
     inFlight = true;
     try {
-      const res = await fetch(api, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
+      const res = await fetch(api, { headers: { Accept: "application/json", "X-Litequeue-Live": "1" }, cache: "no-store", credentials: "same-origin" });
       if (!res.ok) throw new Error("HTTP " + res.status);
       renderers[kind](await res.json());
       badgeLive.classList.remove("stale");
