@@ -128,3 +128,21 @@ def test_refresh_never_overlaps_and_pauses_while_hidden(project: Project, page: 
     page.wait_for_function("() => document.getElementById('live').textContent === '● live'")
     assert len(log) > before
     assert page.errors == []
+
+
+def test_a_job_that_fails_before_the_lists_first_refresh_still_appears(project: Project, page: Any) -> None:
+    """The job list's first live refresh is compared with the rows the server rendered, not
+    taken as what the page shows: a job that failed between the page load and that refresh
+    appears (it used to be taken as already shown, and never was)."""
+    from playwright.sync_api import expect
+
+    project.write("tasks.py", TASKS)
+    first = enqueue(project, "charge", "[1]")
+    project.start_consumer("tasks", "-w", "2")
+    project.wait_status("failed", 1)
+    url = start_web(project, "tasks", "--refresh", "3")
+    page.goto(url + "jobs?status=failed")
+    expect(page.locator("#jobs")).to_contain_text(first[-8:])
+    second = enqueue(project, "charge", "[2]")  # fails at once, well before the refresh 3 s on
+    project.wait_status("failed", 2)
+    expect(page.locator("#jobs")).to_contain_text(second[-8:], timeout=10_000)

@@ -223,11 +223,20 @@
     if (text.length <= 90) return cell({ class: "err", text });
     return cell({ class: "err" }, el("details", {}, el("summary", { text: text.slice(0, 90) + "…" }), el("span", { class: "full", text })));
   }
+  const shownJobs = (jobs) => jobs.map((j) => j.id + ":row-" + j.status).join(",");
+  function renderedJobs() {
+    return Array.from(document.querySelectorAll("#jobs tr")).map((r) => {
+      const link = r.querySelector("a[title]");
+      return link ? link.title + ":" + r.className : null;
+    }).filter(Boolean).join(",");
+  }
   function renderJobs(data) {
     // Rows are rebuilt only when a job changed, so a link under the pointer (or a ticked box) stays put.
     const key = JSON.stringify(data.jobs);
     setText("total-line", data.jobs.length ? "1–" + fmt(data.jobs.length) + " of " + fmt(data.total) : "0 of " + fmt(data.total));
-    if (key === lastJobs || lastJobs === null) {
+    // The first refresh is checked against the rows the server rendered: a job that changed
+    // between the page load and this refresh is drawn, not taken as already shown.
+    if (key === lastJobs || (lastJobs === null && shownJobs(data.jobs) === renderedJobs())) {
       lastJobs = key;
       document.querySelectorAll("#jobs time[datetime]").forEach((t) => t.replaceWith(when(t.getAttribute("datetime"))));
       return;
