@@ -20,7 +20,7 @@ import peewee
 from litequeue.base import defaults
 from litequeue.base.errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableError
 from litequeue.base.secrets import redact, redact_text
-from litequeue.store import faults, migrations
+from litequeue.store import faults, migrations, outage
 
 log = logging.getLogger("litequeue.db")
 SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
@@ -137,8 +137,10 @@ class PostgresqlDatabase(peewee.PostgresqlDatabase):
         delay = 0.05
         while True:
             try:
-                return super()._connect()
+                conn = super()._connect()
             except Exception as exc:
+                if faults.is_disconnect(exc):
+                    outage.went_away(faults.location(self)[0], faults.first_line(exc))
                 if not faults.is_disconnect(exc):  # the server said no: the URL or PG* settings
                     raise DatabaseUnreachableError(
                         f"cannot connect to the {faults.location(self)[0]}: {faults.first_line(exc)}; check "
@@ -155,6 +157,29 @@ class PostgresqlDatabase(peewee.PostgresqlDatabase):
                               faults.first_line(exc), self.retry_window, extra={"action": "reconnect"})
                 time.sleep(min(delay, left))
                 delay = min(delay * 2, 2.0)
+            else:
+                outage.came_back(faults.location(self)[0])
+                outage.stamp(conn)
+                return conn
+
+    def _seen_failing(self, exc: BaseException) -> None:
+        """A statement failed: a lost server is said once (see :mod:`litequeue.store.outage`)."""
+        if faults.is_disconnect(exc):
+            outage.went_away(faults.location(self)[0], faults.first_line(exc), conn=self._state.conn)
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        try:
+            return super().execute_sql(sql, params)
+        except Exception as exc:
+            self._seen_failing(exc)
+            raise
+
+    def commit(self) -> Any:
+        try:
+            return super().commit()
+        except Exception as exc:
+            self._seen_failing(exc)
+            raise
 
     def _replace_lost_connection(self) -> None:
         conn = self._state.conn
