@@ -89,6 +89,8 @@ def parse_filters(args: dict[str, str]) -> dict[str, Any]:
             after_seq: int | None = int(after)
         except ValueError:
             raise BadRequest(f"after must be a job's seq number (an integer), not {after!r}") from None
+        if not 0 <= after_seq < 2**63:  # the database's integers: a bigger one is no seq (and overflows)
+            raise BadRequest(f"after must be a job's seq number (0 or more, below 2**63), not {after!r}")
     else:
         after_seq = None
     retried = args.get("retried") or None
