@@ -344,9 +344,15 @@ def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) 
                 "pip install 'litequeue[postgres]'") from None
         try:
             params = db_url_parse(url, unquote_password=True, unquote_user=True)
-            db = PostgresqlDatabase(params.pop("database"), prefer_psycopg3=True, **params)
+            name = params.pop("database", None) or os.environ.get("PGDATABASE")
+            if not name:  # peewee would take the database as never initialized, at the first statement
+                raise DatabaseError(f"database URL {shown} names no database (and PGDATABASE is not set); "
+                                    "expected e.g. postgresql://user@host:5432/dbname")
+            db = PostgresqlDatabase(name, prefer_psycopg3=True, **params)
             db.retry_window = retry_window
             return db
+        except DatabaseError:
+            raise
         except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
             raise DatabaseError(f"cannot use database URL {shown}: {redact_text(str(exc), url)}") from exc
     try:
