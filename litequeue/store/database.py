@@ -76,17 +76,33 @@ def _check_sqlite_file(path: str, *, create: bool) -> None:
         )
     if exists and not os.path.isfile(path):
         raise DatabaseError(f"{path} is a folder, not a database file; point LITEQUEUE_DB at a file")
-    if exists:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(16)
-        except OSError as exc:
-            raise DatabaseError(f"cannot read database {path}: {exc.strerror}; check its permissions") from None
-        if head and head != b"SQLite format 3\x00":
-            raise DatabaseError(
-                f"{path} is not a litequeue database (not a SQLite file); "
-                "point LITEQUEUE_DB at a new or existing litequeue database"
-            )
+    if exists and not _is_sqlite_file(path):
+        raise DatabaseError(
+            f"{path} is not a litequeue database (not a SQLite file); "
+            "point LITEQUEUE_DB at a new or existing litequeue database"
+        )
+
+
+def _is_sqlite_file(path: str) -> bool:
+    """Whether SQLite takes ``path`` as a database (an empty file is a new one).
+
+    Asked of SQLite itself, never by reading the file with ``open()``: closing any other file
+    descriptor on the database drops every POSIX lock this process holds on it (SQLite's own
+    connections' too), and another process may then take itself for the last user and delete
+    the -wal and -shm files under them ("file is not a database", "disk I/O error"). SQLite
+    keeps its own descriptors open while a lock is held, so its check is safe."""
+    try:
+        probe = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True,
+                                timeout=1)
+    except sqlite3.Error:
+        return True  # cannot open it to look: let the real open say why
+    try:
+        probe.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return "not a database" not in str(exc)
+    finally:
+        probe.close()
+    return True
 
 
 class SqliteDatabase(peewee.SqliteDatabase):
