@@ -8,7 +8,6 @@ shared dispatcher in thread mode, its own claims in process mode) instead of
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, Protocol
@@ -105,8 +104,7 @@ def load_claimed(huey: LiteQueue, claim: Claim, holder: str) -> Any:
     """The task a claimed row holds, or None after failing a payload that cannot run."""
     try:
         task = huey.deserialize_task(claim.data)
-    except (HueyException, pickle.UnpicklingError, AttributeError, ImportError,
-            EOFError, TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - unpickling bytes can raise anything (OverflowError, KeyError, ...)
         error = describe_unrunnable(exc, claim)
         log.error("job %s failed: %s", claim.job_id, error)
         huey.storage.fail_unclaimable(holder, claim, error)
