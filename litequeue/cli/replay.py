@@ -114,7 +114,8 @@ def jobs_replay(ctx: click.Context, job_id: str, post_mortem: bool, app_spec: st
         raise ReplayError(f"job {job_id}'s task {name!r} no longer exists in APP {app_spec}: "
                           f"it registers {known or 'no task'}") from None
     except Exception as exc:  # noqa: BLE001 - unpickling bytes can raise anything (OverflowError, KeyError, ...)
-        raise ReplayError(f"job {job_id}'s arguments cannot be unpickled ({type(exc).__name__}: {exc}); "
+        reason = " ".join(str(exc).split())  # one line (some unpickler messages span two)
+        raise ReplayError(f"job {job_id}'s arguments cannot be unpickled ({type(exc).__name__}: {reason}); "
                           "make the classes they name importable from APP") from None
     task.id = job_id  # a retried job carries its original's payload: the row's id wins
     name = type(task).__name__

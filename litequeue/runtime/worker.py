@@ -47,7 +47,8 @@ def describe_unrunnable(exc: BaseException, claim: Claim) -> str:
         name = str(exc).split(" not found", 1)[0]
         return (f"unknown task {name!r}: the consumer's app does not register it; "
                 "import the module that defines it in the consumer's APP, then retry the job")
-    return (f"payload cannot be unpickled ({type(exc).__name__}: {exc}); make the class it "
+    # one line whatever the unpickler says (some of its messages span two lines)
+    return (f"payload cannot be unpickled ({type(exc).__name__}: {' '.join(str(exc).split())}); make the class it "
             "names importable by the consumer (not only in the producer's __main__), then retry")
 
 

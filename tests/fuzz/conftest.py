@@ -40,7 +40,7 @@ def boom(x=None):
 
 SEED = """
 import json
-from tasks import app, boom, hello
+from fuzz_tasks import app, boom, hello
 ids = {"ok": hello(1).id, "failed": boom(2).id}
 print(json.dumps(ids))
 """
@@ -69,9 +69,9 @@ class Seeded:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     project = Project(tmp_path_factory.mktemp("fuzz"))
-    project.write("tasks.py", TASKS)
+    project.write("fuzz_tasks.py", TASKS)  # one name per module: in-process runs share sys.modules
     ids = json.loads(project.python(SEED).stdout.strip().splitlines()[-1])
-    project.cli("run-consumer", "tasks", "--burst", "-w", "1")
-    ids["queued"] = project.cli("enqueue", "hello", "--args", "[3]", "--app", "tasks").stdout.strip()
+    project.cli("run-consumer", "fuzz_tasks", "--burst", "-w", "1")
+    ids["queued"] = project.cli("enqueue", "hello", "--args", "[3]", "--app", "fuzz_tasks").stdout.strip()
     yield Seeded(project, ids)
     project.kill_all()

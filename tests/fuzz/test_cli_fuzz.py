@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 from tests.fuzz.conftest import Seeded
 from tests.fuzz.hostile import ARG, CRON, DURATION, JSON_TEXT, env_for, invoke, job_id_like, subprocess_cli
 
-READS = ["status", "jobs list", "jobs show", "stats", "health", "batches list", "tasks"]
-
 
 @pytest.fixture
 def runner() -> CliRunner:
@@ -37,7 +35,7 @@ def test_ids_given_to_job_commands_change_nothing_they_do_not_name(seeded: Seede
                                          ["jobs", "cancel"], ["jobs", "replay"]]), label="command")
     args = [*command, *(ids[:1] if command[1] in ("show", "replay") else ids)]
     if command[1] == "replay":
-        args += ["--app", "tasks"]
+        args += ["--app", "fuzz_tasks"]
     run(seeded, runner, *args)
     assert seeded.jobs() == before  # none of them is a real id
 
@@ -60,7 +58,7 @@ def test_list_filters_are_read_only_and_never_a_traceback(seeded: Seeded, runner
 
 
 @settings(max_examples=80)
-@given(task=st.one_of(st.sampled_from(["hello", "tasks.hello", "boom"]), ARG), args=JSON_TEXT, kwargs=JSON_TEXT,
+@given(task=st.one_of(st.sampled_from(["hello", "fuzz_tasks.hello", "boom"]), ARG), args=JSON_TEXT, kwargs=JSON_TEXT,
        queue=st.one_of(st.none(), ARG), priority=st.one_of(st.none(), ARG), delay=st.one_of(st.none(), ARG))
 @example(task="hello", args="[1]", kwargs="{}", queue=None, priority=None, delay=None)
 @example(task="hello", args='[1e309]', kwargs='{"x": NaN}', queue="\u2028", priority="1e3", delay="nan")
@@ -71,7 +69,7 @@ def test_list_filters_are_read_only_and_never_a_traceback(seeded: Seeded, runner
 def test_enqueue_writes_one_job_or_nothing(seeded: Seeded, runner: CliRunner, task, args, kwargs, queue, priority,
                                            delay):
     before = seeded.jobs()
-    argv = ["enqueue", task, "--args", args, "--kwargs", kwargs, "--app", "tasks"]
+    argv = ["enqueue", task, "--args", args, "--kwargs", kwargs, "--app", "fuzz_tasks"]
     for flag, value in (("--queue", queue), ("--priority", priority), ("--delay", delay)):
         if value is not None:
             argv += [flag, value]
@@ -95,7 +93,7 @@ def test_enqueue_writes_one_job_or_nothing(seeded: Seeded, runner: CliRunner, ta
 def test_schedules_add_stores_a_valid_schedule_or_says_why_not(seeded: Seeded, runner: CliRunner, name, cron,
                                                                task, args, zone):
     before = seeded.jobs()
-    argv = ["schedules", "add", name, "--cron", cron, "--task", task, "--args", args, "--app", "tasks"]
+    argv = ["schedules", "add", name, "--cron", cron, "--task", task, "--args", args, "--app", "fuzz_tasks"]
     if zone is not None:
         argv += ["--timezone", zone]
     code, _, _ = run(seeded, runner, *argv)
@@ -139,9 +137,9 @@ def test_each_entry_point_in_a_real_process(seeded: Seeded):
         ["jobs", "retry", "\u2028", seeded.ids["queued"][:-1]],
         ["jobs", "cancel", "%"],
         ["jobs", "list", "--limit", "1e309"],
-        ["enqueue", "hello", "--args", "[" * 2000, "--app", "tasks"],
-        ["enqueue", "\x1e", "--app", "tasks"],
-        ["schedules", "add", "n", "--cron", "*/0 * * * *", "--task", "hello", "--app", "tasks"],
+        ["enqueue", "hello", "--args", "[" * 2000, "--app", "fuzz_tasks"],
+        ["enqueue", "\x1e", "--app", "fuzz_tasks"],
+        ["schedules", "add", "n", "--cron", "*/0 * * * *", "--task", "hello", "--app", "fuzz_tasks"],
         ["stats", "--since", "9" * 40 + "d"],
         ["prune", "--older-than", "-1s", "--dry-run"],
         ["pause", "\x1e"],

@@ -58,7 +58,7 @@ class Inboxes:
 @pytest.fixture(scope="module")
 def inboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inboxes]:
     project = Project(tmp_path_factory.mktemp("inboxfuzz"))
-    project.write("tasks.py", TASKS)
+    project.write("inbox_tasks.py", TASKS)
     project.cli("migrate")
     yield Inboxes(project)
     project.kill_all()
@@ -76,7 +76,7 @@ def every_file(folder: Path) -> dict[bytes, bytes]:
     return found
 
 
-@settings(max_examples=20)
+@settings(max_examples=12)
 @given(names=st.lists(NAMES, min_size=1, max_size=6, unique=True))
 @example(names=[b"a\nb", b"\xff\xfe", "🙂".encode() * 63, b"-rf", b"*"])
 # Found: a name that is not UTF-8 failed the whole batch's write with a UnicodeEncodeError
@@ -99,13 +99,13 @@ def test_every_file_becomes_one_job_or_stays_and_none_is_lost(inboxes: Inboxes, 
     env = env_for(inboxes.db, inboxes.project.root)
     root = inboxes.project.root
     watched = invoke(runner, ["watch-inbox", str(inbox), "--oneshot", "--settle", "0.05", "--rule", "*=ingest",
-                              "--app", "tasks"], env,
+                              "--app", "inbox_tasks"], env,
                      root)
     if watched.exit_code != 0:  # a file named like the watcher's own folders: refused before any move
         assert "is a file, but the watcher keeps its" in watched.stderr, watched.stderr
         assert every_file(inbox) == contents
         return
-    invoke(runner, ["run-consumer", "tasks", "--burst", "-w", "1", "--no-migrate"], env, root)
+    invoke(runner, ["run-consumer", "inbox_tasks", "--burst", "-w", "1", "--no-migrate"], env, root)
 
     found = every_file(inbox)
     assert set(found) == set(contents), f"lost: {[contents[c] for c in set(contents) - set(found)]}"
@@ -127,7 +127,7 @@ def test_hostile_names_with_real_watcher_and_consumer_processes(tmp_path: Path):
     """The same through ``python -m litequeue`` processes, with two files per name (a clash in
     done/ for the longest names)."""
     project = Project(tmp_path)
-    project.write("tasks.py", TASKS)
+    project.write("inbox_tasks.py", TASKS)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     names = [b"a\nb", "🙂".encode() * 63, b"-rf", b"a" * NAME_MAX, b"\xc3\xa9" * 127]
@@ -139,9 +139,9 @@ def test_hostile_names_with_real_watcher_and_consumer_processes(tmp_path: Path):
             with open(os.path.join(os.fsencode(inbox), name), "wb") as fh:
                 fh.write(b"%d:" % round_ + name)
         proc = subprocess_cli(["watch-inbox", str(inbox), "--oneshot", "--rule", "*.fail=picky", "--rule", "*=ingest",
-                               "--app", "tasks"], env, tmp_path)
+                               "--app", "inbox_tasks"], env, tmp_path)
         assert proc.returncode == 0, proc.stderr
-        proc = subprocess.run([sys.executable, "-m", "litequeue", "run-consumer", "tasks", "--burst", "-w", "2"],
+        proc = subprocess.run([sys.executable, "-m", "litequeue", "run-consumer", "inbox_tasks", "--burst", "-w", "2"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
         # (the failing job's own traceback is logged by Huey: that is the task's error, not ours)
         assert proc.returncode == 0 and "ERROR litequeue" not in proc.stderr, proc.stderr

@@ -45,7 +45,7 @@ class Queue:
 
     def enqueue(self, n: int) -> list[str]:
         env = env_for(str(self.project.db), self.project.root)
-        return [invoke(CliRunner(), ["enqueue", "good", "--args", f"[{i}]", "--app", "tasks"], env,
+        return [invoke(CliRunner(), ["enqueue", "good", "--args", f"[{i}]", "--app", "payload_tasks"], env,
                        self.project.root).stdout.strip() for i in range(n)]
 
     def data(self, job_id: str) -> bytes:
@@ -65,7 +65,7 @@ class Queue:
 @pytest.fixture(scope="module")
 def queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Queue]:
     project = Project(tmp_path_factory.mktemp("payloads"))
-    project.write("tasks.py", TASKS)
+    project.write("payload_tasks.py", TASKS)
     project.cli("migrate")
     yield Queue(project)
     project.kill_all()
@@ -82,7 +82,7 @@ def mangle(original: bytes, how: str, at: int, value: object) -> bytes:
     return original
 
 
-@settings(max_examples=10)
+@settings(max_examples=8)
 @given(payloads=st.lists(st.one_of(st.binary(max_size=300), st.sampled_from(CRAFTED),
                                    st.tuples(st.sampled_from(["cut", "flip", "other"]), st.integers(0, 10_000),
                                              JSON_VALUES)),
@@ -93,6 +93,9 @@ def mangle(original: bytes, how: str, at: int, value: object) -> bytes:
 # killed the worker thread ("Process Worker-1 died!") and handed the job back to the queue
 # to kill the next worker, forever.
 @example(payloads=CRAFTED[8:])
+# Found: the job's error spanned two lines ('A load persistent id instruction was encountered,\n
+# but no persistent_load function was specified.'), in the ledger and in the log line.
+@example(payloads=[b"P"])
 def test_a_payload_that_cannot_be_unpickled_fails_that_job_only(queue: Queue, payloads: list[object]):
     runner = CliRunner()
     project = queue.project
@@ -103,7 +106,7 @@ def test_a_payload_that_cannot_be_unpickled_fails_that_job_only(queue: Queue, pa
             payload = mangle(queue.data(job_id), *payload)
         queue.poison(job_id, payload)
     env = env_for(str(project.db), project.root)
-    result = invoke(runner, ["run-consumer", "tasks", "--burst", "-w", "1", "--no-migrate"], env, project.root)
+    result = invoke(runner, ["run-consumer", "payload_tasks", "--burst", "-w", "1", "--no-migrate"], env, project.root)
     assert result.exit_code == 0, result.stderr
     assert queue.job(control) == ("succeeded", None)
     for job_id in poisoned:
@@ -114,7 +117,7 @@ def test_a_payload_that_cannot_be_unpickled_fails_that_job_only(queue: Queue, pa
             assert error and "\n" not in error, (job_id, error)
         shown = invoke(runner, ["jobs", "show", job_id, "--json"], env, project.root)
         assert json.loads(shown.stdout)["id"] == job_id
-        replay = invoke(runner, ["jobs", "replay", job_id, "--app", "tasks"], env, project.root)
+        replay = invoke(runner, ["jobs", "replay", job_id, "--app", "payload_tasks"], env, project.root)
         assert replay.exit_code in (0, 1, 2), replay.stderr
     assert project.query("SELECT COUNT(*) FROM lq_ready")[0][0] == 0  # nothing stuck in the queue
 
@@ -122,18 +125,19 @@ def test_a_payload_that_cannot_be_unpickled_fails_that_job_only(queue: Queue, pa
 def test_a_poisoned_payload_in_real_processes(tmp_path: Path):
     """The same through ``python -m litequeue``: a process worker, the replay, the retry, the page."""
     project = Project(tmp_path)
-    project.write("tasks.py", TASKS)
+    project.write("payload_tasks.py", TASKS)
     queue = Queue(project)
     project.cli("migrate")
-    control, bad = queue.enqueue(2)
+    out = project.python("import payload_tasks as t\nprint(t.good(0).id, t.good(1).id)")
+    control, bad = out.stdout.split()
     queue.poison(bad, b"cno_such_module\nThing\n)\x81.")
-    proc = subprocess.run([sys.executable, "-m", "litequeue", "run-consumer", "tasks", "--burst", "-w", "1", "-k",
-                           "process"], cwd=tmp_path, env=project.env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "litequeue", "run-consumer", "payload_tasks", "--burst", "-w", "1",
+                           "-k", "process"], cwd=tmp_path, env=project.env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert queue.job(control) == ("succeeded", None)
     status, error = queue.job(bad)
     assert status == "failed" and "cannot be unpickled" in error and "no_such_module" in error, error
-    replay = project.cli("jobs", "replay", bad, "--app", "tasks", check=False)
+    replay = project.cli("jobs", "replay", bad, "--app", "payload_tasks", check=False)
     assert replay.returncode == 2 and len(replay.stderr.strip().splitlines()) == 1, replay.stderr
     assert "cannot be unpickled" in replay.stderr and "Traceback" not in replay.stderr, replay.stderr
     retried = project.cli("jobs", "retry", bad)
