@@ -75,6 +75,8 @@ class Pages:
 
 def is_api() -> bool:
     endpoint = (request.endpoint or "").rsplit(".", 1)[-1]
+    if request.endpoint is None:  # a URL no view matched (create_app serves the page at /)
+        return request.path.startswith("/api/")
     return endpoint.startswith("api_") or endpoint == "prometheus"
 
 

@@ -16,13 +16,16 @@ from litequeue.base.errors import LiteQueueError
 from litequeue.base.states import JobStatus
 from litequeue.engine.storage import LiteStorage, open_store
 from litequeue.ledger import queries
-from litequeue.store.database import open_checked
+from litequeue.store.database import is_url, open_checked
 from litequeue.store.file_identity import FileIdentity
 
 from .periodic import NextRuns, task_queue
 from .settings import WebSettings
 
 STATUSES = [s.value for s in JobStatus]
+#: How long the page tries to reach a database server that is away before it answers 503
+#: (a request must not hang for the whole busy timeout while the server restarts).
+SERVER_CONNECT_WINDOW = 2.0
 log = logging.getLogger("litequeue.web")
 
 
@@ -49,7 +52,8 @@ class Databases:
                 log.error("%s; the status page reopens the file now at that path", message)
                 self._close_reader()
             if self._reader is None:
-                db = open_checked(self.settings.db, readonly=True, current_schema=False,
+                window = SERVER_CONNECT_WINDOW if is_url(str(self.settings.db)) else None
+                db = open_checked(self.settings.db, readonly=True, current_schema=False, busy_timeout=window,
                                   not_litequeue=f"{self.settings.db} is not a litequeue database yet (no ledger "
                                                 "tables); enqueue a job or start a consumer first")
                 self._identity = FileIdentity.of(db)
@@ -85,6 +89,8 @@ def parse_filters(args: dict[str, str]) -> dict[str, Any]:
             after_seq: int | None = int(after)
         except ValueError:
             raise BadRequest(f"after must be a job's seq number (an integer), not {after!r}") from None
+        if not 0 <= after_seq < 2**63:  # the database's integers: a bigger one is no seq (and overflows)
+            raise BadRequest(f"after must be a job's seq number (0 or more, below 2**63), not {after!r}")
     else:
         after_seq = None
     retried = args.get("retried") or None

@@ -83,6 +83,9 @@ def _read(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: not valid TOML ({exc}); see the Configuration section "
                                  "of docs/operations.md for the format") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8: tomllib decodes the whole file first
+        raise ConfigurationError(f"{path}: not valid TOML (not UTF-8 text: byte {exc.object[exc.start]:#04x} at "
+                                 f"position {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from None
 
@@ -144,12 +147,15 @@ def _check_value(ctx: click.Context, where: str, key: str, param: click.Paramete
         raise ConfigurationError(f"{shown}: expected {expected(param)}")
     if not many and isinstance(value, list):
         raise ConfigurationError(f"{shown}: expected {expected(param)}, not a list")
-    if getattr(param, "is_flag", False) and not isinstance(value, bool) and param.type is click.BOOL:
+    if getattr(param, "is_flag", False) and not isinstance(value, bool) and isinstance(param.type,
+                                                                                      click.types.BoolParamType):
         raise ConfigurationError(f"{shown}: expected {expected(param)}")
     try:
         param.type_cast_value(ctx, value)
     except click.BadParameter as exc:
         raise ConfigurationError(f"{shown}: expected {expected(param)} ({exc.message})") from None
+    except (OverflowError, ValueError, TypeError, AttributeError) as exc:  # TOML's inf where an integer goes
+        raise ConfigurationError(f"{shown}: expected {expected(param)} ({exc})") from None
 
 
 def validate(ctx: click.Context, group: click.Group, config: ConfigFile) -> dict[str, Any]:

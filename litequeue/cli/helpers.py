@@ -55,6 +55,8 @@ def parse_json(value: str | None, kind: type, param: str) -> Any:
         return kind()
     try:
         data = json.loads(value)
+    except RecursionError:  # "[[[[...": nested deeper than Python's parser goes
+        raise click.BadParameter("not valid JSON (nested too deeply)", param_hint=param) from None
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON ({exc}); e.g. "
                                  + ("'[1, \"a\"]'" if kind is list else "'{\"key\": 1}'"),

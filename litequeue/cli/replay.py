@@ -13,7 +13,6 @@ recorded, ``cancelled`` is always False and ``batch`` is None.
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 import time
 import traceback
@@ -114,8 +113,9 @@ def jobs_replay(ctx: click.Context, job_id: str, post_mortem: bool, app_spec: st
         known = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
         raise ReplayError(f"job {job_id}'s task {name!r} no longer exists in APP {app_spec}: "
                           f"it registers {known or 'no task'}") from None
-    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError, ValueError) as exc:
-        raise ReplayError(f"job {job_id}'s arguments cannot be unpickled ({type(exc).__name__}: {exc}); "
+    except Exception as exc:  # noqa: BLE001 - unpickling bytes can raise anything (OverflowError, KeyError, ...)
+        reason = " ".join(str(exc).split())  # one line (some unpickler messages span two)
+        raise ReplayError(f"job {job_id}'s arguments cannot be unpickled ({type(exc).__name__}: {reason}); "
                           "make the classes they name importable from APP") from None
     task.id = job_id  # a retried job carries its original's payload: the row's id wins
     name = type(task).__name__

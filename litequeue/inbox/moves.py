@@ -45,14 +45,38 @@ def free_name(folder: Path, rel: str, companion: str | None = None) -> str:
     stem_dir, _, name = rel.rpartition("/")
     dot = name.find(".", 1)
     base, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    room = _name_max(folder) - len((companion or "").encode("utf-8", "surrogateescape"))
     n = 1
     while True:
-        candidate = name if n == 1 else f"{base}_{n}{ext}"
+        candidate = _fit(name, "", "", room) if n == 1 else _fit(base, f"_{n}", ext, room)
         full = f"{stem_dir}/{candidate}" if stem_dir else candidate
         if not os.path.lexists(folder / full) and (
                 companion is None or not os.path.lexists(folder / (full + companion))):
             return full
         n += 1
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the filesystem holding ``folder`` takes."""
+    for path in (folder, *folder.parents):
+        try:
+            return int(os.pathconf(path, "PC_NAME_MAX"))
+        except (OSError, ValueError):
+            continue
+    return 255
+
+
+def _fit(base: str, suffix: str, ext: str, room: int) -> str:
+    """``base + suffix + ext``, ``base`` (then ``ext``) cut short so that the name takes at most
+    ``room`` bytes: a suffix (or a companion name) must not push a long name past the limit."""
+    def size(text: str) -> int:
+        return len(text.encode("utf-8", "surrogateescape"))
+
+    while base and size(base + suffix + ext) > room:
+        base = base[:-1]
+    while ext and size(base + suffix + ext) > room:
+        ext = ext[:-1]
+    return base + suffix + ext
 
 
 def move_to_free_name(src: Path, folder: Path, rel: str, companion: str | None = None) -> Path:

@@ -42,7 +42,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from litequeue.base.errors import LiteQueueError
+from litequeue.base.errors import ConfigurationError, LiteQueueError
 
 from .layout import LOCK_NAME, Layout, is_ignored_name, save_layout
 from .reconcile import reconcile
@@ -121,6 +121,16 @@ def inbox_lock(layout: Layout, wait: float = 3.0) -> Any:
     return fh
 
 
+def is_text(rel: str) -> bool:
+    """A name the ledger can keep: bytes that are not UTF-8 come back from the filesystem as
+    lone surrogates, which no database text column takes (the whole batch's write would fail)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Watcher:
     """Watches one inbox and takes its complete files (see the module docstring)."""
 
@@ -144,9 +154,21 @@ class Watcher:
     def start(self) -> None:
         """Lock the inbox, record its layout, repair what a crash left (before any take)."""
         self.layout.root.mkdir(parents=True, exist_ok=True)
+        self._check_own_folders()
         self.lock = inbox_lock(self.layout)
         save_layout(self.taker.store, self.layout)
         self.stats.retaken += reconcile(self.taker, self.options.grace).retaken
+
+    def _check_own_folders(self) -> None:
+        """The watcher's own folders (processing, done, failed, duplicates) are folders: a file
+        dropped under one of those names is refused in one line, before anything is moved."""
+        for name in sorted(self.layout.reserved):
+            path = self.layout.folder(name)
+            if os.path.lexists(path) and not path.is_dir():
+                raise ConfigurationError(
+                    f"{path} is a file, but the watcher keeps its {name!r} folder there; move the file out of "
+                    "the inbox (or choose other names: --processing-dir, --done-dir, --failed-dir, "
+                    "--duplicates-dir)")
 
     def close(self) -> None:
         if self.observer is not None:
@@ -339,6 +361,12 @@ class Watcher:
                 self.warned.add((rel, st.st_ino))
                 kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
                 log.warning("%s is %s: left alone, not taken", rel, kind)
+            return None
+        if not is_text(rel):
+            if (rel, st.st_ino) not in self.warned:
+                self.warned.add((rel, st.st_ino))
+                log.warning("%s: its name is not UTF-8 text: left alone, not taken (rename it to take it)",
+                            ascii(rel)[1:-1])
             return None
         if self.layout.rule_for(rel) is None:
             if (rel, st.st_ino) not in self.warned:

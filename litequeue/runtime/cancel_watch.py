@@ -36,6 +36,7 @@ from litequeue.engine import interrupts
 from litequeue.engine.running import Running, any_running, running
 from litequeue.jobs.cancel import cancel_actor
 from litequeue.ledger import queries
+from litequeue.store import faults, outage
 from litequeue.store.liveness import holder_pattern
 
 if TYPE_CHECKING:
@@ -112,8 +113,12 @@ class CancelWatcher:
             try:
                 wait = self.tick()
                 self.bell.wait(max(0.0, min(POLL, wait)))
-            except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
-                log.exception("looking for cancel requests failed; trying again")
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive a database hiccup
+                if faults.is_transient(exc):  # the server went away, the file is locked: one line
+                    log.log(logging.DEBUG if outage.is_away() else logging.WARNING,
+                            "looking for cancel requests failed (%s); trying again", faults.first_line(exc))
+                else:
+                    log.exception("looking for cancel requests failed; trying again")
                 with contextlib.suppress(Exception):
                     self.consumer.storage.close()
                 self._new_bell()
@@ -130,7 +135,8 @@ class CancelWatcher:
         try:
             self.bell = self.consumer.make_bell("cancel")
         except Exception:  # noqa: BLE001 - the database is away: poll until it is back
-            log.warning("cancel watcher: no doorbell (%s); polling", "database unreachable")
+            log.log(logging.DEBUG if outage.is_away() else logging.WARNING,
+                    "cancel watcher: no doorbell (%s); polling", "database unreachable")
 
     def _grace_of(self, task: str, own: float | None) -> float:
         if own is not None:

@@ -54,7 +54,7 @@ from litequeue.runtime.supervisor import (
     release_stalled_claims,
 )
 from litequeue.runtime.worker import LiteWorker
-from litequeue.store import dialect, faults
+from litequeue.store import dialect, faults, outage
 from litequeue.store.database import state_dir
 from litequeue.store.doorbell import Doorbell, make_doorbell
 from litequeue.store.liveness import LifeLock, SessionLock, consumer_of, holder_of, new_consumer_id
@@ -134,6 +134,7 @@ class LiteConsumer(ConsumerSeams):
         self.session: SessionLock | None = (
             SessionLock(huey.storage.database, self.consumer_id)
             if self.state is None and not dialect.is_sqlite(huey.storage.database) else None)
+        self._session_lost_said = False
         self.stop_event = threading.Event()
         self.dispatcher: Dispatcher | None = None
         self.couriers: dict[int, Courier] = {}  # worker process pid -> its courier
@@ -219,6 +220,7 @@ class LiteConsumer(ConsumerSeams):
     # -- life -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        outage.report()  # a lost database server is said in this consumer's log, once per outage
         self._register()
         self.huey.publish_limits()
         recovered = release_stalled_claims(self.storage, me=self.consumer_id)
@@ -300,9 +302,13 @@ class LiteConsumer(ConsumerSeams):
         server). Raises while the server is away: the supervisor backs off and retries."""
         if self.session is None or self.stop_event.is_set() or self.session.held():
             return
-        log.warning("consumer %s lost its database session (and its advisory lock): reconnecting",
-                    self.consumer_id, extra={"action": "reconnect"})
+        # Once per loss, not once per retry while the server is away (the outage says that).
+        if not self._session_lost_said:
+            self._session_lost_said = True
+            log.warning("consumer %s lost its database session (and its advisory lock): reconnecting",
+                        self.consumer_id, extra={"action": "reconnect"})
         self.session.acquire()
+        self._session_lost_said = False
         log.info("consumer %s: database session and advisory lock taken again", self.consumer_id,
                  extra={"action": "reconnect"})
 

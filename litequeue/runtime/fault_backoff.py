@@ -50,8 +50,9 @@ class FaultWait:
             step = self.step_seconds if self.active else RECONNECT_FIRST_STEP
             self.step_seconds = min(step * 2, RECONNECT_MAX_STEP)
             self.active = self.reconnecting = True
-            self.log.warning("%s: lost the database connection (%s); reconnecting in %gs", self.what,
-                             faults.first_line(exc), step, extra={"action": "reconnect"})
+            # Said once per outage for the whole process (litequeue.store.outage), not per writer and step.
+            self.log.debug("%s: lost the database connection (%s); reconnecting in %gs", self.what,
+                           faults.first_line(exc), step, extra={"action": "reconnect"})
             if stop is not None:
                 stop.wait(step)
             else:
@@ -83,8 +84,8 @@ class FaultWait:
     def recovered(self) -> None:
         """The write went through: say so once, start the next fault's back-off afresh."""
         if self.active and self.reconnecting:
-            self.log.warning("%s: reconnected to the database; carrying on", self.what,
-                             extra={"action": "reconnect"})
+            self.log.debug("%s: reconnected to the database; carrying on", self.what,
+                           extra={"action": "reconnect"})
         elif self.active:
             self.log.warning("%s: the database takes writes again; carrying on", self.what,
                              extra={"action": "storage-fault"})

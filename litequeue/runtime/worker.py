@@ -8,7 +8,6 @@ shared dispatcher in thread mode, its own claims in process mode) instead of
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,7 +47,8 @@ def describe_unrunnable(exc: BaseException, claim: Claim) -> str:
         name = str(exc).split(" not found", 1)[0]
         return (f"unknown task {name!r}: the consumer's app does not register it; "
                 "import the module that defines it in the consumer's APP, then retry the job")
-    return (f"payload cannot be unpickled ({type(exc).__name__}: {exc}); make the class it "
+    # one line whatever the unpickler says (some of its messages span two lines)
+    return (f"payload cannot be unpickled ({type(exc).__name__}: {' '.join(str(exc).split())}); make the class it "
             "names importable by the consumer (not only in the producer's __main__), then retry")
 
 
@@ -105,8 +105,7 @@ def load_claimed(huey: LiteQueue, claim: Claim, holder: str) -> Any:
     """The task a claimed row holds, or None after failing a payload that cannot run."""
     try:
         task = huey.deserialize_task(claim.data)
-    except (HueyException, pickle.UnpicklingError, AttributeError, ImportError,
-            EOFError, TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - unpickling bytes can raise anything (OverflowError, KeyError, ...)
         error = describe_unrunnable(exc, claim)
         log.error("job %s failed: %s", claim.job_id, error)
         huey.storage.fail_unclaimable(holder, claim, error)

@@ -20,7 +20,7 @@ import peewee
 from litequeue.base import defaults
 from litequeue.base.errors import DatabaseError, DatabaseReadOnlyError, DatabaseUnreachableError
 from litequeue.base.secrets import redact, redact_text
-from litequeue.store import faults, migrations
+from litequeue.store import faults, migrations, outage
 
 log = logging.getLogger("litequeue.db")
 SYNCHRONOUS = {"full": "FULL", "fast": "NORMAL"}
@@ -76,17 +76,33 @@ def _check_sqlite_file(path: str, *, create: bool) -> None:
         )
     if exists and not os.path.isfile(path):
         raise DatabaseError(f"{path} is a folder, not a database file; point LITEQUEUE_DB at a file")
-    if exists:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(16)
-        except OSError as exc:
-            raise DatabaseError(f"cannot read database {path}: {exc.strerror}; check its permissions") from None
-        if head and head != b"SQLite format 3\x00":
-            raise DatabaseError(
-                f"{path} is not a litequeue database (not a SQLite file); "
-                "point LITEQUEUE_DB at a new or existing litequeue database"
-            )
+    if exists and not _is_sqlite_file(path):
+        raise DatabaseError(
+            f"{path} is not a litequeue database (not a SQLite file); "
+            "point LITEQUEUE_DB at a new or existing litequeue database"
+        )
+
+
+def _is_sqlite_file(path: str) -> bool:
+    """Whether SQLite takes ``path`` as a database (an empty file is a new one).
+
+    Asked of SQLite itself, never by reading the file with ``open()``: closing any other file
+    descriptor on the database drops every POSIX lock this process holds on it (SQLite's own
+    connections' too), and another process may then take itself for the last user and delete
+    the -wal and -shm files under them ("file is not a database", "disk I/O error"). SQLite
+    keeps its own descriptors open while a lock is held, so its check is safe."""
+    try:
+        probe = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True,
+                                timeout=1)
+    except sqlite3.Error:
+        return True  # cannot open it to look: let the real open say why
+    try:
+        probe.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return "not a database" not in str(exc)
+    finally:
+        probe.close()
+    return True
 
 
 class SqliteDatabase(peewee.SqliteDatabase):
@@ -137,8 +153,10 @@ class PostgresqlDatabase(peewee.PostgresqlDatabase):
         delay = 0.05
         while True:
             try:
-                return super()._connect()
+                conn = super()._connect()
             except Exception as exc:
+                if faults.is_disconnect(exc):
+                    outage.went_away(faults.location(self)[0], faults.first_line(exc))
                 if not faults.is_disconnect(exc):  # the server said no: the URL or PG* settings
                     raise DatabaseUnreachableError(
                         f"cannot connect to the {faults.location(self)[0]}: {faults.first_line(exc)}; check "
@@ -155,6 +173,29 @@ class PostgresqlDatabase(peewee.PostgresqlDatabase):
                               faults.first_line(exc), self.retry_window, extra={"action": "reconnect"})
                 time.sleep(min(delay, left))
                 delay = min(delay * 2, 2.0)
+            else:
+                outage.came_back(faults.location(self)[0])
+                outage.stamp(conn)
+                return conn
+
+    def _seen_failing(self, exc: BaseException) -> None:
+        """A statement failed: a lost server is said once (see :mod:`litequeue.store.outage`)."""
+        if faults.is_disconnect(exc):
+            outage.went_away(faults.location(self)[0], faults.first_line(exc), conn=self._state.conn)
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        try:
+            return super().execute_sql(sql, params)
+        except Exception as exc:
+            self._seen_failing(exc)
+            raise
+
+    def commit(self) -> Any:
+        try:
+            return super().commit()
+        except Exception as exc:
+            self._seen_failing(exc)
+            raise
 
     def _replace_lost_connection(self) -> None:
         conn = self._state.conn
@@ -319,9 +360,15 @@ def open_server_database(url: str, retry_window: float = defaults.BUSY_TIMEOUT) 
                 "pip install 'litequeue[postgres]'") from None
         try:
             params = db_url_parse(url, unquote_password=True, unquote_user=True)
-            db = PostgresqlDatabase(params.pop("database"), prefer_psycopg3=True, **params)
+            name = params.pop("database", None) or os.environ.get("PGDATABASE")
+            if not name:  # peewee would take the database as never initialized, at the first statement
+                raise DatabaseError(f"database URL {shown} names no database (and PGDATABASE is not set); "
+                                    "expected e.g. postgresql://user@host:5432/dbname")
+            db = PostgresqlDatabase(name, prefer_psycopg3=True, **params)
             db.retry_window = retry_window
             return db
+        except DatabaseError:
+            raise
         except Exception as exc:  # noqa: BLE001 - db_url raises a mix of types
             raise DatabaseError(f"cannot use database URL {shown}: {redact_text(str(exc), url)}") from exc
     try:

@@ -20,6 +20,7 @@ from typing import Any
 
 import peewee as pw
 
+from litequeue.store import faults, outage
 from litequeue.store.database import state_dir
 
 #: A folder of bell sockets (SQLite), a PostgreSQL database (LISTEN/NOTIFY), or None.
@@ -164,6 +165,7 @@ class PgDoorbell(Doorbell):
 
         params = {k: v for k, v in self.database.connect_params.items() if k != "dbname"}
         self.conn = psycopg.connect(dbname=self.database.database, autocommit=True, **params)
+        outage.stamp(self.conn)
         self.conn.execute(f"LISTEN {CHANNEL}")
 
     def _reconnect(self) -> bool:
@@ -176,16 +178,24 @@ class PgDoorbell(Doorbell):
             self.conn = None
             self._retry_at = now + self._delay
             self._delay = min(self._delay * 2, self.RETRY_MAX)
-            log.warning("doorbell: cannot LISTEN (%s); polling, retrying in %.1fs",
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self._delay)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            outage.went_away(faults.location(self.database)[0], reason)
+            # While the server is away, the outage's one line says it (litequeue.store.outage).
+            log.log(logging.DEBUG if outage.is_away() else logging.WARNING,
+                    "doorbell: cannot LISTEN (%s); polling, retrying in %.1fs", reason, self._delay)
             return False
         self._delay = 0.1
+        outage.came_back(faults.location(self.database)[0])
+        outage.stamp(self.conn)  # opened in the outage that just ended
         log.info("doorbell: LISTEN re-established")
         return True
 
     def _lost(self, exc: BaseException) -> None:
-        log.warning("doorbell: its connection was lost (%s); reconnecting",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if faults.is_disconnect(exc):
+            outage.went_away(faults.location(self.database)[0], reason, conn=self.conn)
+        log.log(logging.DEBUG if outage.is_away() else logging.WARNING,
+                "doorbell: its connection was lost (%s); reconnecting", reason)
         with contextlib.suppress(Exception):
             self.conn.close()
         self.conn = None
