@@ -14,6 +14,11 @@ left at a graceful stop, or after ``max_tasks``) goes back untouched. Which of t
 was, the worker says through a shared word: the row id of the claim it holds, 0 between
 jobs.
 
+While a worker runs a job for more than a moment, its courier samples the worker's resident
+memory (``/proc/PID/statm``), so a job that kills its worker (the kernel's OOM killer sends
+SIGKILL) is recorded with the signal and the last figure seen: "killed by signal 9 (SIGKILL)
+at 1.9 GB resident; out of memory?".
+
 An outcome that cannot be sent (a pickling error) is acked by the worker itself, on its own
 connection, fenced by the same claim.
 """
@@ -71,11 +76,11 @@ def death_reason(exitcode: int | None, resident: int | None) -> str:
 
 
 def recover_worker_claims(storage: LiteStorage, holder: str, row_ids: Sequence[int] | None = None,
-                          reason: str = WORKER_DIED) -> tuple[int, int]:
+                          reason: str = WORKER_DIED, peak_rss_bytes: int | None = None) -> tuple[int, int]:
     """Take back the claims a dead worker process held (all of ``holder``'s, or ``row_ids``):
     each counts as a crash (:func:`litequeue.jobs.recover.recover`). Returns (requeued, failed at the
     crash cap). The one place a worker process's claims are recovered."""
-    return storage.recover(holder, reason=reason, row_ids=row_ids)
+    return storage.recover(holder, reason=reason, row_ids=row_ids, peak_rss_bytes=peak_rss_bytes)
 
 
 class WorkerPipe:
@@ -260,7 +265,7 @@ class Courier:
         if crashed:
             reason = self.stopped_for or self.death()
             back, failed = retrying("recovery", lambda: recover_worker_claims(
-                self.storage, self.holder, crashed, reason)) or (0, 0)
+                self.storage, self.holder, crashed, reason, self.resident)) or (0, 0)
             self.on_lost(self.proc.pid, back, failed)
         if untaken:
             retrying("release", lambda: self.storage.release(
