@@ -205,11 +205,13 @@ class LiteWorker(Worker):
         log.info("job %s start task=%s queue=%s attempt=%d", claim.job_id, name, claim.queue,
                  claim.attempt, extra={"action": "start", "job_id": claim.job_id, "task": name,
                                        "queue": claim.queue, "attempt": claim.attempt})
-        process = getattr(self, "pipe", None) is not None
-        meter = usage.process_meter() if process else usage.thread_meter()
-        finished, _ = execute_claim(huey, claim, task)
+        meter = usage.Meter(process=getattr(self, "pipe", None) is not None)
+        try:
+            finished, _ = execute_claim(huey, claim, task)
+        finally:
+            used = meter.stop()
         if finished is not None:
-            finished.usage = usage.process_usage(meter) if process else usage.thread_usage(meter)  # type: ignore[arg-type]
+            finished.usage = used
             log.info("job %s end task=%s queue=%s duration=%.3fs outcome=%s", claim.job_id, name,
                      claim.queue, finished.duration, finished.status.value,
                      extra={"action": "end", "job_id": claim.job_id, "task": name,

@@ -133,6 +133,10 @@ def test_metrics_and_job_page_show_what_attempts_used(project: Project) -> None:
     page = urllib.request.urlopen(url + f"jobs/{ids['spin']}", timeout=10).read().decode()
     assert re.search(r'<td class="num">\d+ ms</td><td class="num">[\d.]+ MB', page), page
 
+    page = urllib.request.urlopen(url + "stats", timeout=10).read().decode()
+    assert "<th>CPU p50 / p95</th>" in page and "Peak memory" in page
+    assert re.search(r'<td>\d+ ms / \d+ ms</td><td class="num">\d{3} MB</td>', page), page  # hog's row
+
 
 def test_a_worker_process_killed_holding_memory_names_the_signal_and_the_memory(project: Project) -> None:
     project.write("tasks.py", TASKS)

@@ -45,6 +45,7 @@ def test_metrics_format_and_values(client: FlaskClient) -> None:
         "litequeue_queue_oldest_age_seconds": "gauge", "litequeue_queue_paused": "gauge",
         "litequeue_job_duration_seconds": "histogram", "litequeue_job_wait_seconds": "histogram",
         "litequeue_consumers": "gauge", "litequeue_consumer_workers": "gauge",
+        "litequeue_attempt_cpu_seconds": "histogram", "litequeue_attempt_peak_rss_bytes": "gauge",
     }
     for name, _, _ in samples:
         base = re.sub(r"_(bucket|sum|count)$", "", name)
