@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import Project, wait_for
+from tests.conftest import BOTH_BACKENDS, Project, wait_for
 from tests.web.conftest import start_web
 
 MB = 1 << 20
@@ -47,6 +47,12 @@ def small():
     return 1
 
 
+@app.task()
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
 @app.task(on_worker_death="fail")
 def hog_and_die(mb):
     data = b"x" * (mb << 20)
@@ -69,6 +75,7 @@ def attempt(project: Project, job_id: str) -> tuple:
     return rows[0]
 
 
+@BOTH_BACKENDS
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_cpu_and_peak_memory_of_each_attempt(project: Project, kind: str) -> None:
     project.write("tasks.py", TASKS)
@@ -108,6 +115,31 @@ def test_cpu_and_peak_memory_of_each_attempt(project: Project, kind: str) -> Non
     table = project.cli("stats").stdout
     assert "CPU p50 / p95" in table and "PEAK RSS" in table
     assert re.search(r"^hog .* \d+ MB$", table, re.M), table
+
+
+def test_a_thread_workers_peak_is_the_consumers_while_it_ran(project: Project) -> None:
+    """Thread workers share the consumer's memory: an attempt that ran while another held
+    200 MB is marked by it (consumer scope), though the other ended first and the mark was
+    started again; the attempt after both is not."""
+    project.write("tasks.py", TASKS)
+    ids = json.loads(project.python("""
+        import json, time
+        import tasks
+        nap = tasks.nap(2.0).id
+        hog = tasks.hog(200).id
+        print(json.dumps({"nap": nap, "hog": hog}))
+    """).stdout.strip().splitlines()[-1])
+    project.start_consumer("tasks", "-w", "2")
+    project.wait_status("succeeded", 2, timeout=60)
+    small = project.python("import tasks; print(tasks.small().id)").stdout.strip()
+    project.wait_status("succeeded", 3, timeout=60)
+    nap_row, hog_row, small_row = (attempt(project, i) for i in (ids["nap"], ids["hog"], small))
+    starts = dict(project.query("SELECT job_id, started_at FROM lq_attempt"))
+    ends = dict(project.query("SELECT job_id, finished_at FROM lq_attempt"))
+    assert starts[ids["nap"]] <= starts[ids["hog"]] and ends[ids["hog"]] < ends[ids["nap"]]  # overlapped
+    assert hog_row[2] >= 200 * MB and hog_row[3] == nap_row[3] == "consumer"
+    assert nap_row[2] >= 200 * MB, (nap_row, hog_row)  # it ran while the hog held its 200 MB
+    assert small_row[2] < hog_row[2] - 150 * MB, (small_row, hog_row)
 
 
 def test_metrics_and_job_page_show_what_attempts_used(project: Project) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project, wait_for
+from tests.conftest import BOTH_BACKENDS, Project, wait_for
 
 TASKS = """
 from litequeue import LiteQueue
@@ -101,6 +101,7 @@ def one(spans: list[dict[str, Any]], name: str, **attributes: Any) -> dict[str, 
     return found[0]
 
 
+@BOTH_BACKENDS
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_enqueue_and_attempt_spans_in_one_trace(project: Project, kind: str) -> None:
     project.write("tasks.py", TASKS)
