@@ -13,7 +13,8 @@ from litequeue.ledger.metrics import HistogramCache, label_value, render
 from litequeue.store.database import open_database
 from tests.web.conftest import query
 
-SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf)$')
+# Values in Go's float syntax, as the exposition format takes them (6.7e-05 too).
+SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?|\+Inf)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
 
 
