@@ -20,7 +20,7 @@ from huey import signals as S
 from huey.api import Result, Task, TaskWrapper, chord, group
 from huey.utils import normalize_time
 
-from litequeue.base import defaults
+from litequeue.base import defaults, tracing
 from litequeue.base.clock import to_epoch
 from litequeue.base.errors import ConfigurationError
 from litequeue.base.limits import Breaker, Limits
@@ -180,7 +180,19 @@ class LiteQueue(huey_compat.HueySeams):
             if not isinstance(task, LiteTask):
                 raise ConfigurationError("job options need a task declared with @app.task (a LiteQueue task)")
             task.with_options(**options)
-        return super().enqueue(task)
+        unit = self._unit()
+        job_id = getattr(task, "id", None)
+        span = None if job_id is None or (unit is not None and job_id == unit.job_id) else tracing.send(
+            job_rows.queue_of(task), job_id, type(task).__name__)  # (Huey enqueues a retry again: no new send)
+        if span is None:
+            return super().enqueue(task)
+        try:
+            return super().enqueue(task)
+        except BaseException as exc:
+            span.fail(exc)
+            raise
+        finally:
+            span.end()
 
     def periodic_task(self, validate_datetime: Callable[[dt.datetime], bool], *args: Any,
                       queue: str = defaults.QUEUE, priority: int | None = None,

@@ -10,6 +10,8 @@ import json
 import time
 from typing import Any
 
+from litequeue.base import usage
+
 CHART_W, CHART_H, CHART_PAD = 1000, 150, 18
 
 
@@ -110,5 +112,10 @@ def chart(activity: list[dict[str, Any]]) -> dict[str, Any]:
             "total_ok": sum(a["succeeded"] for a in activity), "total_failed": sum(a["failed"] for a in activity)}
 
 
-FILTERS = {"n": n, "plural": plural, "progress_text": progress_text,
+def size(value: float | None) -> str:
+    """Bytes for people: ``212 MB``, ``1.9 GB``."""
+    return "–" if value is None else usage.size(value)
+
+
+FILTERS = {"n": n, "size": size, "plural": plural, "progress_text": progress_text,
            "ago": ago, "seconds": seconds, "clock": clock, "pretty": pretty, "inline": inline, "epoch": epoch}

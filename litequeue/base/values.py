@@ -63,6 +63,8 @@ class NewJob:
     #: called (inside the transaction) with the id of the job holding this job's unique key
     #: when that job is returned instead of writing this one
     on_duplicate: Callable[[str], None] | None = None
+    #: the W3C traceparent of the span that enqueued it (None: not traced)
+    trace: str | None = None
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Claim:
     #: the queue row's ``crashes`` when claimed: a recovery since (which counts one more)
     #: makes any later claim of the row another claim, even by the same holder
     crashes: int = 0
+    #: the W3C traceparent the job was enqueued under (its ``send`` span), if traced
+    trace: str | None = None
 
 
 @dataclass
@@ -117,6 +121,19 @@ class Unit:
         return True
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What one attempt used (:mod:`litequeue.base.usage` measures it)."""
+
+    #: user plus system CPU time: the worker thread's, or the worker process's
+    cpu_seconds: float
+    #: the highest resident memory seen while it ran (None where /proc cannot tell)
+    peak_rss_bytes: int | None
+    #: whose memory that is: "job" (a process worker, reset per attempt) or "consumer"
+    #: (a thread worker: the consumer process's high-water mark while the attempt ran)
+    rss_scope: str
+
+
 @dataclass
 class Finished:
     """How one claimed job ended, ready to be acknowledged."""
@@ -131,6 +148,8 @@ class Finished:
     traceback: str | None = None
     result: str | None = None
     unit: Unit | None = None
+    #: what the attempt used, written by its ack with its outcome (None: not measured)
+    usage: Usage | None = None
 
     @property
     def duration(self) -> float:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 import click
 import peewee as pw
 
 from litequeue.base.errors import JobNotFoundError
 from litequeue.base.states import JobStatus
+from litequeue.base.usage import size
 from litequeue.cli.helpers import app_argument, echo_json, json_option, ledger, parse_json, store, user_app
 from litequeue.cli.progress import progress
 from litequeue.cli.root import main, status_extras, status_printers
@@ -161,6 +163,15 @@ def jobs_list(ctx: click.Context, status_: str | None, queue: str | None, task: 
                    f"attempts={r['attempts']}{tags}{err}")
 
 
+def used(attempt: dict[str, Any]) -> str:
+    """``, CPU 0.52s, peak 212 MB (job)``: what an attempt used, when it was measured."""
+    cpu, peak = attempt.get("cpu_seconds"), attempt.get("peak_rss_bytes")
+    out = f", CPU {cpu:.3g}s" if cpu is not None else ""
+    if peak is not None:
+        out += f", peak {size(peak)} ({attempt.get('rss_scope')})"
+    return out
+
+
 @jobs.command("show")
 @click.argument("job_id")
 @json_option
@@ -194,7 +205,7 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
         click.echo(f"{'file:':<14}{f['name']} ({f['size']} bytes, sha256 {f['sha256']}) now {f['path']}")
     for a in job["attempt_list"]:
         click.echo(f"attempt {a['number']}: {a['outcome']} on {a['worker']} at {a['started_at']}"
-                   f" ({a['duration_s']}s){'  ' + a['error'] if a['error'] else ''}")
+                   f" ({a['duration_s']}s{used(a)}){'  ' + a['error'] if a['error'] else ''}")
     if job.get("traceback"):
         click.echo("\n" + job["traceback"].rstrip())
 

@@ -1,4 +1,5 @@
-"""The ``litequeue stats`` command: runs, outcomes, retries, wait and run time per task, queue or hour."""
+"""The ``litequeue stats`` command: runs, outcomes, retries, wait and run time, CPU time and peak memory
+per task, queue or hour."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import click
 
 from litequeue.base.durations import format_duration
+from litequeue.base.usage import size
 from litequeue.cli.helpers import echo_json, json_option, ledger
 from litequeue.cli.root import ConfigError, main
 from litequeue.ledger import stats as ledger_stats
@@ -31,6 +33,12 @@ def _spread(figures: dict[str, Any]) -> str:
     return " / ".join(duration(figures[k]) for k in ("p50", "p95", "max"))
 
 
+def _used(row: dict[str, Any]) -> str:
+    cpu = row["cpu_s"]
+    text = f"{duration(cpu['p50'])} / {duration(cpu['p95'])}" if cpu["count"] else "-"
+    return f"{text:<18}{size(row['peak_rss_bytes'])}"
+
+
 def _rate(row: dict[str, Any]) -> str:
     return "-" if row["success_rate"] is None else f"{100 * row['success_rate']:.1f}%"
 
@@ -47,7 +55,8 @@ def _rate(row: dict[str, Any]) -> str:
 def stats(ctx: click.Context, since_text: str, by: str, task: str | None, queue: str | None,
           as_json: bool) -> None:
     """Task statistics from the ledger: runs, jobs succeeded and failed, success rate, retries,
-    and wait and run time (p50 / p95 / max) per task, queue or hour."""
+    wait and run time (p50 / p95 / max), CPU time (p50 / p95) and the largest peak resident memory
+    of a run, per task, queue or hour."""
     try:
         window = parse_since(since_text)
     except ValueError as exc:
@@ -78,11 +87,11 @@ def _print_table(data: dict[str, Any], by: str) -> None:
         if by != "hour":
             return
     header = (f"{by.upper():<{width}}{'RUNS':>7}{'OK':>7}{'FAILED':>8}{'SUCCESS':>9}{'RETRIES':>9}"
-              f"   {'WAIT p50 / p95 / max':<26}RUN p50 / p95 / max")
+              f"   {'WAIT p50 / p95 / max':<26}{'RUN p50 / p95 / max':<26}{'CPU p50 / p95':<18}PEAK RSS")
     click.echo(header)
     for label, row in [*zip(labels, groups, strict=True), ("TOTAL", data["total"])]:
         click.echo(f"{label:<{width}}{row['runs']:>7}{row['succeeded']:>7}{row['failed']:>8}{_rate(row):>9}"
-                   f"{row['retries']:>9}   {_spread(row['wait_s']):<26}{_spread(row['run_s'])}")
+                   f"{row['retries']:>9}   {_spread(row['wait_s']):<26}{_spread(row['run_s']):<26}{_used(row)}")
     if data["percentiles"]["sampled"]:
         click.echo(f"(percentiles of groups with more than {ledger_stats.SAMPLE_LIMIT} runs are from a "
                    "random sample of that many; counts and maxima are exact)")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from huey.api import Task
 
-from litequeue.base import defaults
+from litequeue.base import defaults, tracing
 from litequeue.base.clock import to_epoch
 from litequeue.base.preview import preview
 from litequeue.base.values import NewJob, Unit
@@ -59,6 +59,8 @@ def new_jobs(huey: LiteQueue, task: Task, unit: Unit | None, data: bytes | None 
     parent = None if unit is None or retry else unit.job_id
     job = job_row(huey, task, parent, data)
     job.retry = retry
+    if not retry:
+        job.trace = tracing.traceparent()  # the send span of LiteQueue.enqueue, if tracing
     job.on_duplicate = adopt_existing(task) if job.options and job.options.unique_key else None
     if retry and unit is not None:
         job.has_file = unit.has_file

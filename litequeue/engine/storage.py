@@ -334,11 +334,11 @@ class LiteStorage(KeyValues, SqlStorage):
             return recover.unclaim_strays(self, consumer_id, keep)
 
     def recover(self, consumer_id: str, reason: str = "its consumer died",
-                row_ids: Sequence[int] | None = None) -> tuple[int, int]:
+                row_ids: Sequence[int] | None = None, peak_rss_bytes: int | None = None) -> tuple[int, int]:
         """Take back a dead holder's claims (all, or ``row_ids``); returns (requeued, failed
-        at the crash cap)."""
+        at the crash cap). ``peak_rss_bytes``: the dead worker process's last memory seen."""
         with self.write():
-            return recover.recover(self, consumer_id, reason, row_ids)
+            return recover.recover(self, consumer_id, reason, row_ids, peak_rss_bytes=peak_rss_bytes)
 
     def paused_queues(self, now: float | None = None) -> set[str]:
         """Queues paused now (a pause with an end time ends by itself)."""

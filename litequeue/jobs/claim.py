@@ -148,10 +148,11 @@ def start(store: LiteStorage, claims: list[Claim], worker: str, now: float) -> N
     by_id = {c.job_id: c for c in claims}
     rows = store.sql(
         f"UPDATE lq_job SET status = '{S.RUNNING}', started_at = ?, attempts = attempts + 1, "
-        f"worker = ?, updated_at = ? WHERE id IN {in_list(list(by_id))} RETURNING id, attempts",
+        f"worker = ?, updated_at = ? WHERE id IN {in_list(list(by_id))} RETURNING id, attempts, trace",
         (now, worker, now, *by_id)).fetchall()
-    for job_id, attempts in rows:
-        by_id[job_id].attempt = attempts
+    for job_id, attempts, trace in rows:
+        claim = by_id[job_id]
+        claim.attempt, claim.trace = attempts, trace
     store.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
                f"VALUES (?, ?, ?, ?, '{AttemptOutcome.RUNNING}') ON CONFLICT (job_id, number) DO NOTHING",
                [(c.job_id, c.attempt, worker, now) for c in claims])

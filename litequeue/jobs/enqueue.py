@@ -55,7 +55,7 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
                 status = S.QUEUED
             ledger_new.append((job.id, name, job.task, job.queue, job.priority, status.value,
                                job.args, job.kwargs, job.data, now, job.eta, now, job.parent_id,
-                               job.retried_from, job.crash_cap, int(job.has_file)))
+                               job.retried_from, job.crash_cap, int(job.has_file), job.trace))
     if guarded:
         unless_cancelled = f" WHERE NOT EXISTS (SELECT 1 FROM lq_job WHERE id = ? AND status = '{S.CANCELLED}')"
         store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
@@ -70,10 +70,11 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
     # A waiting pipeline step already has its row: enqueueing it updates the status.
     store.many(
         "INSERT INTO lq_job (id, app, task, queue, priority, status, args, kwargs, payload, "
-        "enqueued_at, eta, updated_at, parent_id, retried_from, crash_cap, has_file, attempts, crashes) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0) "
+        "enqueued_at, eta, updated_at, parent_id, retried_from, crash_cap, has_file, trace, attempts, crashes) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0) "
         "ON CONFLICT (id) DO UPDATE SET status = excluded.status, eta = excluded.eta, "
         "enqueued_at = excluded.enqueued_at, updated_at = excluded.updated_at, "
+        "trace = COALESCE(excluded.trace, lq_job.trace), "
         "payload = excluded.payload, parent_id = COALESCE(lq_job.parent_id, excluded.parent_id) "
         f"WHERE lq_job.status = '{S.WAITING}'",
         ledger_new,

@@ -60,8 +60,9 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
         [(i.status.value, i.finished_at if i.status.is_final else None, i.error,
           i.traceback, i.result, now, i.claim.job_id) for i in acked])
     store.many(
-        "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND number = ?",
-        [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt) for i in acked])
+        "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ?, cpu_seconds = ?, peak_rss_bytes = ?, "
+        "rss_scope = ? WHERE job_id = ? AND number = ?",
+        [(i.finished_at, i.outcome.value, i.error, *_usage(i), i.claim.job_id, i.claim.attempt) for i in acked])
     settle(store, [i.claim.job_id for i in acked if i.status.is_final], now)
     # Not due yet (Huey put it on the schedule): taking it was no attempt at running it.
     early = [(i.claim.job_id, i.claim.attempt) for i in acked if i.outcome is AttemptOutcome.RELEASED]
@@ -75,6 +76,11 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
     if store.limits is not None and store.limits.breakers:
         breaker_outcomes(store, store.limits.breakers, acked, now)
     return acked
+
+
+def _usage(item: Finished) -> tuple[float | None, int | None, str | None]:
+    u = item.usage
+    return (None, None, None) if u is None else (round(u.cpu_seconds, 6), u.peak_rss_bytes, u.rss_scope)
 
 
 def _count_finished(store: LiteStorage, items: Sequence[Finished]) -> None:

@@ -61,23 +61,30 @@ def unclaim_strays(store: LiteStorage, holder: str, keep: Sequence[int]) -> int:
     return len(job_ids)
 
 
-def _requeue(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float, crashed: bool) -> None:
+def _requeue(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float, crashed: bool,
+             peak: int | None = None) -> None:
     bump = ", crashes = crashes + 1" if crashed else ""
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ?{bump} WHERE id = ?",
                [(now, j) for j in job_ids])
-    _interrupt_attempts(store, job_ids, reason, now)
+    _interrupt_attempts(store, job_ids, reason, now, peak)
 
 
-def _interrupt_attempts(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float) -> None:
-    store.many(f"UPDATE lq_attempt SET outcome = '{AttemptOutcome.INTERRUPTED}', finished_at = ?, error = ? "
+def _interrupt_attempts(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float,
+                        peak: int | None = None) -> None:
+    """The running attempts of ``job_ids`` end ``interrupted`` with ``reason``; ``peak``: the
+    resident memory last seen of the worker process that ran them (scope ``job``)."""
+    used = "" if peak is None else f", peak_rss_bytes = {int(peak)}, rss_scope = 'job'"
+    store.many(f"UPDATE lq_attempt SET outcome = '{AttemptOutcome.INTERRUPTED}', finished_at = ?, error = ?{used} "
                f"WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}'", [(now, reason, j) for j in job_ids])
 
 
 def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
-            row_ids: Sequence[int] | None = None, crashed: bool = True) -> tuple[int, int]:
+            row_ids: Sequence[int] | None = None, crashed: bool = True,
+            peak_rss_bytes: int | None = None) -> tuple[int, int]:
     """Take back a dead holder's claims (all, or ``row_ids``: the one a dead worker process
     ran): to ``queued`` with the attempt ``interrupted``, or to ``failed`` once the job's
-    worker has died ``crash_cap`` times. Returns (requeued, failed).
+    worker has died ``crash_cap`` times. Returns (requeued, failed). ``peak_rss_bytes``: the
+    dead worker process's last resident memory seen, recorded with its attempt.
 
     Only a worker's death counts toward the crash cap: not ``crashed`` (the holder's
     process lives, only its database session went), and not a claim never started (a due
@@ -106,13 +113,13 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
     requeued = [job_id for _, job_id, cap in rows if jobs.get(job_id, (0,))[0] + 1 < cap]
     failed = [(row_id, job_id, jobs.get(job_id, (0,))[0] + 1) for row_id, job_id, cap in rows
               if jobs.get(job_id, (0,))[0] + 1 >= cap]
-    _requeue(store, requeued, reason, now, crashed=True)
+    _requeue(store, requeued, reason, now, crashed=True, peak=peak_rss_bytes)
     store.many("DELETE FROM lq_ready WHERE id = ?", [(r,) for r, _, _ in failed])
     for _, job_id, n in failed:
         error = f"worker died while running this job ({n} time{'s' if n != 1 else ''})"
         store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', crashes = ?, finished_at = ?, "
                   "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
-    _interrupt_attempts(store, [j for _, j, _ in failed], reason, now)
+    _interrupt_attempts(store, [j for _, j, _ in failed], reason, now, peak_rss_bytes)
     settle(store, [j for _, j, _ in failed], now)
     batch_members_finished(store, [(j, S.FAILED.value) for _, j, _ in failed], now)
     return len(spared) + len(requeued), len(failed)

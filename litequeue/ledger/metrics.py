@@ -1,8 +1,9 @@
 """The ledger in Prometheus text format (exposition format 0.0.4), for ``/metrics``.
 
-``litequeue_jobs_finished_total`` comes from ``lq_finished`` and survives pruning. The two
-histograms are computed from the job rows the ledger still keeps, so pruning lowers them:
-read them with ``rate()`` over windows shorter than the retention, or as a snapshot.
+``litequeue_jobs_finished_total`` comes from ``lq_finished`` and survives pruning. The
+histograms (and the peak memory gauge) are computed from the job and attempt rows the ledger
+still keeps, so pruning lowers them: read them with ``rate()`` over windows shorter than the
+retention, or as a snapshot.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ SELECT 'duration', queue, {_bucket('dur')} AS b, COUNT(*), SUM({_clamp('dur')}) 
 UNION ALL
 SELECT 'wait', queue, {_bucket('wait')} AS b, COUNT(*), SUM({_clamp('wait')}) FROM t WHERE wait IS NOT NULL
   GROUP BY queue, b"""
+
+# What the attempts the ledger keeps used: CPU time per (queue, task) in the same buckets, and
+# the largest peak resident memory per (queue, task, scope). Attempts not measured (before
+# migration 9, or killed) are left out.
+USAGE_SQL = f"""WITH t AS MATERIALIZED (SELECT j.queue, j.task, a.cpu_seconds AS cpu, a.peak_rss_bytes AS peak,
+  a.rss_scope AS scope FROM lq_attempt a JOIN lq_job j ON j.id = a.job_id
+  WHERE a.cpu_seconds IS NOT NULL OR a.peak_rss_bytes IS NOT NULL)
+SELECT 'cpu', queue, task, '', {_bucket('cpu')} AS b, COUNT(*), SUM({_clamp('cpu')}) FROM t WHERE cpu IS NOT NULL
+  GROUP BY queue, task, b
+UNION ALL
+SELECT 'peak', queue, task, scope, 0, COUNT(*), MAX(peak) FROM t WHERE peak IS NOT NULL GROUP BY queue, task, scope"""
 
 Sample = tuple[str, Sequence[tuple[str, object]], float]
 
@@ -100,13 +112,37 @@ def histograms(db: pw.Database) -> dict[str, list[Sample]]:
         sums[key] = sums.get(key, 0.0) + (total or 0.0)
     out: dict[str, list[Sample]] = {"duration": [], "wait": []}
     for (kind, queue), per_bucket in sorted(counts.items()):
-        running = 0
-        for bound, n in zip((*map(repr, BUCKETS), "+Inf"), per_bucket, strict=True):
-            running += n
-            out[kind].append(("_bucket", (("queue", queue), ("le", bound)), running))
-        out[kind].append(("_sum", (("queue", queue),), round(sums[(kind, queue)], 6)))
-        out[kind].append(("_count", (("queue", queue),), running))
+        _buckets(out[kind], (("queue", queue),), per_bucket, sums[(kind, queue)])
+    out.update(usage(db))
     return out
+
+
+def _buckets(samples: list[Sample], labels: tuple[tuple[str, object], ...], per_bucket: list[int],
+             total: float) -> None:
+    running = 0
+    for bound, n in zip((*map(repr, BUCKETS), "+Inf"), per_bucket, strict=True):
+        running += n
+        samples.append(("_bucket", (*labels, ("le", bound)), running))
+    samples.append(("_sum", labels, round(total, 6)))
+    samples.append(("_count", labels, running))
+
+
+def usage(db: pw.Database) -> dict[str, list[Sample]]:
+    """Samples of ``cpu`` (a histogram per queue and task) and ``peak`` (the largest peak
+    resident memory per queue, task and scope), from the attempts the ledger keeps."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    sums: dict[tuple[str, str], float] = {}
+    peaks: list[Sample] = []
+    for kind, queue, task, scope, bucket, n, value in sql(db, USAGE_SQL).fetchall():
+        if kind == "peak":
+            peaks.append(("", (("queue", queue), ("task", task), ("scope", scope)), int(value)))
+            continue
+        counts.setdefault((queue, task), [0] * (len(BUCKETS) + 1))[int(bucket)] += n
+        sums[(queue, task)] = sums.get((queue, task), 0.0) + (value or 0.0)
+    cpu: list[Sample] = []
+    for (queue, task), per_bucket in sorted(counts.items()):
+        _buckets(cpu, (("queue", queue), ("task", task)), per_bucket, sums[(queue, task)])
+    return {"cpu": cpu, "peak": sorted(peaks, key=lambda s: tuple(str(v) for _, v in s[1]))}
 
 
 def render(db: pw.Database, now: float | None = None, cache: HistogramCache | None = None) -> str:
@@ -143,6 +179,13 @@ def render(db: pw.Database, now: float | None = None, cache: HistogramCache | No
     lines += _family("litequeue_job_wait_seconds", "histogram",
                      "Time from due (enqueue or ETA) to first start, of jobs the ledger still keeps.",
                      hist["wait"])
+    lines += _family("litequeue_attempt_cpu_seconds", "histogram",
+                     "CPU time (user + system) of the attempts the ledger keeps: the worker thread's, or the "
+                     "worker process's.", hist["cpu"])
+    lines += _family("litequeue_attempt_peak_rss_bytes", "gauge",
+                     "Largest peak resident memory of an attempt the ledger keeps; scope job: the worker "
+                     "process's own (reset per attempt), consumer: the consumer process's while it ran.",
+                     hist["peak"])
     alive = queries.consumers(db, alive_only=True)
     lines += _family("litequeue_consumers", "gauge", "Consumer processes alive (running or stopping).",
                      [("", (), len(alive))])

@@ -1,5 +1,6 @@
 """Task statistics read from the ledger (``litequeue stats``, the page's Stats view): per task,
-queue or hour, the runs, how jobs ended, retries, and wait and run time percentiles.
+queue or hour, the runs, how jobs ended, retries, wait and run time percentiles, and what the
+runs used (CPU time percentiles, the largest peak resident memory).
 
 Read-only. Everything comes from ``lq_job`` and ``lq_attempt``, so the figures survive
 restarts (and go with the rows ``prune`` deletes).
@@ -95,7 +96,8 @@ def _filters(task: str | None, queue: str | None, prefix: str = "") -> tuple[str
 
 def _runs_source(db: pw.Database, since: float, until: float, task: str | None,
                  queue: str | None) -> tuple[str, list[Any]]:
-    """A query of (task, queue, hour, number, run_s, wait_s): one row per run in the window."""
+    """A query of (task, queue, hour, number, run_s, wait_s, cpu_s, peak_rss): one row per
+    run in the window."""
     extra, extra_params = _filters(task, queue)
     cols = "id, task, queue, enqueued_at, eta"
     marks = ", ".join("?" * len(UNDER_WAY))
@@ -107,7 +109,8 @@ def _runs_source(db: pw.Database, since: float, until: float, task: str | None,
     query = (
         f"SELECT j.task, j.queue, {_hour(db, 'a.finished_at')} AS hour, a.number, "
         "a.finished_at - a.started_at AS run_s, "
-        f"CASE WHEN a.number = 1 THEN (CASE WHEN {wait} < 0 THEN 0 ELSE {wait} END) END AS wait_s "
+        f"CASE WHEN a.number = 1 THEN (CASE WHEN {wait} < 0 THEN 0 ELSE {wait} END) END AS wait_s, "
+        "a.cpu_seconds AS cpu_s, a.peak_rss_bytes AS peak_rss "
         f"FROM (SELECT {cols} FROM lq_job WHERE finished_at >= ?{extra} "
         f"UNION ALL SELECT {cols} FROM lq_job WHERE status IN ({marks}) AND attempts > 0 "
         f"AND finished_at IS NULL{extra}) j "
@@ -165,23 +168,29 @@ class _Series:
 
 
 class _Runs:
-    __slots__ = ("runs", "retries", "run", "wait")
+    __slots__ = ("runs", "retries", "run", "wait", "cpu", "peak")
 
     def __init__(self, rng: random.Random) -> None:
         self.runs = self.retries = 0
         self.run = _Series(rng)
         self.wait = _Series(rng)
+        self.cpu = _Series(rng)
+        self.peak: int | None = None
 
     def take(self, rows: list[tuple[Any, ...]]) -> None:
-        """Rows of ``_runs_source``: (task, queue, hour, number, run_s, wait_s)."""
+        """Rows of ``_runs_source``: (task, queue, hour, number, run_s, wait_s, cpu_s, peak_rss)."""
         self.runs += len(rows)
         self.retries += sum(1 for r in rows if r[3] > 1)
         self.run.extend([r[4] for r in rows])
         self.wait.extend([r[5] for r in rows if r[5] is not None])
+        self.cpu.extend([r[6] for r in rows if r[6] is not None])
+        peaks = [r[7] for r in rows if r[7] is not None]
+        if peaks and (self.peak is None or max(peaks) > self.peak):
+            self.peak = max(peaks)
 
     def figures(self) -> dict[str, Any]:
         return {"runs": self.runs, "retries": self.retries, "run_s": self.run.figures(),
-                "wait_s": self.wait.figures()}
+                "wait_s": self.wait.figures(), "cpu_s": self.cpu.figures(), "peak_rss_bytes": self.peak}
 
 
 def _figures(n: int, top: float | None, pcts: Iterable[float | None]) -> dict[str, Any]:
@@ -219,21 +228,24 @@ def _runs_in_python(db: pw.Database, source: str, params: list[Any],
 def _runs_in_postgres(db: pw.Database, source: str, params: list[Any],
                       groupings: Sequence[str]) -> dict[tuple[str, Any], dict[str, Any]]:
     pcs = ", ".join(f"percentile_cont({p}) WITHIN GROUP (ORDER BY {col})"
-                    for col in ("run_s", "wait_s") for _, p in PERCENTILES)
+                    for col in ("run_s", "wait_s", "cpu_s") for _, p in PERCENTILES)
     sets = ", ".join([f"({g})" for g in groupings] + ["()"])
     keys = "".join(f"{g}, GROUPING({g}), " for g in groupings)
     rows = sql(db, f"SELECT {keys}COUNT(*), SUM(CASE WHEN number > 1 THEN 1 ELSE 0 END), MAX(run_s), "
-                   f"COUNT(wait_s), MAX(wait_s), {pcs} FROM ({source}) r GROUP BY GROUPING SETS ({sets})",
+                   f"COUNT(wait_s), MAX(wait_s), COUNT(cpu_s), MAX(cpu_s), MAX(peak_rss), {pcs} "
+                   f"FROM ({source}) r GROUP BY GROUPING SETS ({sets})",
                params).fetchall()
     n_g, n_p = len(groupings), len(PERCENTILES)
     out = {}
     for row in rows:
         # GROUPING(g) is 0 in the rows of the set grouped by g; every one is 1 in the total.
         key = next(((g, row[2 * i]) for i, g in enumerate(groupings) if row[2 * i + 1] == 0), ("", ""))
-        runs, retries, run_max, waits, wait_max, *pcts = row[2 * n_g:]
+        runs, retries, run_max, waits, wait_max, cpus, cpu_max, peak, *pcts = row[2 * n_g:]
         out[key] = {"runs": runs, "retries": int(retries or 0),
                     "run_s": _figures(runs, run_max, pcts[:n_p]),
-                    "wait_s": _figures(waits, wait_max, pcts[n_p:])}
+                    "wait_s": _figures(waits, wait_max, pcts[n_p:2 * n_p]),
+                    "cpu_s": _figures(cpus, cpu_max, pcts[2 * n_p:]),
+                    "peak_rss_bytes": None if peak is None else int(peak)}
     return out
 
 
@@ -259,13 +271,14 @@ def _job_counts(db: pw.Database, since: float, until: float, task: str | None, q
 
 def _row(runs: dict[str, Any] | None, jobs: dict[str, int] | None) -> dict[str, Any]:
     if runs is None:
-        runs = {"runs": 0, "retries": 0, "run_s": _figures(0, None, [None] * len(PERCENTILES)),
-                "wait_s": _figures(0, None, [None] * len(PERCENTILES))}
+        none = _figures(0, None, [None] * len(PERCENTILES))
+        runs = {"runs": 0, "retries": 0, "run_s": none, "wait_s": none, "cpu_s": none, "peak_rss_bytes": None}
     jobs = jobs or dict.fromkeys(ENDED, 0)
     done = jobs[JobStatus.SUCCEEDED.value] + jobs[JobStatus.FAILED.value]
     return {"runs": runs["runs"], "retries": runs["retries"], **jobs,
             "success_rate": round(jobs[JobStatus.SUCCEEDED.value] / done, 4) if done else None,
-            "wait_s": runs["wait_s"], "run_s": runs["run_s"]}
+            "wait_s": runs["wait_s"], "run_s": runs["run_s"], "cpu_s": runs["cpu_s"],
+            "peak_rss_bytes": runs["peak_rss_bytes"]}
 
 
 def report(db: pw.Database, *, since: float, until: float | None = None, by: Sequence[str] = ("task",),

@@ -14,6 +14,11 @@ left at a graceful stop, or after ``max_tasks``) goes back untouched. Which of t
 was, the worker says through a shared word: the row id of the claim it holds, 0 between
 jobs.
 
+While a worker runs a job for more than a moment, its courier samples the worker's resident
+memory (``/proc/PID/statm``), so a job that kills its worker (the kernel's OOM killer sends
+SIGKILL) is recorded with the signal and the last figure seen: "killed by signal 9 (SIGKILL)
+at 1.9 GB resident; out of memory?".
+
 An outcome that cannot be sent (a pickling error) is acked by the worker itself, on its own
 connection, fenced by the same claim.
 """
@@ -25,10 +30,12 @@ import logging
 import multiprocessing
 import pickle
 import select
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from litequeue.base.usage import resident_bytes, size
 from litequeue.base.values import Claim, Finished
 from litequeue.runtime.dispatcher import Observer, ack_resilient, adds_ready_jobs, log_dropped, notify, retrying
 from litequeue.store.doorbell import BellTarget, ring
@@ -47,12 +54,33 @@ ACKED = b"A"  # the worker acked the outcome itself (it could not be sent)
 WORKER_DIED = "interrupted: its worker process died"
 
 
+#: How soon, then how often, the consumer samples a running worker process's memory (s).
+SAMPLE_FIRST, SAMPLE_EVERY = 0.05, 0.25
+
+
+def death_reason(exitcode: int | None, resident: int | None) -> str:
+    """The error of an attempt whose worker process died with ``exitcode`` (negative: the
+    signal), ``resident`` bytes resident when last seen."""
+    at = f" at {size(resident)} resident" if resident else ""
+    if exitcode is not None and exitcode < 0:
+        number = -exitcode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        oom = "; out of memory?" if number == signal.SIGKILL else ""
+        return f"killed by signal {number} ({name}){at}{oom}"
+    if exitcode:
+        return f"{WORKER_DIED} (exit status {exitcode}{at})"
+    return WORKER_DIED
+
+
 def recover_worker_claims(storage: LiteStorage, holder: str, row_ids: Sequence[int] | None = None,
-                          reason: str = WORKER_DIED) -> tuple[int, int]:
+                          reason: str = WORKER_DIED, peak_rss_bytes: int | None = None) -> tuple[int, int]:
     """Take back the claims a dead worker process held (all of ``holder``'s, or ``row_ids``):
     each counts as a crash (:func:`litequeue.jobs.recover.recover`). Returns (requeued, failed at the
     crash cap). The one place a worker process's claims are recovered."""
-    return storage.recover(holder, reason=reason, row_ids=row_ids)
+    return storage.recover(holder, reason=reason, row_ids=row_ids, peak_rss_bytes=peak_rss_bytes)
 
 
 class WorkerPipe:
@@ -92,7 +120,7 @@ class PipeEndpoint:
         try:  # the consumer has the claim: everything else
             data = pickle.dumps((finished.task, finished.status, finished.outcome, finished.started_at,
                                  finished.finished_at, finished.error, finished.traceback, finished.result,
-                                 unit), pickle.HIGHEST_PROTOCOL)
+                                 unit, finished.usage), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - then the outcome is acked here
             log.debug("job %s: outcome acked by its worker (%s)", finished.claim.job_id, exc)
             self._ack_here(finished)
@@ -137,6 +165,8 @@ class Courier:
         self.sent: collections.deque[Claim] = collections.deque()
         #: Why the worker was stopped on purpose (a cancel), for the claim it held.
         self.stopped_for: str | None = None
+        #: The worker's resident memory when last sampled during the job it runs (bytes).
+        self.resident: int | None = None
         self.thread = threading.Thread(target=self._run, name=f"litequeue-courier-{proc.pid}", daemon=True)
 
     def start(self) -> None:
@@ -201,10 +231,17 @@ class Courier:
         return bool(select.select([self.sentinel], [], [], wait)[0])
 
     def _reply(self) -> bytes | None:
-        """The worker's answer, or None once it is gone without one."""
+        """The worker's answer, or None once it is gone without one. While it runs a job,
+        its resident memory is sampled, for the error of a job that kills it."""
         fd = self.conn.fileno()
+        self.resident = None
+        wait = SAMPLE_FIRST
         while True:
-            ready = select.select([fd, self.sentinel], [], [])[0]
+            ready = select.select([fd, self.sentinel], [], [], wait)[0]
+            if not ready:
+                self.resident = resident_bytes(self.proc.pid) or self.resident
+                wait = SAMPLE_EVERY
+                continue
             try:
                 if fd in ready or self.conn.poll(0):
                     return self.conn.recv_bytes()
@@ -213,6 +250,12 @@ class Courier:
             if self.sentinel in ready:
                 return None
 
+    def death(self) -> str:
+        """What the attempt of a job whose worker process died records: the signal that
+        killed it and the last resident memory seen (SIGKILL: the OOM killer's signal)."""
+        self.proc.join(1.0)  # reaped, so its exit code is known
+        return death_reason(self.proc.exitcode, self.resident)
+
     def _take_back(self, claims: list[Claim]) -> None:
         """The worker is gone: the claim it ran counts as a crash, the ones it never took
         go back untouched."""
@@ -220,9 +263,9 @@ class Courier:
         crashed = [c.row_id for c in claims if c.row_id == holding]
         untaken = [c.row_id for c in claims if c.row_id != holding]
         if crashed:
-            reason = self.stopped_for or WORKER_DIED
+            reason = self.stopped_for or self.death()
             back, failed = retrying("recovery", lambda: recover_worker_claims(
-                self.storage, self.holder, crashed, reason)) or (0, 0)
+                self.storage, self.holder, crashed, reason, self.resident)) or (0, 0)
             self.on_lost(self.proc.pid, back, failed)
         if untaken:
             retrying("release", lambda: self.storage.release(

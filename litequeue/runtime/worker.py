@@ -16,6 +16,7 @@ from huey import signals as S
 from huey.consumer import Worker, WorkerRecycle
 from huey.exceptions import HueyException, TaskTimeout
 
+from litequeue.base import tracing, usage
 from litequeue.base.preview import preview
 from litequeue.base.states import AttemptOutcome, JobStatus
 from litequeue.base.values import Claim, Finished, Unit
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from litequeue.app import LiteQueue
 
 log = logging.getLogger("litequeue.worker")
+
+#: The outcomes that set an attempt's span status to ERROR.
+FAILED_OUTCOMES = (AttemptOutcome.FAILED, AttemptOutcome.RETRYING, AttemptOutcome.TIMEOUT)
 
 
 class JobSource(Protocol):
@@ -126,6 +130,7 @@ def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = Non
     set_current_job(context)
     # Known to this process's cancel watcher while it runs (see engine/running.py).
     entry = running.started(claim.job_id, type(task).__name__, getattr(task, "cancel_grace", None), claim)
+    span = tracing.process(claim.queue, claim.job_id, type(task).__name__, claim.attempt, claim.trace)
     try:
         try:
             huey.execute(task, timestamp)
@@ -141,8 +146,14 @@ def execute_claim(huey: LiteQueue, claim: Claim, task: Any, timestamp: Any = Non
             log.exception("job %s: could not write its last progress report", claim.job_id)
         if not entry.end():  # ended cancelled for it already; a new thread took its place
             raise WorkerRetired()
-        return classify(claim, task, unit, started), unit.value
+        finished = classify(claim, task, unit, started)
+        if span is not None and finished is not None:
+            failed = finished.outcome in FAILED_OUTCOMES
+            span.outcome(finished.outcome.value, failed, unit.exception if failed else None, finished.error)
+        return finished, unit.value
     finally:
+        if span is not None:
+            span.end()
         running.finished(claim.job_id)
 
 
@@ -165,6 +176,8 @@ class LiteWorker(Worker):
         flush = getattr(self.sink, "flush", None)
         if flush is not None:
             flush()  # a process worker's last ack rides on no further claim
+        if getattr(self, "pipe", None) is not None:
+            tracing.flush()  # a worker process leaves by os._exit: no atexit exports its last spans
         super().shutdown()
 
     def loop(self, now: Any = None) -> None:
@@ -191,8 +204,13 @@ class LiteWorker(Worker):
         log.info("job %s start task=%s queue=%s attempt=%d", claim.job_id, name, claim.queue,
                  claim.attempt, extra={"action": "start", "job_id": claim.job_id, "task": name,
                                        "queue": claim.queue, "attempt": claim.attempt})
-        finished, _ = execute_claim(huey, claim, task)
+        meter = usage.Meter(process=getattr(self, "pipe", None) is not None)
+        try:
+            finished, _ = execute_claim(huey, claim, task)
+        finally:
+            used = meter.stop()
         if finished is not None:
+            finished.usage = used
             log.info("job %s end task=%s queue=%s duration=%.3fs outcome=%s", claim.job_id, name,
                      claim.queue, finished.duration, finished.status.value,
                      extra={"action": "end", "job_id": claim.job_id, "task": name,

@@ -330,6 +330,19 @@ def _consumer_requests(db: pw.Database) -> None:
     _add_column(db, "lq_consumer", "obeyed", "VARCHAR(16)")
 
 
+# -- migration 9: what each attempt used, and the trace a job belongs to ---------------------
+
+def _attempt_usage_and_trace(db: pw.Database) -> None:
+    """``lq_attempt.cpu_seconds``, ``peak_rss_bytes`` and ``rss_scope`` (``job`` in a process
+    worker, ``consumer`` in a thread worker): what the attempt used, written by its ack.
+    ``lq_job.trace``: the W3C ``traceparent`` of the span that enqueued the job, read back
+    when it is claimed (docs/tracing.md)."""
+    _add_column(db, "lq_attempt", "cpu_seconds", "{real}")
+    _add_column(db, "lq_attempt", "peak_rss_bytes", "BIGINT")
+    _add_column(db, "lq_attempt", "rss_scope", "VARCHAR(16)")
+    _add_column(db, "lq_job", "trace", "VARCHAR(64)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -343,6 +356,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "lq_consumer.lease: the heartbeat lease a consumer is judged by (--lease)", _consumer_lease),
     Migration(8, "lq_consumer.requested and obeyed: Quiet and Stop asked of a consumer from the status page",
               _consumer_requests),
+    Migration(9, "lq_attempt.cpu_seconds, peak_rss_bytes and rss_scope (what an attempt used); "
+                 "lq_job.trace (the traceparent of its enqueue)", _attempt_usage_and_trace),
 )
 
 #: The schema version this code needs and writes.

@@ -91,6 +91,7 @@ def make_ledger(db: pw.Database) -> Ledger:
         progress_at = pw.DoubleField(null=True)
         #: the batch the job is a member of (litequeue.engine.batches)
         batch_id = pw.CharField(null=True)
+        trace = pw.CharField(null=True)  # W3C traceparent of the span that enqueued it
 
         class Meta:
             table_name = "lq_job"
@@ -114,6 +115,9 @@ def make_ledger(db: pw.Database) -> Ledger:
         finished_at = pw.DoubleField(null=True)
         outcome = pw.CharField()
         error = pw.TextField(null=True)
+        cpu_seconds = pw.DoubleField(null=True)  # user + system CPU time of the attempt
+        peak_rss_bytes = pw.BigIntegerField(null=True)  # highest resident memory seen while it ran
+        rss_scope = pw.CharField(null=True)  # "job" (a process worker) or "consumer" (a thread worker)
 
         class Meta:
             table_name = "lq_attempt"

@@ -208,7 +208,7 @@ def test_json_shape(ran: Ran) -> None:
     assert data["percentiles"]["sampled"] is False
     row = data["groups"][0]
     assert list(row) == ["task", "runs", "retries", "succeeded", "failed", "cancelled", "expired",
-                         "success_rate", "wait_s", "run_s"]
+                         "success_rate", "wait_s", "run_s", "cpu_s", "peak_rss_bytes"]
     assert set(row["run_s"]) == set(row["wait_s"]) == {"count", "p50", "p95", "max"}
 
 

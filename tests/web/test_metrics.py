@@ -13,7 +13,8 @@ from litequeue.ledger.metrics import HistogramCache, label_value, render
 from litequeue.store.database import open_database
 from tests.web.conftest import query
 
-SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf)$')
+# Values in Go's float syntax, as the exposition format takes them (6.7e-05 too).
+SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?|\+Inf)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -45,6 +46,7 @@ def test_metrics_format_and_values(client: FlaskClient) -> None:
         "litequeue_queue_oldest_age_seconds": "gauge", "litequeue_queue_paused": "gauge",
         "litequeue_job_duration_seconds": "histogram", "litequeue_job_wait_seconds": "histogram",
         "litequeue_consumers": "gauge", "litequeue_consumer_workers": "gauge",
+        "litequeue_attempt_cpu_seconds": "histogram", "litequeue_attempt_peak_rss_bytes": "gauge",
     }
     for name, _, _ in samples:
         base = re.sub(r"_(bucket|sum|count)$", "", name)

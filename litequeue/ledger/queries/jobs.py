@@ -59,7 +59,8 @@ def get_job(db: pw.Database, job_id: str) -> dict[str, Any] | None:
     if not rows:
         return None
     job = job_dict(rows[0])
-    attempts = dict_rows(sql(db, "SELECT number, consumer_id, started_at, finished_at, outcome, error "
+    attempts = dict_rows(sql(db, "SELECT number, consumer_id, started_at, finished_at, outcome, error, "
+                             "cpu_seconds, peak_rss_bytes, rss_scope "
                              "FROM lq_attempt WHERE job_id = ? ORDER BY number", [job_id]))
     for a in attempts:
         a["duration_s"] = (round(a["finished_at"] - a["started_at"], 6)
