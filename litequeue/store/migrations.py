@@ -43,6 +43,7 @@ import peewee as pw
 from litequeue.base.errors import DatabaseBusyError, DatabaseError, SchemaOutOfDateError, SchemaTooNewError
 from litequeue.store import dialect
 from litequeue.store.faults import is_busy
+from litequeue.store.job_indexes import narrow_job_row
 
 #: What the first release wrote under ``lq_meta`` key ``schema`` (never bumped).
 LEGACY_STAMP = "litequeue/1"
@@ -343,6 +344,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "lq_consumer.lease: the heartbeat lease a consumer is judged by (--lease)", _consumer_lease),
     Migration(8, "lq_consumer.requested and obeyed: Quiet and Stop asked of a consumer from the status page",
               _consumer_requests),
+    # 9 is another branch's (per-attempt CPU and memory); this no-op holds its place until that merges.
+    Migration(9, "reserved (a no-op here)", lambda db: None),
+    Migration(10, "a narrower job row on SQLite: four full lq_job indexes replaced by partial ones "
+                  "(running jobs; jobs off the success path)", narrow_job_row),
 )
 
 #: The schema version this code needs and writes.

@@ -12,6 +12,7 @@ import peewee as pw
 from litequeue.base.states import JobStatus
 from litequeue.ledger.queries._common import dict_rows, iso
 from litequeue.store.dialect import floor_int, sql, unindexed
+from litequeue.store.job_indexes import RUNNING_SQL
 
 
 def finished_counters(db: pw.Database) -> list[dict[str, Any]]:
@@ -45,8 +46,8 @@ def finished_since(db: pw.Database, since: float) -> dict[str, int]:
 
 def running_since(db: pw.Database, before: float, limit: int) -> list[tuple[str, str, str, float]]:
     """(id, task, queue, started_at) of jobs running since before ``before``, oldest first."""
-    return sql(db, "SELECT id, task, queue, started_at FROM lq_job WHERE status = ? AND started_at < ? "
-                   "ORDER BY started_at LIMIT ?", [JobStatus.RUNNING.value, before, limit]).fetchall()
+    return sql(db, f"SELECT id, task, queue, started_at FROM lq_job WHERE {RUNNING_SQL} AND started_at < ? "
+                   "ORDER BY started_at LIMIT ?", [before, limit]).fetchall()
 
 
 def recent_events(db: pw.Database, limit: int = 20, job_id: str | None = None) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import peewee as pw
 from litequeue.base.states import FINAL_STATUSES, JobStatus
 from litequeue.ledger.queries._common import JOB_FIELDS, dict_rows, job_dict
 from litequeue.store.dialect import sql, unindexed
+from litequeue.store.job_indexes import RUNNING_SQL
 
 #: A filtered count stops here ("more than 10,000"): a count never reads the whole ledger.
 COUNT_CAP = 10_000
@@ -19,8 +20,8 @@ COUNT_CAP = 10_000
 
 def running_jobs(db: pw.Database, limit: int = 500) -> list[dict[str, Any]]:
     """Jobs running now, longest-running first (started at, worker, progress)."""
-    rows = dict_rows(sql(db, f"SELECT {', '.join(JOB_FIELDS)} FROM lq_job WHERE status = ? "
-                             "ORDER BY started_at LIMIT ?", [JobStatus.RUNNING.value, limit]))
+    rows = dict_rows(sql(db, f"SELECT {', '.join(JOB_FIELDS)} FROM lq_job WHERE {RUNNING_SQL} "
+                             "ORDER BY started_at LIMIT ?", [limit]))
     now = time.time()
     out = []
     for row in rows:
