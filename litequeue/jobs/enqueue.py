@@ -17,6 +17,7 @@ from litequeue.base.values import NewJob
 from litequeue.jobs import batches
 from litequeue.jobs.batches import add_batch_members
 from litequeue.jobs.dependencies import plan_options
+from litequeue.jobs.rows import recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -68,6 +69,8 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
         store.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", scheduled)
     # A waiting pipeline step already has its row: enqueueing it updates the status.
+    ids = [row[0] for row in ledger_new] + [row[3] for row in ledger_retry]
+    seen = statuses(store, ids)
     store.many(
         "INSERT INTO lq_job (id, app, task, queue, priority, status, args, kwargs, payload, "
         "enqueued_at, eta, updated_at, parent_id, retried_from, crash_cap, has_file, attempts, crashes) "
@@ -79,6 +82,7 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
         ledger_new,
     )
     store.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
+    recount(store, seen, ids)
     write_options()
     add_batch_members(store, jobs, strict=not guarded)
 
@@ -95,8 +99,11 @@ def dispatch_due(store: LiteStorage, now: float) -> int:
     store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                [(store.name, q, p, j, d, c, now, f) for _, q, p, j, d, c, _, f in rows])
+    ids = [r[3] for r in rows]
+    seen = statuses(store, ids)
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ? "
                f"WHERE id = ? AND status IN ('{S.SCHEDULED}', '{S.RETRYING}')", [(now, r[3]) for r in rows])
+    recount(store, seen, ids)
     return len(rows)
 
 

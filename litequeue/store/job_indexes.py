@@ -48,3 +48,7 @@ def narrow_job_row(db: pw.Database) -> None:
         dialect.sql(db, f'DROP INDEX IF EXISTS "{name}"')
     dialect.sql(db, f"CREATE INDEX IF NOT EXISTS lq_job_running ON lq_job (status, started_at) WHERE {RUNNING_SQL}")
     dialect.sql(db, f"CREATE INDEX IF NOT EXISTS lq_job_off_path ON lq_job (status, seq) WHERE {OFF_PATH_SQL}")
+    # The counts per (queue, status) are written by the job-state functions now
+    # (litequeue.jobs.rows.recount), once per statement: no per-row trigger on the hot path.
+    for trigger in ("lq_job_count_insert", "lq_job_count_update", "lq_job_count_delete"):
+        dialect.sql(db, f"DROP TRIGGER IF EXISTS {trigger}")

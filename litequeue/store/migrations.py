@@ -331,6 +331,14 @@ def _consumer_requests(db: pw.Database) -> None:
     _add_column(db, "lq_consumer", "obeyed", "VARCHAR(16)")
 
 
+# -- migration 10: a narrower job row (litequeue/store/job_indexes.py) --------------------
+
+def _narrow_job_row(db: pw.Database) -> None:
+    narrow_job_row(db)
+    if dialect.is_sqlite(db):
+        _run(db, *_V1_SQLITE_COUNTS[-2:])  # counted again, as the triggers left them
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -347,7 +355,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # 9 is another branch's (per-attempt CPU and memory); this no-op holds its place until that merges.
     Migration(9, "reserved (a no-op here)", lambda db: None),
     Migration(10, "a narrower job row on SQLite: four full lq_job indexes replaced by partial ones "
-                  "(running jobs; jobs off the success path)", narrow_job_row),
+                  "(running jobs; jobs off the success path); the job counts written without triggers",
+              _narrow_job_row),
 )
 
 #: The schema version this code needs and writes.

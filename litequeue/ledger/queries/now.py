@@ -93,7 +93,7 @@ def count_capped(db: pw.Database, where: list[str], params: list[Any], cap: int 
 
 
 def counted(db: pw.Database, status: str | None, queue: str | None) -> int | None:
-    """The exact count for a status and/or queue filter from the counts SQLite's triggers
+    """The exact count for a status and/or queue filter from the counts the job-state functions
     keep (no rows read); None where there are none (PostgreSQL)."""
     if "lq_job_count" not in db.get_tables():
         return None
