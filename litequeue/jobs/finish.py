@@ -19,7 +19,7 @@ from litequeue.jobs.batches import batch_members_finished, open_batch, seal_batc
 from litequeue.jobs.dependencies import settle
 from litequeue.jobs.enqueue import enqueue
 from litequeue.jobs.limits import breaker_outcomes
-from litequeue.jobs.rows import in_list, recount, statuses
+from litequeue.jobs.rows import count_activity, count_failed, in_list, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -62,6 +62,8 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
         [(i.status.value, i.finished_at if i.status.is_final else None, i.error,
           i.traceback, i.result, now, i.claim.job_id) for i in acked])
     recount(store, seen, ids)
+    count_activity(store, [(i.finished_at, i.claim.queue, i.task, "retrying" if i.outcome is AttemptOutcome.RETRYING
+                            else i.status.value) for i in acked])
     store.many(
         "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND number = ?",
         [(i.finished_at, i.outcome.value, i.error, i.claim.job_id, i.claim.attempt) for i in acked])
@@ -109,6 +111,7 @@ def fail_unrunnable(store: LiteStorage, holder: str, claim: Claim, error: str) -
     store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', finished_at = ?, error = ?, updated_at = ? "
               "WHERE id = ?", (now, error, now, claim.job_id))
     recount(store, seen, [claim.job_id])
+    count_failed(store, [claim.job_id], now)
     store.sql(f"UPDATE lq_attempt SET finished_at = ?, outcome = '{AttemptOutcome.FAILED}', error = ? "
               "WHERE job_id = ? AND number = ?", (now, error, claim.job_id, claim.attempt))
     settle(store, [claim.job_id], now)

@@ -17,7 +17,7 @@ from litequeue.base.values import Claim
 from litequeue.jobs.batches import batch_members_finished
 from litequeue.jobs.cancel import cancel_requests
 from litequeue.jobs.dependencies import cancel_waiting_steps, settle
-from litequeue.jobs.rows import in_list, recount, statuses
+from litequeue.jobs.rows import count_failed, in_list, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -118,6 +118,7 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
         store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', crashes = ?, finished_at = ?, "
                   "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
     recount(store, seen, [j for _, j, _ in failed])
+    count_failed(store, [j for _, j, _ in failed], now)
     _interrupt_attempts(store, [j for _, j, _ in failed], reason, now)
     settle(store, [j for _, j, _ in failed], now)
     batch_members_finished(store, [(j, S.FAILED.value) for _, j, _ in failed], now)

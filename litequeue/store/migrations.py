@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import peewee as pw
 
 from litequeue.base.errors import DatabaseBusyError, DatabaseError, SchemaOutOfDateError, SchemaTooNewError
+from litequeue.base.states import AttemptOutcome
+from litequeue.base.states import JobStatus as S
 from litequeue.store import dialect
 from litequeue.store.faults import is_busy
 from litequeue.store.job_indexes import narrow_job_row
@@ -333,10 +335,25 @@ def _consumer_requests(db: pw.Database) -> None:
 
 # -- migration 10: a narrower job row (litequeue/store/job_indexes.py) --------------------
 
+#: SQLite: jobs that succeeded, failed and were retried, per minute, queue and task, written
+#: by the acks (litequeue.jobs.rows.count_activity): the overview reads these, not the jobs.
+_V10_ACTIVITY = (
+    "CREATE TABLE IF NOT EXISTS lq_activity (minute INTEGER NOT NULL, queue TEXT NOT NULL, task TEXT NOT NULL, "
+    "outcome TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (minute, queue, task, outcome)) WITHOUT ROWID",
+    "INSERT INTO lq_activity SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS m, queue, task, status, COUNT(*) "
+    f"FROM lq_job WHERE finished_at IS NOT NULL AND status IN ('{S.SUCCEEDED}', '{S.FAILED}') "
+    "GROUP BY m, queue, task, status",
+    f"INSERT INTO lq_activity SELECT CAST(a.finished_at / 60 AS INTEGER) * 60 AS m, j.queue, j.task, '{S.RETRYING}', "
+    f"COUNT(*) FROM lq_attempt a JOIN lq_job j ON j.id = a.job_id WHERE a.outcome = '{AttemptOutcome.RETRYING}' "
+    "AND a.finished_at IS NOT NULL GROUP BY m, j.queue, j.task",
+)
+
+
 def _narrow_job_row(db: pw.Database) -> None:
     narrow_job_row(db)
     if dialect.is_sqlite(db):
         _run(db, *_V1_SQLITE_COUNTS[-2:])  # counted again, as the triggers left them
+        _run(db, *_V10_ACTIVITY)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -355,7 +372,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # 9 is another branch's (per-attempt CPU and memory); this no-op holds its place until that merges.
     Migration(9, "reserved (a no-op here)", lambda db: None),
     Migration(10, "a narrower job row on SQLite: four full lq_job indexes replaced by partial ones "
-                  "(running jobs; jobs off the success path); the job counts written without triggers",
+                  "(running jobs; jobs off the success path); the job counts written without triggers; "
+                  "per-minute activity counts (lq_activity)",
               _narrow_job_row),
 )
 

@@ -11,6 +11,7 @@ import peewee as pw
 
 from litequeue.base.states import FINAL_STATUSES, JobStatus
 from litequeue.ledger.queries._common import JOB_FIELDS, dict_rows, job_dict
+from litequeue.ledger.queries.activity import finished_since
 from litequeue.store.dialect import sql, unindexed
 from litequeue.store.job_indexes import RUNNING_SQL
 
@@ -44,9 +45,7 @@ def processed(db: pw.Database, since: float) -> dict[str, int]:
     """Jobs finished (succeeded or failed): all time (the counters kept by the ledger,
     pruned jobs included) and since ``since``."""
     total = {o: int(c) for o, c in sql(db, "SELECT outcome, SUM(count) FROM lq_finished GROUP BY outcome")}
-    recent = dict(sql(db, "SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ? AND "
-                          f"{unindexed(db, 'status')} IN (?, ?) GROUP BY {unindexed(db, 'status')}",
-                      [since, JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]).fetchall())
+    recent = finished_since(db, since)
     ok, failed = JobStatus.SUCCEEDED.value, JobStatus.FAILED.value
     return {"all_time": total.get(ok, 0) + total.get(failed, 0), "all_time_failed": total.get(failed, 0),
             "since": recent.get(ok, 0) + recent.get(failed, 0), "since_failed": recent.get(failed, 0)}
