@@ -17,7 +17,7 @@ from litequeue.base.values import NewJob
 from litequeue.jobs import batches
 from litequeue.jobs.batches import add_batch_members
 from litequeue.jobs.dependencies import plan_options
-from litequeue.jobs.rows import recount, statuses
+from litequeue.jobs.rows import moves, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -82,7 +82,11 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
         ledger_new,
     )
     store.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
-    recount(store, seen, ids)
+    # Read again only the rows that were there (an upsert or a retry moved them); a new
+    # row is where it was written (a bulk enqueue reads its ids once, not twice).
+    after = statuses(store, list(seen))
+    after.update((row[0], (row[3], row[5])) for row in ledger_new if row[0] not in seen)
+    moves(store, seen, after)
     write_options()
     add_batch_members(store, jobs, strict=not guarded)
 
