@@ -1,7 +1,7 @@
 """The job table's indexes on SQLite, each named with the read that needs it, and migration
 10, which narrowed the row an enqueue, a claim and an ack write.
 
-Before it, every enqueue wrote ``lq_job`` and five of its indexes, every claim and ack moved
+Before it, every enqueue wrote ``lq_job`` and five of its indexes (two remain), every claim and ack moved
 the row in two status indexes (``commit_pages.py --by-btree``: about 5 of a claim's 14 pages
 and 4 of an ack's 12). What an ordinary job does (enqueued ``queued``, claimed ``running``,
 acked ``succeeded``) now writes the row, ``job_id`` and, while it runs, ``lq_job_running``;
@@ -10,6 +10,8 @@ the counts per queue and status are in ``lq_job_count``.
 Each index of ``lq_job`` on SQLite and the read it serves:
 
 * ``job_id`` (unique): every read and write of one job;
+* ``job_task_seq`` (task, seq): the task names of the job list's filter menu
+  (``job_facets``, a loose index scan: one seek per task) and ``jobs list --task``;
 * ``lq_job_finished`` (partial, finished jobs): jobs finished in a window (stats, the
   overview's per-minute activity, ``processed``, retention);
 * ``lq_job_running`` (partial, ``status = 'running'``): ``running_jobs`` and
@@ -19,9 +21,9 @@ Each index of ``lq_job`` on SQLite and the read it serves:
 * ``lq_job_parent``, ``lq_job_retried_from``, ``lq_job_batch`` (partial, non-NULL): a job's
   pipeline steps, its retries, a batch's members.
 
-A list by ``--queue`` or ``--task`` (and by ``queued``, ``running`` or ``succeeded``) walks
-``seq`` (the rowid) backwards and stops at its page. PostgreSQL keeps its indexes: its
-counts per queue and status read ``job_queue_status``.
+The queue names of the filter menu come from ``lq_job_count``. A list by ``--queue`` (and
+by ``queued`` or ``succeeded``) walks ``seq`` (the rowid) backwards and stops at its page.
+PostgreSQL keeps its indexes: its counts per queue and status read ``job_queue_status``.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ RUNNING_SQL = "status = 'running'"
 
 
 def narrow_job_row(db: pw.Database) -> None:
-    """Migration 10 (SQLite; nothing on PostgreSQL): the four full indexes go, the two
-    partial ones come."""
+    """Migration 10 (SQLite; nothing on PostgreSQL): three full indexes go, two partial
+    ones come."""
     if not dialect.is_sqlite(db):
         return
-    for name in ("job_status_seq", "job_queue_status", "job_queue_seq", "job_task_seq"):
+    for name in ("job_status_seq", "job_queue_status", "job_queue_seq"):
         dialect.sql(db, f'DROP INDEX IF EXISTS "{name}"')
     dialect.sql(db, f"CREATE INDEX IF NOT EXISTS lq_job_running ON lq_job (status, started_at) WHERE {RUNNING_SQL}")
     dialect.sql(db, f"CREATE INDEX IF NOT EXISTS lq_job_off_path ON lq_job (status, seq) WHERE {OFF_PATH_SQL}")

@@ -371,7 +371,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _consumer_requests),
     # 9 is another branch's (per-attempt CPU and memory); this no-op holds its place until that merges.
     Migration(9, "reserved (a no-op here)", lambda db: None),
-    Migration(10, "a narrower job row on SQLite: four full lq_job indexes replaced by partial ones "
+    Migration(10, "a narrower job row on SQLite: three full lq_job indexes replaced by partial ones "
                   "(running jobs; jobs off the success path); the job counts written without triggers; "
                   "per-minute activity counts (lq_activity)",
               _narrow_job_row),

@@ -132,8 +132,14 @@ def _distinct(db: pw.Database, column: str, limit: int = 200) -> list[str]:
 
 
 def job_facets(db: pw.Database) -> dict[str, list[str]]:
-    """The queue and task names the ledger holds (at most 200 of each), sorted."""
-    return {"queues": _distinct(db, "queue"), "tasks": _distinct(db, "task")}
+    """The queue and task names the ledger holds (at most 200 of each), sorted. On SQLite
+    the queues come from the kept counts (the job row has no queue index)."""
+    if "lq_job_count" in db.get_tables():
+        queues = [r[0] for r in sql(db, "SELECT DISTINCT queue FROM lq_job_count WHERE n > 0 "
+                                        "ORDER BY queue LIMIT 200").fetchall()]
+    else:
+        queues = _distinct(db, "queue")
+    return {"queues": queues, "tasks": _distinct(db, "task")}
 
 
 def with_tags(db: pw.Database, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import peewee as pw
 from litequeue.base.states import JobStatus
 from litequeue.ledger.queries._common import dict_rows, iso
 from litequeue.store.dialect import sql
+from litequeue.store.job_indexes import OFF_PATH_SQL
 
 #: How a rate-limited job's ``error`` starts (written by the worker's classify).
 RATE_LIMITED = "rate limited"
@@ -69,7 +70,8 @@ def rate_limited(db: pw.Database) -> list[dict[str, Any]]:
     Only ``scheduled`` jobs are looked at: a rate-limited job waits there until its next
     try, and reading ``queued`` too walked every queued job (270 ms at 1,000,000)."""
     return dict_rows(sql(db, "SELECT task, queue, COUNT(*) AS jobs, MIN(eta) AS next_try FROM lq_job "
-                         "WHERE status = ? AND error LIKE ? GROUP BY task, queue ORDER BY task, queue",
+                         f"WHERE {OFF_PATH_SQL} AND status = ? AND error LIKE ? GROUP BY task, queue "
+                         "ORDER BY task, queue",
                      [JobStatus.SCHEDULED.value, RATE_LIMITED + "%"]))
 
 
