@@ -277,11 +277,32 @@ class LiteQueue(huey_compat.HueySeams):
 
     def enqueue_many(self, tasks: Sequence[Task], chunk: int | None = None) -> list[str]:
         """Write many jobs in ONE transaction: all of them or, on any error (a full disk),
-        none. ``chunk`` is accepted for compatibility and ignored."""
+        none; the same rows, ids, tags, batch membership, unique keys and doorbell as one
+        :meth:`enqueue` each (see :meth:`write_many`). ``chunk`` is accepted for
+        compatibility and ignored."""
+        self.write_many(tasks)
+        return [t.id for t in tasks]
+
+    def write_many(self, tasks: Sequence[Task]) -> list[Any]:
+        """The bulk path of :meth:`enqueue_many` and ``task.map``: every task serialized and
+        described here, its rows written with the others by one ``executemany`` per table
+        in ONE transaction, the doorbell rung once after it; returns the result handles.
+        Huey's per-task enqueue is skipped for a plain task (no pipeline, no expiry, no
+        group or chord) when nothing but litequeue listens to Huey's signals and the app is
+        not in immediate mode; any other task goes through it, inside the same transaction."""
+        direct = (not self.immediate and self._unit() is None  # a running job's enqueues wait for its ack
+                  and all(fn == self._record_signal for fn in huey_compat.signal_receivers(self)))
+        results: list[Any] = []
         with self.bulk(None):
             for task in tasks:
-                self.enqueue(task)
-        return [t.id for t in tasks]
+                if direct and isinstance(task, LiteTask) and task.on_complete is None and task.on_error is None \
+                        and not task.expires:
+                    data = self.serialize_task(task)
+                    self.storage.add_described(self.new_jobs(task, data))
+                    results.append(self.result_handle(task) if self.results else None)
+                else:
+                    results.append(self.enqueue(task))
+        return results
 
     async def aenqueue_many(self, tasks: Sequence[Task]) -> list[str]:
         """``await app.aenqueue_many([...])``: :meth:`enqueue_many` without blocking the

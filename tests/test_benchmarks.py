@@ -58,3 +58,17 @@ def test_page_load_benchmark_runs_and_reports():
     for page in ("overview", "jobs", "job"):
         assert f"| {page} |" in proc.stdout and f"| {page} (live JSON) |" in proc.stdout, proc.stdout
     assert "drain alone:" in proc.stdout and ", 0 errors" in proc.stdout, proc.stdout
+
+
+def test_commit_pages_counts_the_frames_of_each_kind_of_commit():
+    """benchmarks/commit_pages.py reads each commit's frames from the WAL: every kind of
+    commit writes at least one page, and the per-table breakdown adds up to the mean."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "commit_pages.py"), "--ledger", "300",
+                           "--samples", "8", "--round", "4", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(proc.stdout)
+    for kind in ("litequeue_enqueue", "litequeue_claim", "litequeue_ack", "litequeue_round_4", "huey_enqueue"):
+        assert figures[kind] >= 1, (kind, figures)
+    assert set(figures["by_btree"]) == {"enqueue", "claim", "ack", "round"}
+    assert "lq_job" in figures["by_btree"]["enqueue"] and "lq_ready" in figures["by_btree"]["enqueue"]

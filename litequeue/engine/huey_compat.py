@@ -32,6 +32,7 @@ PRIVATE: tuple[tuple[str, str], ...] = (
     ("Consumer", "_create_scheduler"),
     ("Consumer", "_create_process"),  # runs a worker's loop in a thread or process
     ("Huey", "_pipeline_results"),  # the handles enqueue returns (LiteQueue: LiteResult)
+    ("Huey", "_signal"),  # its receivers: the bulk path skips Huey.enqueue only when none but litequeue's
 )
 
 
@@ -53,6 +54,11 @@ def registered(reg: Registry) -> dict[str, type[Task]]:
 
 def task_classes(huey: Huey) -> dict[str, type[Task]]:
     return registered(registry(huey))
+
+
+def signal_receivers(huey: Huey) -> list[Any]:
+    """Every receiver connected to ``huey``'s signals (``@huey.signal()``), of any signal."""
+    return [fn for receivers in huey._signal.receivers.values() for fn in receivers]
 
 
 # -- the handles enqueue returns ----------------------------------------------------------

@@ -232,6 +232,12 @@ class LiteStorage(KeyValues, SqlStorage):
             raise ConfigurationError("LiteStorage writes jobs for a LiteQueue; create one with LiteQueue(...)")
         return self.describe(data)
 
+    def add_described(self, jobs: list[NewJob]) -> None:
+        """Write the rows of one task, described by the app (the bulk path of
+        ``enqueue_many``/``map``): as :meth:`enqueue` does once it has them."""
+        jobs[0].on_queue = True
+        self._add(jobs)
+
     def _add(self, jobs: list[NewJob]) -> None:
         unit = self.unit
         if unit is not None and unit.defer_batch_members(jobs):

@@ -96,8 +96,8 @@ class LiteTaskWrapper(TaskWrapper):
         """One job per item, all written in one transaction; ``batch``: as members of it."""
         if batch is not None:
             return batches.map_into(self, it, batch)
-        with self.huey.bulk(None):  # all of them or none
-            return super().map(it)
+        results = self.huey.write_many(self._apply(it))  # all of them or none, one transaction
+        return ResultGroup(results) if self.huey.results else None
 
 
     async def aenqueue(self, *args: Any, **kwargs: Any) -> Result | None:

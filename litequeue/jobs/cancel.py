@@ -16,7 +16,7 @@ from litequeue.base.errors import JobNotFoundError
 from litequeue.base.states import NOT_STARTED_VALUES, JobStatus
 from litequeue.jobs.batches import batch_members_finished
 from litequeue.jobs.dependencies import cancel_waiting_steps, settle
-from litequeue.jobs.rows import in_list, record_event
+from litequeue.jobs.rows import in_list, record_event, recount, statuses
 from litequeue.ledger.queries import NOT_SCHEDULED
 
 if TYPE_CHECKING:
@@ -37,11 +37,13 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
     # The queue row first (claims lock it first too): a claim that won keeps its row.
     store.sql("DELETE FROM lq_ready WHERE job_id = ? AND claimed_by IS NULL", (job_id,))
     store.sql("DELETE FROM lq_schedule WHERE job_id = ?", (job_id,))
+    seen = statuses(store, [job_id])
     done = store.sql(
         f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
         f"WHERE id = ? AND status IN {in_list(NOT_STARTED_VALUES)} RETURNING queue",
         (now, now, f"cancelled by {actor}", job_id, *NOT_STARTED_VALUES)).fetchone()
     if done is not None:
+        recount(store, seen, [job_id])
         steps = cancel_waiting_steps(store, [job_id], now)
         settle(store, [job_id], now)
         batch_members_finished(store, [(job_id, S.CANCELLED.value)], now)
@@ -77,9 +79,11 @@ def purge(store: LiteStorage, queue: str | None, batch: int, tag: str | None = N
     ids = [r[0] for r in store.sql(
         f"DELETE FROM lq_ready WHERE id IN (SELECT id FROM lq_ready WHERE {' AND '.join(where)} LIMIT ?) "
         "RETURNING job_id", (*params, batch)).fetchall()]
+    seen = statuses(store, ids)
     store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, "
                f"error = 'purged' WHERE id = ? AND status IN ('{S.QUEUED}', '{S.RETRYING}')",
                [(now, now, i) for i in ids])
+    recount(store, seen, ids)
     settle(store, ids, now)
     batch_members_finished(store, [(i, S.CANCELLED.value) for i in ids], now)
     return len(ids)
@@ -92,9 +96,11 @@ def flush(store: LiteStorage, table: str) -> int:
     unclaimed = " AND claimed_by IS NULL" if table == "lq_ready" else ""
     ids = [r[0] for r in store.sql(f"DELETE FROM {table} WHERE app = ?{unclaimed} RETURNING job_id",
                                    (store.name,)).fetchall()]
+    seen = statuses(store, ids)
     store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, "
                f"error = 'flushed' WHERE id = ? AND status IN {in_list(NOT_STARTED_VALUES)}",
                [(now, now, i, *NOT_STARTED_VALUES) for i in ids])
+    recount(store, seen, ids)
     settle(store, ids, now)
     batch_members_finished(store, [(i, S.CANCELLED.value) for i in ids], now)
     return len(ids)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from litequeue.base.states import AttemptOutcome, JobStatus
 from litequeue.base.values import Claim
 from litequeue.jobs.limits import Gate
-from litequeue.jobs.rows import claim_rows, in_list
+from litequeue.jobs.rows import claim_rows, in_list, recount, statuses
 from litequeue.store.dialect import skip_locked
 from litequeue.store.liveness import consumer_of
 
@@ -123,8 +123,11 @@ def claim_due(store: LiteStorage, holder: str, until: float) -> list[Claim]:
             (store.name, queue, priority, job_id, data, cap, now, holder, now, has_file)).fetchone()[0]
         claims.append(Claim(row_id, job_id, queue, priority, bytes(data), cap, attempt=0,
                             has_file=bool(has_file)))
+    ids = [c.job_id for c in claims]
+    seen = statuses(store, ids)
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ? "
                f"WHERE id = ? AND status IN ('{S.SCHEDULED}', '{S.RETRYING}')", [(now, c.job_id) for c in claims])
+    recount(store, seen, ids)
     return claims
 
 
@@ -146,10 +149,12 @@ def _revocations_exist(store: LiteStorage) -> bool:
 def start(store: LiteStorage, claims: list[Claim], worker: str, now: float) -> None:
     """Mark claimed jobs ``running`` and open an attempt for each (numbers them)."""
     by_id = {c.job_id: c for c in claims}
+    seen = statuses(store, list(by_id))
     rows = store.sql(
         f"UPDATE lq_job SET status = '{S.RUNNING}', started_at = ?, attempts = attempts + 1, "
         f"worker = ?, updated_at = ? WHERE id IN {in_list(list(by_id))} RETURNING id, attempts, trace",
         (now, worker, now, *by_id)).fetchall()
+    recount(store, seen, list(by_id))
     for job_id, attempts, trace in rows:
         claim = by_id[job_id]
         claim.attempt, claim.trace = attempts, trace

@@ -15,7 +15,7 @@ from litequeue.base.errors import DependencyError
 from litequeue.base.states import FINAL_VALUES, JobStatus
 from litequeue.base.values import NewJob
 from litequeue.jobs.batches import batch_members_finished
-from litequeue.jobs.rows import in_list, record_event
+from litequeue.jobs.rows import in_list, moves, record_event, recount, statuses
 from litequeue.jobs.unique import end_keys, take_keys
 
 if TYPE_CHECKING:
@@ -171,6 +171,7 @@ def settle(store: LiteStorage, job_ids: Sequence[str], now: float) -> None:
 def _release_dependent(store: LiteStorage, job_id: str, now: float) -> bool:
     """A waiting dependent whose dependencies are done: its queue (or schedule, if its ETA
     is ahead) row from its stored payload. Once: only from ``waiting``."""
+    seen = statuses(store, [job_id])
     row = store.sql(
         f"UPDATE lq_job SET status = CASE WHEN eta IS NOT NULL AND eta > ? THEN '{S.SCHEDULED}' "
         f"ELSE '{S.QUEUED}' END, enqueued_at = ?, updated_at = ? WHERE id = ? AND status = '{S.WAITING}' "
@@ -178,6 +179,7 @@ def _release_dependent(store: LiteStorage, job_id: str, now: float) -> bool:
         (now, now, now, job_id)).fetchone()
     if row is None:
         return False
+    recount(store, seen, [job_id])
     app, queue, priority, payload, cap, has_file, eta, status = row
     if status == S.SCHEDULED.value:
         store.sql("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "
@@ -194,6 +196,7 @@ def _cancel_dependent(store: LiteStorage, job_id: str, reason: str, now: float) 
                     f"WHERE id = ? AND status = '{S.WAITING}' RETURNING queue", (now, now, reason, job_id)).fetchone()
     if row is None:
         return False
+    moves(store, {job_id: (row[0], S.WAITING.value)}, {job_id: (row[0], S.CANCELLED.value)})
     cancel_waiting_steps(store, [job_id], now)
     batch_members_finished(store, [(job_id, S.CANCELLED.value)], now)  # a member of a batch ends
     record_event(store, "cancel", job_id=job_id, queue=row[0], detail=reason, actor="litequeue")
@@ -217,9 +220,11 @@ def cancel_waiting_steps(store: LiteStorage, parents: list[str], now: float) -> 
     """Cancel the pipeline steps waiting on ``parents``, and theirs, down the chain."""
     total = 0
     while parents:
-        parents = [r[0] for r in store.sql(
+        rows = store.sql(
             f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
-            f"WHERE parent_id IN {in_list(parents)} AND status = '{S.WAITING}' RETURNING id",
-            (now, now, "cancelled: the pipeline step before it was cancelled", *parents)).fetchall()]
+            f"WHERE parent_id IN {in_list(parents)} AND status = '{S.WAITING}' RETURNING id, queue",
+            (now, now, "cancelled: the pipeline step before it was cancelled", *parents)).fetchall()
+        moves(store, {j: (q, S.WAITING.value) for j, q in rows}, {j: (q, S.CANCELLED.value) for j, q in rows})
+        parents = [r[0] for r in rows]
         total += len(parents)
     return total

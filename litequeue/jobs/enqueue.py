@@ -17,6 +17,7 @@ from litequeue.base.values import NewJob
 from litequeue.jobs import batches
 from litequeue.jobs.batches import add_batch_members
 from litequeue.jobs.dependencies import plan_options
+from litequeue.jobs.rows import moves, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -68,6 +69,8 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
         store.many("INSERT INTO lq_schedule (app, queue, priority, job_id, data, eta, crash_cap, has_file) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", scheduled)
     # A waiting pipeline step already has its row: enqueueing it updates the status.
+    ids = [row[0] for row in ledger_new] + [row[3] for row in ledger_retry]
+    seen = statuses(store, ids)
     store.many(
         "INSERT INTO lq_job (id, app, task, queue, priority, status, args, kwargs, payload, "
         "enqueued_at, eta, updated_at, parent_id, retried_from, crash_cap, has_file, trace, attempts, crashes) "
@@ -80,6 +83,11 @@ def enqueue(store: LiteStorage, jobs: Sequence[NewJob], now: float, *, guarded: 
         ledger_new,
     )
     store.many("UPDATE lq_job SET status = ?, eta = ?, updated_at = ? WHERE id = ?", ledger_retry)
+    # Read again only the rows that were there (an upsert or a retry moved them); a new
+    # row is where it was written (a bulk enqueue reads its ids once, not twice).
+    after = statuses(store, list(seen))
+    after.update((row[0], (row[3], row[5])) for row in ledger_new if row[0] not in seen)
+    moves(store, seen, after)
     write_options()
     add_batch_members(store, jobs, strict=not guarded)
 
@@ -96,8 +104,11 @@ def dispatch_due(store: LiteStorage, now: float) -> int:
     store.many("INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, has_file) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                [(store.name, q, p, j, d, c, now, f) for _, q, p, j, d, c, _, f in rows])
+    ids = [r[3] for r in rows]
+    seen = statuses(store, ids)
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ? "
                f"WHERE id = ? AND status IN ('{S.SCHEDULED}', '{S.RETRYING}')", [(now, r[3]) for r in rows])
+    recount(store, seen, ids)
     return len(rows)
 
 

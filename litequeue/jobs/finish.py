@@ -19,7 +19,7 @@ from litequeue.jobs.batches import batch_members_finished, open_batch, seal_batc
 from litequeue.jobs.dependencies import settle
 from litequeue.jobs.enqueue import enqueue
 from litequeue.jobs.limits import breaker_outcomes
-from litequeue.jobs.rows import in_list
+from litequeue.jobs.rows import count_activity, count_failed, in_list, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -54,11 +54,16 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
         enqueue(store, jobs, now, guarded=True)
     store.put_many([(store.name, key, value) for item in acked if item.unit
                     for key, value in item.unit.results])
+    ids = [i.claim.job_id for i in acked]
+    seen = statuses(store, ids)  # after the enqueue above: a retry under the same id counted itself
     store.many(
         "UPDATE lq_job SET status = ?, finished_at = ?, error = ?, traceback = ?, "
         "result = ?, updated_at = ? WHERE id = ?",
         [(i.status.value, i.finished_at if i.status.is_final else None, i.error,
           i.traceback, i.result, now, i.claim.job_id) for i in acked])
+    recount(store, seen, ids)
+    count_activity(store, [(i.finished_at, i.claim.queue, i.task, "retrying" if i.outcome is AttemptOutcome.RETRYING
+                            else i.status.value) for i in acked])
     store.many(
         "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ?, cpu_seconds = ?, peak_rss_bytes = ?, "
         "rss_scope = ? WHERE job_id = ? AND number = ?",
@@ -108,8 +113,11 @@ def fail_unrunnable(store: LiteStorage, holder: str, claim: Claim, error: str) -
                      (claim.row_id, holder)).fetchone()
     if gone is None:
         return False
+    seen = statuses(store, [claim.job_id])
     store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', finished_at = ?, error = ?, updated_at = ? "
               "WHERE id = ?", (now, error, now, claim.job_id))
+    recount(store, seen, [claim.job_id])
+    count_failed(store, [claim.job_id], now)
     store.sql(f"UPDATE lq_attempt SET finished_at = ?, outcome = '{AttemptOutcome.FAILED}', error = ? "
               "WHERE job_id = ? AND number = ?", (now, error, claim.job_id, claim.attempt))
     settle(store, [claim.job_id], now)

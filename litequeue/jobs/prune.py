@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from litequeue.base.states import FINAL_VALUES
 from litequeue.jobs.dependencies import forget_options
-from litequeue.jobs.rows import in_list, record_event
+from litequeue.jobs.rows import in_list, record_event, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -27,8 +27,10 @@ def prune_jobs(store: LiteStorage, rows: Sequence[tuple[str, str]]) -> tuple[int
     results = _count(store, kv, [(app, job_id) for job_id, app in rows])
     # Cancel and revoke flags of a finished job are dead weight.
     _count(store, kv, [(app, f"{flag}:{job_id}") for job_id, app in rows for flag in ("cancel", "r")])
+    seen = statuses(store, [i for (i,) in ids])
     jobs = _count(store, f"DELETE FROM lq_job WHERE id = ? AND status IN {in_list(FINAL_VALUES)}",
                   [(i, *FINAL_VALUES) for (i,) in ids])
+    recount(store, seen, [i for (i,) in ids])
     forget_options(store, ids)
     return jobs, attempts, results
 

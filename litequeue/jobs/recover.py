@@ -17,7 +17,7 @@ from litequeue.base.values import Claim
 from litequeue.jobs.batches import batch_members_finished
 from litequeue.jobs.cancel import cancel_requests
 from litequeue.jobs.dependencies import cancel_waiting_steps, settle
-from litequeue.jobs.rows import in_list
+from litequeue.jobs.rows import count_failed, in_list, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -55,17 +55,21 @@ def unclaim_strays(store: LiteStorage, holder: str, keep: Sequence[int]) -> int:
     now = time.time()
     store.many(f"DELETE FROM lq_attempt WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}' "
                "AND number = (SELECT attempts FROM lq_job WHERE id = ?)", [(j, j) for j in job_ids])
+    seen = statuses(store, job_ids)
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', attempts = attempts - 1, updated_at = ?, "
                "started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END "
                f"WHERE id = ? AND status = '{S.RUNNING}'", [(now, j) for j in job_ids])
+    recount(store, seen, job_ids)
     return len(job_ids)
 
 
 def _requeue(store: LiteStorage, job_ids: Sequence[str], reason: str, now: float, crashed: bool,
              peak: int | None = None) -> None:
     bump = ", crashes = crashes + 1" if crashed else ""
+    seen = statuses(store, job_ids)
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ?{bump} WHERE id = ?",
                [(now, j) for j in job_ids])
+    recount(store, seen, job_ids)
     _interrupt_attempts(store, job_ids, reason, now, peak)
 
 
@@ -115,10 +119,13 @@ def recover(store: LiteStorage, holder: str, reason: str = "its consumer died",
               if jobs.get(job_id, (0,))[0] + 1 >= cap]
     _requeue(store, requeued, reason, now, crashed=True, peak=peak_rss_bytes)
     store.many("DELETE FROM lq_ready WHERE id = ?", [(r,) for r, _, _ in failed])
+    seen = statuses(store, [j for _, j, _ in failed])
     for _, job_id, n in failed:
         error = f"worker died while running this job ({n} time{'s' if n != 1 else ''})"
         store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', crashes = ?, finished_at = ?, "
                   "error = ?, updated_at = ? WHERE id = ?", (n, now, error, now, job_id))
+    recount(store, seen, [j for _, j, _ in failed])
+    count_failed(store, [j for _, j, _ in failed], now)
     _interrupt_attempts(store, [j for _, j, _ in failed], reason, now, peak_rss_bytes)
     settle(store, [j for _, j, _ in failed], now)
     batch_members_finished(store, [(j, S.FAILED.value) for _, j, _ in failed], now)
@@ -132,8 +139,10 @@ def _end_cancelled(store: LiteStorage, rows: Sequence[tuple[int, str]], asked: d
     store.many("DELETE FROM lq_ready WHERE id = ?", [(row_id,) for row_id, _ in rows])
     ids = [job_id for _, job_id in rows]
     notes = {j: f"cancelled by {asked[j]}; {reason}" for j in ids}
+    seen = statuses(store, ids)
     store.many(f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
                f"WHERE id = ? AND status = '{S.RUNNING}'", [(now, now, notes[j], j) for j in ids])
+    recount(store, seen, ids)
     store.many(f"UPDATE lq_attempt SET outcome = '{AttemptOutcome.CANCELLED}', finished_at = ?, error = ? "
                f"WHERE job_id = ? AND outcome = '{AttemptOutcome.RUNNING}'", [(now, notes[j], j) for j in ids])
     cancel_waiting_steps(store, ids, now)

@@ -1,5 +1,6 @@
 """The row writes every stage of a job's life shares: the ``IN (...)`` list, claimed rows
-read back as :class:`Claim`, the event log, progress reports and the health probe's write.
+read back as :class:`Claim`, the counts per queue and status, the event log, progress
+reports and the health probe's write.
 
 Part of the job-state writer (:mod:`litequeue.jobs`): every function runs inside the
 caller's write transaction.
@@ -8,7 +9,8 @@ caller's write transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base.values import Claim
@@ -29,6 +31,80 @@ def claim_rows(store: LiteStorage, query: str, params: Sequence[Any], now: float
                   suspect=crashes > 0, has_file=bool(has_file), crashes=crashes)
             for row_id, job_id, queue, priority, data, crash_cap, crashes, has_file
             in store.sql(query, params).fetchall()]
+
+
+#: (queue, status) of each job, as :func:`statuses` reads them before a change
+Seen = dict[str, tuple[str, str]]
+
+
+def statuses(store: LiteStorage, job_ids: Sequence[str]) -> Seen:
+    """SQLite: {job id: (queue, status)} of those of ``job_ids`` in the ledger, read before
+    a change so that :func:`recount` can write what it moved. Nothing on PostgreSQL (it
+    counts with ``COUNT(*)``: a counter row every transaction updates would serialise its
+    consumers)."""
+    if not store.is_sqlite or not job_ids:
+        return {}
+    seen: Seen = {}
+    ids = list(dict.fromkeys(job_ids))
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        seen.update((r[0], (r[1], r[2])) for r in store.sql(
+            f"SELECT id, queue, status FROM lq_job WHERE id IN {in_list(part)}", part).fetchall())
+    return seen
+
+
+def recount(store: LiteStorage, before: Seen, job_ids: Sequence[str]) -> None:
+    """SQLite: move ``job_ids`` in ``lq_job_count`` from where :func:`statuses` saw them
+    (``before``) to where they are now (a job gone from the ledger leaves its count, a new
+    one joins one), in the caller's transaction. What the per-row triggers of migration 1
+    did, once per statement instead of once per row."""
+    if not store.is_sqlite or not job_ids:
+        return
+    moves(store, before, statuses(store, job_ids))
+
+
+def moves(store: LiteStorage, before: Seen, after: Seen) -> None:
+    """Write the difference between two :func:`statuses` readings to ``lq_job_count``."""
+    if not store.is_sqlite:
+        return
+    delta: dict[tuple[str, str], int] = {}
+    for job_id in before.keys() | after.keys():
+        old, new = before.get(job_id), after.get(job_id)
+        if old == new:
+            continue
+        if old is not None:
+            delta[old] = delta.get(old, 0) - 1
+        if new is not None:
+            delta[new] = delta.get(new, 0) + 1
+    rows = [(queue, status, n) for (queue, status), n in delta.items() if n]
+    if rows:
+        store.many("INSERT INTO lq_job_count (queue, status, n) VALUES (?, ?, ?) "
+                   "ON CONFLICT (queue, status) DO UPDATE SET n = n + excluded.n", rows)
+
+
+#: The outcomes counted per minute in ``lq_activity``.
+ACTIVITY = ("succeeded", "failed", "retrying")
+
+
+def count_activity(store: LiteStorage, done: Iterable[tuple[float, str, str, str]]) -> None:
+    """SQLite: count (finished at, queue, task, outcome) per minute in ``lq_activity``, in
+    the transaction that wrote the outcome, so the overview reads a row per minute, queue,
+    task and outcome instead of every job (PostgreSQL reads the jobs: see :func:`statuses`)."""
+    if not store.is_sqlite:
+        return
+    tally = Counter((int(at // 60) * 60, queue, task, outcome) for at, queue, task, outcome in done
+                    if outcome in ACTIVITY)
+    if tally:
+        store.many("INSERT INTO lq_activity (minute, queue, task, outcome, n) VALUES (?, ?, ?, ?, ?) "
+                   "ON CONFLICT (minute, queue, task, outcome) DO UPDATE SET n = n + excluded.n",
+                   [(*key, n) for key, n in tally.items()])
+
+
+def count_failed(store: LiteStorage, job_ids: Sequence[str], at: float) -> None:
+    """:func:`count_activity` for jobs that ended ``failed`` at ``at`` outside an ack."""
+    if store.is_sqlite and job_ids:
+        count_activity(store, [(at, queue, task, "failed") for queue, task in store.sql(
+            f"SELECT queue, task FROM lq_job WHERE id IN {in_list(job_ids)}", list(job_ids)).fetchall()])
 
 
 def touch(store: Any) -> None:

@@ -112,7 +112,9 @@ def _runs_source(db: pw.Database, since: float, until: float, task: str | None,
         f"CASE WHEN a.number = 1 THEN (CASE WHEN {wait} < 0 THEN 0 ELSE {wait} END) END AS wait_s, "
         "a.cpu_seconds AS cpu_s, a.peak_rss_bytes AS peak_rss "
         f"FROM (SELECT {cols} FROM lq_job WHERE finished_at >= ?{extra} "
-        f"UNION ALL SELECT {cols} FROM lq_job WHERE status IN ({marks}) AND attempts > 0 "
+        # A job under way has a ready or a schedule row: read those, not every status.
+        f"UNION ALL SELECT {cols} FROM lq_job WHERE id IN (SELECT job_id FROM lq_ready UNION ALL "
+        f"SELECT job_id FROM lq_schedule) AND status IN ({marks}) AND attempts > 0 "
         f"AND finished_at IS NULL{extra}) j "
         "JOIN lq_attempt a ON a.job_id = j.id WHERE a.finished_at >= ? AND a.finished_at < ?"
     )

@@ -415,6 +415,8 @@ class LiteConsumer(ConsumerSeams):
     def stop(self, graceful: bool = False) -> None:
         sdnotify.stopping("finishing running jobs" if graceful else "stopping now")
         self.stop_event.set()
+        if self.dispatcher is not None:
+            self.dispatcher.wake_workers()  # idle workers sleep without a timer
         with contextlib.suppress(Exception):  # visible to health and the status page
             mark_stopping(self.storage, self.consumer_id)
         for bell in (self._bell, self.scheduler_bell):

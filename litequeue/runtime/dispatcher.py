@@ -220,9 +220,14 @@ class Dispatcher:
 
     # -- the workers' side -------------------------------------------------------------------
 
-    def get(self, timeout: float) -> Claim | None:
-        """The next claimed job for a worker thread, or None after ``timeout``."""
-        deadline = time.monotonic() + timeout
+    #: Idle worker threads sleep until a claim or a stop wakes them (:meth:`wake_workers`):
+    #: no timer, so an idle consumer makes no more wake-ups than bare Huey's.
+    idle_wait: float | None = None
+
+    def get(self, timeout: float | None) -> Claim | None:
+        """The next claimed job for a worker thread, or None after ``timeout`` (None: wait
+        until there is one, or the dispatcher stops)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         # A worker that just became idle wakes the dispatcher (to claim for it); one still
         # idle since its last call does not again: the dispatcher found nothing then, and a
         # new job rings the doorbell (no claim round per idle worker per call: idle CPU).
@@ -239,8 +244,8 @@ class Dispatcher:
                     finally:
                         self.cond.acquire()
                 while not self.buffer:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or self.stop.is_set():
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if (left is not None and left <= 0) or self.stop.is_set():
                         self.waiting.idle = True
                         return None
                     self.cond.wait(left)
@@ -414,10 +419,16 @@ class Dispatcher:
             ring(self.bell_target)
         notify(self.observers, acked)
 
+    def wake_workers(self) -> None:
+        """Wake every worker waiting in :meth:`get` (the stop event was set: they return)."""
+        with self.cond:
+            self.cond.notify_all()
+
     def close(self, timeout: float = 10.0) -> list[Claim]:
         """Commit every ack handed in so far, stop claiming; return claims never started."""
         self.stop.set()
         self.bell.wake()
+        self.wake_workers()
         if self.thread.ident is not None:
             self.thread.join(timeout)
         with self.cond:

@@ -104,7 +104,10 @@ class PipeEndpoint:
         self.observers = list(observers)
         self.bell_target = bell_target
 
-    def get(self, timeout: float) -> Claim | None:
+    #: a worker process looks at its pipe twice a second (its stop flag is set by a signal)
+    idle_wait: float | None = 0.5
+
+    def get(self, timeout: float | None) -> Claim | None:
         if not self.conn.poll(timeout):
             return None
         claim: Claim = self.conn.recv()

@@ -35,8 +35,11 @@ FAILED_OUTCOMES = (AttemptOutcome.FAILED, AttemptOutcome.RETRYING, AttemptOutcom
 
 class JobSource(Protocol):
     holder: str
+    #: how long an idle worker waits for a job before it looks again (None: until a job or
+    #: a stop wakes it; the dispatcher's workers sleep so, with no timer)
+    idle_wait: float | None
 
-    def get(self, timeout: float) -> Claim | None: ...
+    def get(self, timeout: float | None) -> Claim | None: ...
 
 
 class JobSink(Protocol):
@@ -182,7 +185,7 @@ class LiteWorker(Worker):
 
     def loop(self, now: Any = None) -> None:
         assert self.source is not None and self.sink is not None
-        claim = self.source.get(0.5)
+        claim = self.source.get(self.source.idle_wait)
         if claim is None:
             return
         finished = self.run(claim, self.source.holder)

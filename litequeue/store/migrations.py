@@ -41,8 +41,9 @@ from dataclasses import dataclass
 import peewee as pw
 
 from litequeue.base.errors import DatabaseBusyError, DatabaseError, SchemaOutOfDateError, SchemaTooNewError
-from litequeue.store import dialect
+from litequeue.store import dialect, job_indexes
 from litequeue.store.faults import is_busy
+from litequeue.store.job_indexes import narrow_job_row
 
 #: What the first release wrote under ``lq_meta`` key ``schema`` (never bumped).
 LEGACY_STAMP = "litequeue/1"
@@ -343,6 +344,15 @@ def _attempt_usage_and_trace(db: pw.Database) -> None:
     _add_column(db, "lq_job", "trace", "VARCHAR(64)")
 
 
+# -- migration 10: a narrower job row (litequeue/store/job_indexes.py) --------------------
+
+def _narrow_job_row(db: pw.Database) -> None:
+    narrow_job_row(db)
+    if dialect.is_sqlite(db):
+        _run(db, *_V1_SQLITE_COUNTS[-2:])  # counted again, as the triggers left them
+        _run(db, *job_indexes.ACTIVITY)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's schema (tables, indexes, SQLite job counts), completing "
                  "databases stamped litequeue/1", _first_release),
@@ -358,6 +368,10 @@ MIGRATIONS: tuple[Migration, ...] = (
               _consumer_requests),
     Migration(9, "lq_attempt.cpu_seconds, peak_rss_bytes and rss_scope (what an attempt used); "
                  "lq_job.trace (the traceparent of its enqueue)", _attempt_usage_and_trace),
+    Migration(10, "a narrower job row on SQLite: three full lq_job indexes replaced by partial ones "
+                  "(running jobs; jobs off the success path); the job counts written without triggers; "
+                  "per-minute activity counts (lq_activity)",
+              _narrow_job_row),
 )
 
 #: The schema version this code needs and writes.

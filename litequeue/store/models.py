@@ -95,14 +95,8 @@ def make_ledger(db: pw.Database) -> Ledger:
 
         class Meta:
             table_name = "lq_job"
-            indexes = (
-                (("status", "seq"), False),
-                (("queue", "status"), False),
-                (("queue", "seq"), False),
-                (("task", "seq"), False),
-                # parent_id, retried_from, finished_at: partial indexes (migrations.py), so
-                # enqueueing a job does not write a page to each for its NULLs.
-            )
+            # Every index is made by the migrations (on SQLite: only ``id`` and partial ones,
+            # litequeue.store.job_indexes), so enqueueing a job writes as few pages as it can.
 
     class Attempt(Base):
         """One row per attempt at running a job."""

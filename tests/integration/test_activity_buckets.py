@@ -3,6 +3,8 @@ minute on both databases (PostgreSQL's CAST rounds where SQLite's truncates)."""
 
 from __future__ import annotations
 
+from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.base.values import Finished
 from litequeue.ledger import queries
 
 
@@ -13,9 +15,12 @@ def test_a_job_counts_in_the_minute_it_finished(make_app):
     def work():
         return 1
 
-    job = work()
-    minute = 1_800_000_000 - 1_800_000_000 % 60  # a whole minute, in the past
-    app.storage.sql("UPDATE lq_job SET status = 'succeeded', finished_at = ? WHERE id = ?",
-                    (minute + 45.0, job.id))
+    work()
+    minute = 1_800_000_000 - 1_800_000_000 % 60  # a whole minute
+    # Acked as a consumer acks it, as if it finished 45 s into that minute (on SQLite the ack
+    # counts it in lq_activity; on PostgreSQL the overview reads finished_at).
+    claims = app.storage.claim("test-holder", None, 1)
+    app.storage.ack("test-holder", [Finished(claims[0], "work", JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED,
+                                             minute + 44.0, minute + 45.0)])
     buckets = queries.recent_activity(app.storage.database, minutes=3, now=minute + 90.0)
     assert [b["succeeded"] for b in buckets] == [0, 1, 0]

@@ -53,3 +53,13 @@ def test_counts_follow_every_transition(tmp_path):
     assert_counts_match(app)
     retention.prune(app.storage, 0, now=time.time() + 1)
     assert_counts_match(app)
+
+
+def test_no_trigger_keeps_the_counts(tmp_path):
+    """Issue 23: the counts are written by the job-state functions in litequeue/jobs/, in
+    the transaction of each change, not by a per-row trigger on the hot path."""
+    app = LiteQueue("counts", db=tmp_path / "counts.db")
+    triggers = app.storage.sql("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                               "AND tbl_name = 'lq_job'").fetchall()
+    assert triggers == []
+

@@ -12,6 +12,7 @@ import peewee as pw
 from litequeue.base.states import JobStatus
 from litequeue.ledger.queries._common import dict_rows, iso
 from litequeue.store.dialect import floor_int, sql, unindexed
+from litequeue.store.job_indexes import RUNNING_SQL
 
 
 def finished_counters(db: pw.Database) -> list[dict[str, Any]]:
@@ -19,17 +20,28 @@ def finished_counters(db: pw.Database) -> list[dict[str, Any]]:
                          "ORDER BY queue, task, outcome"))
 
 
+def has_activity(db: pw.Database) -> bool:
+    """Does ``db`` keep per-minute activity counts (``lq_activity``, SQLite)?"""
+    return "lq_activity" in db.get_tables()
+
+
+#: The per-minute counts of jobs that succeeded and failed from ``start`` (a minute), by minute.
+_ACTIVITY_SQL = ("SELECT minute, outcome, SUM(n) FROM lq_activity WHERE minute >= ? "
+                 f"AND outcome IN ('{JobStatus.SUCCEEDED}', '{JobStatus.FAILED}') GROUP BY minute, outcome")
+
+
 def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None) -> list[dict[str, Any]]:
-    """Jobs finished per minute over the last ``minutes``: succeeded and failed counts."""
+    """Jobs finished per minute over the last ``minutes``: succeeded and failed counts (on
+    SQLite from the per-minute counts the acks write: a few rows whatever the volume)."""
     now = time.time() if now is None else now
     start = (int(now) // 60 - minutes + 1) * 60
     buckets = {start + 60 * i: {"minute": iso(start + 60 * i), "succeeded": 0, "failed": 0}
                for i in range(minutes)}
-    for minute, status, n in sql(
-        db, f"SELECT {floor_int(db, 'finished_at / 60')} * 60 AS m, status, COUNT(*) FROM lq_job "
-            f"WHERE finished_at >= ? AND {unindexed(db, 'status')} IN "
-            f"('{JobStatus.SUCCEEDED}', '{JobStatus.FAILED}') GROUP BY m, status",
-            [start]).fetchall():
+    query = _ACTIVITY_SQL if has_activity(db) else (
+        f"SELECT {floor_int(db, 'finished_at / 60')} * 60 AS m, status, COUNT(*) FROM lq_job "
+        f"WHERE finished_at >= ? AND {unindexed(db, 'status')} IN "
+        f"('{JobStatus.SUCCEEDED}', '{JobStatus.FAILED}') GROUP BY m, status")
+    for minute, status, n in sql(db, query, [start]).fetchall():
         b = buckets.get(int(minute))
         if b is not None:
             b[status] = n
@@ -37,16 +49,25 @@ def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None
 
 
 def finished_since(db: pw.Database, since: float) -> dict[str, int]:
-    """Jobs that succeeded and failed since ``since``, by status."""
-    return dict(sql(db, "SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ? AND "
-                        f"{unindexed(db, 'status')} IN (?, ?) GROUP BY status",
-                    [since, JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]).fetchall())
+    """Jobs that succeeded and failed since ``since``, by status. On SQLite the whole
+    minutes come from the per-minute counts, and only the part of a minute before the first
+    of them from the jobs."""
+    query = ("SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ?{} AND "
+             f"{unindexed(db, 'status')} IN (?, ?) GROUP BY status")
+    statuses = [JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]
+    if not has_activity(db):
+        return dict(sql(db, query.format(""), [since, *statuses]).fetchall())
+    whole = -(-since // 60) * 60  # the first minute that starts at or after since
+    out: dict[str, int] = dict(sql(db, query.format(" AND finished_at < ?"), [since, whole, *statuses]).fetchall())
+    for _, status, n in sql(db, _ACTIVITY_SQL, [int(whole)]).fetchall():
+        out[status] = out.get(status, 0) + int(n)
+    return out
 
 
 def running_since(db: pw.Database, before: float, limit: int) -> list[tuple[str, str, str, float]]:
     """(id, task, queue, started_at) of jobs running since before ``before``, oldest first."""
-    return sql(db, "SELECT id, task, queue, started_at FROM lq_job WHERE status = ? AND started_at < ? "
-                   "ORDER BY started_at LIMIT ?", [JobStatus.RUNNING.value, before, limit]).fetchall()
+    return sql(db, f"SELECT id, task, queue, started_at FROM lq_job WHERE {RUNNING_SQL} AND started_at < ? "
+                   "ORDER BY started_at LIMIT ?", [before, limit]).fetchall()
 
 
 def recent_events(db: pw.Database, limit: int = 20, job_id: str | None = None) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from litequeue.base.states import FINAL_VALUES, JobStatus
 from litequeue.ledger.queries._common import JOB_FIELDS, NOT_SCHEDULED, dict_rows, iso, job_dict
 from litequeue.ledger.queries.limits import held_reason
 from litequeue.store.dialect import sql
+from litequeue.store.job_indexes import OFF_PATH, OFF_PATH_SQL, RUNNING_SQL
 
 
 def job_filter(status: str | None, queue: str | None, task: str | None,
@@ -25,6 +26,10 @@ def job_filter(status: str | None, queue: str | None, task: str | None,
         task = None
     if retried is not None:
         where.append("retried_as IS NOT NULL" if retried else "retried_as IS NULL")
+    if status in OFF_PATH:
+        where.append(OFF_PATH_SQL)  # the partial index's own term (litequeue.store.job_indexes)
+    elif status == JobStatus.RUNNING.value:
+        where.append(RUNNING_SQL)
     for column, value in (("status", status), ("queue", queue), ("task", task)):
         if value:
             where.append(f"{column} = ?")
@@ -128,8 +133,14 @@ def _distinct(db: pw.Database, column: str, limit: int = 200) -> list[str]:
 
 
 def job_facets(db: pw.Database) -> dict[str, list[str]]:
-    """The queue and task names the ledger holds (at most 200 of each), sorted."""
-    return {"queues": _distinct(db, "queue"), "tasks": _distinct(db, "task")}
+    """The queue and task names the ledger holds (at most 200 of each), sorted. On SQLite
+    the queues come from the kept counts (the job row has no queue index)."""
+    if "lq_job_count" in db.get_tables():
+        queues = [r[0] for r in sql(db, "SELECT DISTINCT queue FROM lq_job_count WHERE n > 0 "
+                                        "ORDER BY queue LIMIT 200").fetchall()]
+    else:
+        queues = _distinct(db, "queue")
+    return {"queues": queues, "tasks": _distinct(db, "task")}
 
 
 def with_tags(db: pw.Database, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

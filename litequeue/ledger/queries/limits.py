@@ -12,6 +12,7 @@ import peewee as pw
 from litequeue.base.states import JobStatus
 from litequeue.ledger.queries._common import dict_rows, iso
 from litequeue.store.dialect import sql
+from litequeue.store.job_indexes import OFF_PATH_SQL
 
 #: How a rate-limited job's ``error`` starts (written by the worker's classify).
 RATE_LIMITED = "rate limited"
@@ -23,6 +24,14 @@ def _running(db: pw.Database, scope: str, app: str, name: str) -> int:
                        f"r.claimed_by IS NOT NULL AND r.app = ? AND {column} = ?", [app, name]).fetchone()[0])
 
 
+def _queued(db: pw.Database, app: str, column: str, name: str) -> int:
+    """Queued jobs of a task or queue: read from the ready rows (a queued job has one), not
+    by a status scan of the ledger."""
+    return int(sql(db, "SELECT COUNT(*) FROM lq_job WHERE id IN (SELECT job_id FROM lq_ready WHERE app = ?) "
+                       f"AND app = ? AND {column} = ? AND status = ?",
+                   [app, app, name, JobStatus.QUEUED.value]).fetchone()[0])
+
+
 def concurrency_limits(db: pw.Database) -> list[dict[str, Any]]:
     """Each published limit (``@task(concurrency=)``, ``[queues.NAME]``) with its running
     and queued jobs now."""
@@ -32,8 +41,7 @@ def concurrency_limits(db: pw.Database) -> list[dict[str, Any]]:
     for row in out:
         column = "task" if row["scope"] == "task" else "queue"
         row["running"] = _running(db, row["scope"], row["app"], row["name"])
-        row["queued"] = int(sql(db, f"SELECT COUNT(*) FROM lq_job WHERE app = ? AND {column} = ? AND status = ?",
-                                [row["app"], row["name"], JobStatus.QUEUED.value]).fetchone()[0])
+        row["queued"] = _queued(db, row["app"], column, row["name"])
     return out
 
 
@@ -51,9 +59,7 @@ def breakers(db: pw.Database, now: float | None = None) -> list[dict[str, Any]]:
         due = row["opened_at"] + row["cooldown_s"] if row["state"] == "open" and row["opened_at"] else None
         row["trial_due"] = iso(due)
         row["trial_due_in_s"] = None if due is None else round(max(0.0, due - now), 1)
-        row["held"] = int(sql(db, "SELECT COUNT(*) FROM lq_job WHERE app = ? AND task = ? AND status = ?",
-                              [row["app"], row["task"], JobStatus.QUEUED.value]).fetchone()[0]) \
-            if row["state"] != "closed" else 0
+        row["held"] = _queued(db, row["app"], "task", row["task"]) if row["state"] != "closed" else 0
         for key in ("opened_at", "trial_at", "changed_at"):
             row[key] = iso(row[key])
     return out
@@ -64,7 +70,8 @@ def rate_limited(db: pw.Database) -> list[dict[str, Any]]:
     Only ``scheduled`` jobs are looked at: a rate-limited job waits there until its next
     try, and reading ``queued`` too walked every queued job (270 ms at 1,000,000)."""
     return dict_rows(sql(db, "SELECT task, queue, COUNT(*) AS jobs, MIN(eta) AS next_try FROM lq_job "
-                         "WHERE status = ? AND error LIKE ? GROUP BY task, queue ORDER BY task, queue",
+                         f"WHERE {OFF_PATH_SQL} AND status = ? AND error LIKE ? GROUP BY task, queue "
+                         "ORDER BY task, queue",
                      [JobStatus.SCHEDULED.value, RATE_LIMITED + "%"]))
 
 

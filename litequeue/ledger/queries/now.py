@@ -11,7 +11,9 @@ import peewee as pw
 
 from litequeue.base.states import FINAL_STATUSES, JobStatus
 from litequeue.ledger.queries._common import JOB_FIELDS, dict_rows, job_dict
+from litequeue.ledger.queries.activity import finished_since
 from litequeue.store.dialect import sql, unindexed
+from litequeue.store.job_indexes import RUNNING_SQL
 
 #: A filtered count stops here ("more than 10,000"): a count never reads the whole ledger.
 COUNT_CAP = 10_000
@@ -19,8 +21,8 @@ COUNT_CAP = 10_000
 
 def running_jobs(db: pw.Database, limit: int = 500) -> list[dict[str, Any]]:
     """Jobs running now, longest-running first (started at, worker, progress)."""
-    rows = dict_rows(sql(db, f"SELECT {', '.join(JOB_FIELDS)} FROM lq_job WHERE status = ? "
-                             "ORDER BY started_at LIMIT ?", [JobStatus.RUNNING.value, limit]))
+    rows = dict_rows(sql(db, f"SELECT {', '.join(JOB_FIELDS)} FROM lq_job WHERE {RUNNING_SQL} "
+                             "ORDER BY started_at LIMIT ?", [limit]))
     now = time.time()
     out = []
     for row in rows:
@@ -43,9 +45,7 @@ def processed(db: pw.Database, since: float) -> dict[str, int]:
     """Jobs finished (succeeded or failed): all time (the counters kept by the ledger,
     pruned jobs included) and since ``since``."""
     total = {o: int(c) for o, c in sql(db, "SELECT outcome, SUM(count) FROM lq_finished GROUP BY outcome")}
-    recent = dict(sql(db, "SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ? AND "
-                          f"{unindexed(db, 'status')} IN (?, ?) GROUP BY {unindexed(db, 'status')}",
-                      [since, JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]).fetchall())
+    recent = finished_since(db, since)
     ok, failed = JobStatus.SUCCEEDED.value, JobStatus.FAILED.value
     return {"all_time": total.get(ok, 0) + total.get(failed, 0), "all_time_failed": total.get(failed, 0),
             "since": recent.get(ok, 0) + recent.get(failed, 0), "since_failed": recent.get(failed, 0)}
@@ -92,7 +92,7 @@ def count_capped(db: pw.Database, where: list[str], params: list[Any], cap: int 
 
 
 def counted(db: pw.Database, status: str | None, queue: str | None) -> int | None:
-    """The exact count for a status and/or queue filter from the counts SQLite's triggers
+    """The exact count for a status and/or queue filter from the counts the job-state functions
     keep (no rows read); None where there are none (PostgreSQL)."""
     if "lq_job_count" not in db.get_tables():
         return None

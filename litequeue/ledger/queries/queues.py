@@ -28,7 +28,7 @@ def queue_summary(db: pw.Database, now: float | None = None) -> dict[str, dict[s
         return out[queue]
 
     counted = [s.value for s in COUNTED]
-    if "lq_job_count" in db.get_tables():  # SQLite: counts kept by triggers
+    if "lq_job_count" in db.get_tables():  # SQLite: counts kept by litequeue.jobs (rows.recount)
         query = f"SELECT queue, status, n FROM lq_job_count WHERE status IN ({marks}) AND n != 0"
         rows = [(*row, False) for row in sql(db, query, counted).fetchall()]
     else:
