@@ -19,6 +19,8 @@ JOB_WRITERS = ("rows", "batches", "unique", "dependencies", "enqueue", "claim", 
 ALLOWED: dict[str, set[str]] = {
     **{f"litequeue/jobs/{name}.py": {"*"} for name in JOB_WRITERS},
     "litequeue/store/migrations.py": {"*"},
+    # migration 10's backfill of the per-minute counts (ACTIVITY), run by migrations.py only
+    "litequeue/store/job_indexes.py": {"lq_activity"},
     "litequeue/engine/storage_kv.py": {"lq_kv"},
     "litequeue/inbox/": {"lq_inbox_file", "lq_meta"},
 }
