@@ -135,6 +135,24 @@ class Proc:
             pass
 
 
+def stop_all(procs: list[Proc], timeout: float = 20) -> None:
+    """SIGTERM every process at once, wait for them together, then SIGKILL what is left of
+    each process group (worker processes included)."""
+    for p in procs:
+        if p.alive():
+            p.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(p.alive() for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in procs:
+        if _group_alive(p.proc.pid):
+            os.killpg(p.proc.pid, signal.SIGKILL)
+        try:
+            p.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -171,10 +189,7 @@ def lq(env: dict[str, str], root: Path, *args: str, timeout: float = 300) -> str
 
 def db_size(run: Run) -> int:
     if run.pg_url:
-        import psycopg
-
-        with psycopg.connect(run.pg_url, autocommit=True) as conn:
-            return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        return int(_pg(run.pg_url, "SELECT pg_database_size(current_database())")[0])
     db = run.root / "soak.db"
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
 
@@ -228,6 +243,7 @@ def main() -> int:
     parser.add_argument("--produce", choices=PRODUCERS, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a SIGTERM still stops every child
     if args.produce:
         produce(args.produce, Path(args.root))
         return 0
@@ -253,14 +269,24 @@ def main() -> int:
 
 
 def _pg_admin(sql: str) -> None:
-    import psycopg
+    _pg(PG_ADMIN, sql)
 
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql)
+
+def _pg(url: str, sql: str) -> Any:
+    import psycopg2
+
+    conn = psycopg2.connect(url, connect_timeout=5)
+    try:
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute(sql)
+        return cur.fetchone() if cur.description else None
+    finally:
+        conn.close()
 
 
 def soak(run: Run, kill_every: float, prune_every: float, sample_every: float) -> int:
-    root, seconds = run.root, run.seconds
+    root = run.root
     inbox, stage = root / "inbox", root / "stage"
     inbox.mkdir()
     stage.mkdir()
@@ -270,6 +296,17 @@ def soak(run: Run, kill_every: float, prune_every: float, sample_every: float) -
     (root / "effects.log").touch()
     lq(env, root, "migrate")
     py, port = sys.executable, free_port()
+    started: list[Proc] = []
+    try:
+        return _soak(run, env, py, port, started, kill_every, prune_every, sample_every)
+    finally:
+        stop_all(started)
+
+
+def _soak(run: Run, env: dict[str, str], py: str, port: int, started: list[Proc], kill_every: float,
+          prune_every: float, sample_every: float) -> int:
+    root, seconds = run.root, run.seconds
+    inbox, stage = root / "inbox", root / "stage"
     web = Proc("web", [py, "-m", "litequeue", "serve-web", "soak_tasks", "--port", str(port), "--threads", "4"],
                env, root)
     watcher = Proc("inbox", [py, "-m", "litequeue", "watch-inbox", str(inbox), "--app", "soak_tasks",
@@ -280,6 +317,7 @@ def soak(run: Run, kill_every: float, prune_every: float, sample_every: float) -
                  for k in PRODUCERS}
     longlived = {"web": web, "inbox": watcher, "consumer steady": consumers["steady"],
                  **{f"producer {k}": p for k, p in producers.items()}}
+    started.extend([*producers.values(), *consumers.values(), watcher, web])
     base = f"http://127.0.0.1:{port}"
     _wait_http(base + "/livez", web)
     stop = threading.Event()
@@ -333,8 +371,7 @@ def soak(run: Run, kill_every: float, prune_every: float, sample_every: float) -
     finally:
         (root / "stop").touch()
         stop.set()
-        for p in [*producers.values(), *consumers.values(), watcher, web]:
-            p.stop()
+        stop_all([*producers.values(), *consumers.values(), watcher, web])
     run.kills = {n: c.kills for n, c in consumers.items()}
     run.orphans = sum(c.orphans for c in consumers.values())
     print(flat_report(run), flush=True)

@@ -58,3 +58,16 @@ def test_page_load_benchmark_runs_and_reports():
     for page in ("overview", "jobs", "job"):
         assert f"| {page} |" in proc.stdout and f"| {page} (live JSON) |" in proc.stdout, proc.stdout
     assert "drain alone:" in proc.stdout and ", 0 errors" in proc.stdout, proc.stdout
+
+
+def test_read_load_benchmark_runs_and_reports():
+    """benchmarks/read_load.py on tiny counts: both drains finish beside a small ledger, every
+    reader ran during the second one, and the page answered every request."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "read_load.py"), "--jobs", "300",
+                           "--history", "300", "--consumers", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| alone |" in proc.stdout and "| with readers |" in proc.stdout, proc.stdout
+    for reader in ("jobs list --json (100,000)", "stats --since 30d", "top --once", "page held open"):
+        assert f"| {reader}" in proc.stdout, proc.stdout
+    assert "page errors: 0" in proc.stdout, proc.stdout
