@@ -411,7 +411,7 @@ def _drain(env: dict[str, str], root: Path, inbox: Path, timeout: float = 180) -
         busy = {f"{name} {k}": q[k] for name, q in status["queues"].items()
                 for k in ("waiting", "scheduled", "queued", "running", "retrying") if q.get(k)}
         files = [p.name for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")]
-        files += [p.name for p in (inbox / ".processing").glob("*")]
+        files += [p.name for p in (inbox / ".processing").iterdir() if not p.name.startswith(".")]
         left = ", ".join([f"{k} {v}" for k, v in busy.items()] + files[:5])
         if not left:
             return ""
