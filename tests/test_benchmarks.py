@@ -72,3 +72,16 @@ def test_commit_pages_counts_the_frames_of_each_kind_of_commit():
         assert figures[kind] >= 1, (kind, figures)
     assert set(figures["by_btree"]) == {"enqueue", "claim", "ack", "round"}
     assert "lq_job" in figures["by_btree"]["enqueue"] and "lq_ready" in figures["by_btree"]["enqueue"]
+
+
+def test_read_load_benchmark_runs_and_reports():
+    """benchmarks/read_load.py on tiny counts: both drains finish beside a small ledger, every
+    reader ran during the second one, and the page answered every request."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "read_load.py"), "--jobs", "300",
+                           "--history", "300", "--consumers", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| alone |" in proc.stdout and "| with readers |" in proc.stdout, proc.stdout
+    for reader in ("jobs list --json (100,000)", "stats --since 30d", "top --once", "page held open"):
+        assert f"| {reader}" in proc.stdout, proc.stdout
+    assert "page errors: 0" in proc.stdout, proc.stdout
