@@ -75,3 +75,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     ids["queued"] = project.cli("enqueue", "hello", "--args", "[3]", "--app", "fuzz_tasks").stdout.strip()
     yield Seeded(project, ids)
     project.kill_all()
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The CLI run in-process exports ``--db``, ``--durability`` and ``--busy-timeout`` to
+    ``os.environ`` for the library (litequeue/cli/root.py): without this, a fuzzed database
+    path leaked into every later test of the same pytest worker ("schema version 0")."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
