@@ -78,11 +78,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 
 @pytest.fixture(autouse=True)
-def _environment_restored() -> Iterator[None]:
+def _environment_restored(tmp_path, monkeypatch) -> Iterator[None]:
     """The CLI run in-process exports ``--db``, ``--durability`` and ``--busy-timeout`` to
     ``os.environ`` for the library (litequeue/cli/root.py): without this, a fuzzed database
     path leaked into every later test of the same pytest worker ("schema version 0")."""
     saved = dict(os.environ)
+    monkeypatch.chdir(tmp_path)  # a command run with no --db opens ./litequeue.db: never the checkout's
     yield
     os.environ.clear()
     os.environ.update(saved)
