@@ -64,8 +64,11 @@ def prepare_database(ctx: click.Context, no_migrate: bool, *, create: bool = Tru
     ``create=False``: a SQLite file that does not exist yet is left alone."""
     target = database_target(ctx.obj.get("db"))
     if no_migrate:
-        # The app's own storage would otherwise migrate when the app is imported.
+        # The app's own storage would otherwise migrate when the app is imported. For this
+        # command only: the CLI also runs in-process (Django's manage.py, click's test runner).
+        before = migrations.auto_migrate
         migrations.auto_migrate = False
+        ctx.call_on_close(lambda: setattr(migrations, "auto_migrate", before))
     path = sqlite_path(target)
     if not create and path is not None and path != ":memory:" and not os.path.exists(path):
         return

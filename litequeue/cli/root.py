@@ -100,6 +100,21 @@ def _name_the_variable(exc: click.BadParameter) -> click.BadParameter:
     return exc
 
 
+def _export(ctx: click.Context, envvar: str, value: str) -> None:
+    """Set ``envvar`` for this command (and the processes it starts); put it back when the
+    command ends, since the CLI also runs in-process (Django's manage.py, click's runner)."""
+    before = os.environ.get(envvar)
+    os.environ[envvar] = value
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(envvar, None)
+        else:
+            os.environ[envvar] = before
+
+    ctx.call_on_close(restore)
+
+
 #: Top-level settings the library reads from the environment; the group exports them.
 EXPORTED = {"db": "LITEQUEUE_DB", "durability": "LITEQUEUE_DURABILITY",
             "busy_timeout": "LITEQUEUE_BUSY_TIMEOUT"}
@@ -146,13 +161,13 @@ def main(ctx: click.Context, config_path: str | None, db: str | None, app: str |
     for name, envvar in EXPORTED.items():
         # The library (LiteQueue(), open_database) reads these variables itself.
         if settings[name] is not None and sources[name] != "environment":
-            os.environ[envvar] = str(settings[name])
+            _export(ctx, envvar, str(settings[name]))
     default_map = {k: v for k, v in values.items() if k in main.commands}
     if settings["app"] is not None:
         if sources["app"] == "config":
             cfg.feed_app(main, default_map, settings["app"])
         else:
-            os.environ[cfg.APP_ENVVAR] = settings["app"]
+            _export(ctx, cfg.APP_ENVVAR, settings["app"])
     ctx.default_map = default_map
     level = logs.level_for(settings["verbose"], settings["quiet"])
     try:

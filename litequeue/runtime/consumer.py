@@ -138,6 +138,7 @@ class LiteConsumer(ConsumerSeams):
         self.stop_event = threading.Event()
         self.dispatcher: Dispatcher | None = None
         self.couriers: dict[int, Courier] = {}  # worker process pid -> its courier
+        self._reported_before = False  # whether outages were said in the log before start()
         self._lazy_lock = threading.Lock()
         self.supervisor: Supervisor | None = None
         self._bell: Doorbell | None = None
@@ -220,7 +221,8 @@ class LiteConsumer(ConsumerSeams):
     # -- life -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        outage.report()  # a lost database server is said in this consumer's log, once per outage
+        # A lost database server is said in this consumer's log, once per outage.
+        self._reported_before = outage.report()
         self._register()
         self.huey.publish_limits()
         recovered = release_stalled_claims(self.storage, me=self.consumer_id)
@@ -454,6 +456,7 @@ class LiteConsumer(ConsumerSeams):
             self.lock.release()
         if self.session is not None:
             self.session.close()
+        outage.report(self._reported_before)
         log.info("consumer %s stopped", self.consumer_id)
 
     def check_worker_health(self) -> bool:

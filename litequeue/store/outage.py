@@ -31,10 +31,12 @@ _STAMP = "_litequeue_generation"
 _reporting = False
 
 
-def report(on: bool = True) -> None:
-    """Say outages in this process's log (a consumer turns it on)."""
+def report(on: bool = True) -> bool:
+    """Say outages in this process's log (a consumer turns it on while it runs, and puts back
+    what it was when it stops: the CLI also runs in-process). Returns what it was."""
     global _reporting
-    _reporting = on
+    before, _reporting = _reporting, on
+    return before
 
 
 def generation() -> int:
