@@ -58,6 +58,28 @@ def free_port() -> int:
 
 # -- processes -------------------------------------------------------------------------
 
+def serve_web(root: Path, env: dict[str, str], *extra: str,
+              log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``litequeue serve-web`` on a free port, from ``root``; returns it and its base URL once
+    ``/livez`` answers. Its output goes to ``log`` (appended), else nowhere."""
+    import urllib.request
+
+    port = free_port()
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([sys.executable, "-m", "litequeue", "serve-web", "--port", str(port), *extra],
+                            env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/livez", timeout=2):
+                return proc, base
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("serve-web did not answer" + (f"; see {log}" if log else ""))
+
+
 def tree_ticks(pid: int) -> int:
     """utime + stime (clock ticks) of ``pid`` and every live descendant."""
     total = 0

@@ -41,7 +41,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import Consumer, Marks, free_port, percentile, uptime, workdir  # noqa: E402
+from harness import Consumer, Marks, percentile, serve_web, uptime, workdir  # noqa: E402
 
 LIVE = {"X-Litequeue-Live": "1", "Accept": "application/json"}
 PAGES = {
@@ -69,21 +69,7 @@ def _job_ids(root: Path, n: int = 200) -> list[str]:
 
 
 def _serve(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    log = open(root / "web.log", "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "litequeue", "serve-web", "--port", str(port),
-                             "--threads", "8"], env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/livez", timeout=2):
-                return proc, base
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"serve-web did not answer; see {root / 'web.log'}")
+    return serve_web(root, env, "--threads", "8", log=root / "web.log")
 
 
 def _client(base: str, ids: list[str], refresh: float, polls: int, threads: int, stop_file: str,

@@ -38,7 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import Consumer, Marks, free_port, percentile, uptime, workdir  # noqa: E402
+from harness import Consumer, Marks, percentile, serve_web, uptime, workdir  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 READERS = {
@@ -117,19 +117,7 @@ def _page(base: str, stop: threading.Event, out: dict[str, list[float]]) -> None
 
 
 def _serve(env: dict[str, str], root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "litequeue", "serve-web", "--port", str(port)], env=env, cwd=root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/livez", timeout=2):
-                return proc, base
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("serve-web did not answer")
+    return serve_web(root, env)
 
 
 def drain(root: Path, db: str, n: int, consumers: int, with_readers: bool) -> dict[str, Any]:

@@ -121,18 +121,7 @@ class Proc:
         self.start()
 
     def stop(self, timeout: float = 30) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        if _group_alive(self.proc.pid):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_all([self], timeout)
 
 
 def stop_all(procs: list[Proc], timeout: float = 20) -> None:

@@ -114,19 +114,7 @@ class Project:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read the database directly (a separate connection, like any other reader).
         ``?`` placeholders work on both backends."""
-        if self.pg_url:
-            return pg_query(self.pg_url, sql, params)
-        if not self.db.exists():
-            return []
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise
-        finally:
-            conn.close()
+        return query_db(self.pg_url or self.db, sql, params)
 
     def statuses(self) -> dict[str, int]:
         return dict(self.query("SELECT status, COUNT(*) FROM lq_job GROUP BY status"))
@@ -154,6 +142,24 @@ def pg_connect(url: str) -> Any:
     except ImportError:
         import psycopg as driver  # type: ignore[no-redef]
     return driver.connect(url, connect_timeout=5)
+
+
+def query_db(db: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read a database (a SQLite file or a PostgreSQL URL) on a connection of its own; a
+    file or a table not created yet reads as empty. ``?`` placeholders work on both."""
+    if "://" in str(db):
+        return pg_query(str(db), sql, params)
+    if not os.path.exists(db):
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    finally:
+        conn.close()
 
 
 def pg_query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

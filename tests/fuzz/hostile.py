@@ -3,16 +3,19 @@ point must pass: a clean result, or one line that says what is wrong; never a tr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
 from hypothesis import strategies as st
+
+from tests.conftest import Project
 
 #: Text as users and other programs hand it over: any unicode (control characters, line and
 #: paragraph separators, NUL, lone surrogates excluded: argv cannot carry them) and the few
@@ -117,3 +120,16 @@ def env_for(db: str, root: Path, **extra: Any) -> dict[str, str | None]:
                LITEQUEUE_CONFIG=None, PYTHONPATH=str(root))
     env.update({k: (None if v is None else str(v)) for k, v in extra.items()})
     return env
+
+
+@contextlib.contextmanager
+def migrated_project(folder: Path, module: str, tasks: str) -> Iterator[Project]:
+    """A project in ``folder`` with the tasks module ``module`` and a current database; its
+    processes are killed after."""
+    project = Project(folder)
+    project.write(module, tasks)
+    project.cli("migrate")
+    try:
+        yield project
+    finally:
+        project.kill_all()

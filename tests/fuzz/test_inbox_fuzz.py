@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from litequeue.inbox.layout import is_ignored_name
 from litequeue.inbox.watcher import is_text
 from tests.conftest import Project
-from tests.fuzz.hostile import TEXT, env_for, invoke, subprocess_cli
+from tests.fuzz.hostile import TEXT, env_for, invoke, migrated_project, subprocess_cli
 from tests.inbox.helpers import TASKS
 
 NAME_MAX = 255
@@ -57,11 +57,8 @@ class Inboxes:
 
 @pytest.fixture(scope="module")
 def inboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inboxes]:
-    project = Project(tmp_path_factory.mktemp("inboxfuzz"))
-    project.write("inbox_tasks.py", TASKS)
-    project.cli("migrate")
-    yield Inboxes(project)
-    project.kill_all()
+    with migrated_project(tmp_path_factory.mktemp("inboxfuzz"), "inbox_tasks.py", TASKS) as project:
+        yield Inboxes(project)
 
 
 def every_file(folder: Path) -> dict[bytes, bytes]:

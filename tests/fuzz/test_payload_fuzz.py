@@ -20,7 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Project
-from tests.fuzz.hostile import JSON_VALUES, env_for, invoke
+from tests.fuzz.hostile import JSON_VALUES, env_for, invoke, migrated_project
 
 TASKS = """
 from litequeue import LiteQueue
@@ -64,11 +64,8 @@ class Queue:
 
 @pytest.fixture(scope="module")
 def queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Queue]:
-    project = Project(tmp_path_factory.mktemp("payloads"))
-    project.write("payload_tasks.py", TASKS)
-    project.cli("migrate")
-    yield Queue(project)
-    project.kill_all()
+    with migrated_project(tmp_path_factory.mktemp("payloads"), "payload_tasks.py", TASKS) as project:
+        yield Queue(project)
 
 
 def mangle(original: bytes, how: str, at: int, value: object) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, fresh_pg_database, pg_query
+from tests.conftest import ROOT, fresh_pg_database, pg_query, query_db
 
 SITE = ROOT / "tests" / "support" / "django_site"
 
@@ -48,18 +48,7 @@ class Site:
                 conn.execute(sql)
 
     def query(self, sql: str, db: str | None = None) -> list[tuple[Any, ...]]:
-        db = db or self.db
-        if "://" in db:
-            return pg_query(db, sql)
-        conn = sqlite3.connect(db, timeout=30)
-        try:
-            return conn.execute(sql).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise
-        finally:
-            conn.close()
+        return query_db(db or self.db, sql)
 
     def manage(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "manage.py", *args], cwd=SITE, env=self.env, capture_output=True,

@@ -140,7 +140,9 @@ def test_a_first_release_database_is_upgraded_in_place_and_runs(backend: Backend
     listed = project.cli_json("jobs", "list", "--limit", "100", "--json")
     assert {j["id"] for j in listed} == set(before)
 
-    project.cli("run-consumer", "tasks", "--burst", "-w", "2", timeout=120)
+    # The fixtures' jobs finished long ago: retention would prune them as soon as the
+    # consumer's first prune came round (about a second in), so it is off here.
+    project.cli("run-consumer", "tasks", "--burst", "-w", "2", "--prune-every", "0", timeout=120)
     after = backend.jobs()
     assert statuses(after) == {"succeeded": 3 + 5, "failed": 2, "scheduled": 2}
     results = dict(backend.query("SELECT task, COUNT(*) FROM lq_job WHERE status = 'succeeded' GROUP BY task"))
@@ -148,7 +150,7 @@ def test_a_first_release_database_is_upgraded_in_place_and_runs(backend: Backend
 
     failed = sorted(j for j, s in after.items() if s == "failed")[0]
     project.cli("jobs", "retry", failed)
-    project.cli("run-consumer", "tasks", "--burst", timeout=120)
+    project.cli("run-consumer", "tasks", "--burst", "--prune-every", "0", timeout=120)
     retried = backend.query(f"SELECT status, error FROM lq_job WHERE retried_from = '{failed}'")
     assert len(retried) == 1 and retried[0][0] == "failed" and "first release failure" in retried[0][1]
     status = project.cli_json("status", "--json")
@@ -188,7 +190,7 @@ def test_an_earlier_litequeue_1_database_is_completed_when_a_consumer_starts(bac
     before = backend.jobs()
     assert "crashes" not in backend.columns("lq_ready")
 
-    project.cli("run-consumer", "tasks", "--burst", timeout=120)
+    project.cli("run-consumer", "tasks", "--burst", "--prune-every", "0", timeout=120)
     assert "crashes" in backend.columns("lq_ready")
     assert "jobs_done" in backend.columns("lq_consumer")
     assert "token" in backend.columns("lq_inbox_file")

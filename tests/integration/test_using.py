@@ -101,41 +101,11 @@ class AppConnection:
             self.engine.dispose()
 
 
-@pytest.fixture
-def app(make_app):
-    app = make_app("shop")
-
-    @app.task()
-    def work(n):
-        return n
-
-    @app.task(unique=True, unique_for=60)
-    def invoice(number):
-        return number
-
-    @app.task(tags=["billing"])
-    def charge(n):
-        return n
-
-    app.work, app.invoice, app.charge = work, invoice, charge
-    app.storage  # noqa: B018 - the schema, before the application's connection opens
-    return app
-
-
 @pytest.fixture(params=KINDS)
 def appconn(request, app):
     conn = AppConnection(request.param, app)
     yield conn
     conn.close()
-
-
-@pytest.fixture
-def bell(app):
-    """A consumer's doorbell on the app's database (a socket, or LISTEN)."""
-    bell = make_doorbell(app.bell_target, "test-listener")
-    bell.wait(0)
-    yield bell
-    bell.close()
 
 
 def counts(app: Any) -> dict[str, int]:

@@ -16,7 +16,6 @@ import pytest
 
 from litequeue.base.errors import ConfigurationError
 from litequeue.store import commit_watch
-from litequeue.store.doorbell import make_doorbell
 from tests.conftest import running_consumer, wait_for, wait_job
 from tests.integration.test_using import QUEUE_TABLES, counts, orders
 
@@ -39,19 +38,6 @@ def _settings_for(target: str) -> dict[str, Any]:
     name = target.rsplit("/", 1)[1]
     return {"ENGINE": "django.db.backends.postgresql", "NAME": name, "HOST": "127.0.0.1", "PORT": "5432",
             "USER": "postgres"}
-
-
-@pytest.fixture
-def app(make_app):
-    app = make_app("shop")
-
-    @app.task()
-    def work(n):
-        return n
-
-    app.work = work
-    app.storage  # noqa: B018 - the schema first
-    return app
 
 
 def add_alias(target: str) -> str:
@@ -84,14 +70,6 @@ def alias(app) -> Iterator[str]:
         cur.execute(f"CREATE TABLE IF NOT EXISTS orders (id {key}, note TEXT)")
     yield name
     drop_alias(name)
-
-
-@pytest.fixture
-def bell(app):
-    bell = make_doorbell(app.bell_target, "test-listener")
-    bell.wait(0)
-    yield bell
-    bell.close()
 
 
 class Rollback(Exception):

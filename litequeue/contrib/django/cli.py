@@ -4,8 +4,12 @@ the command line parsed by click exactly as ``litequeue run-consumer`` parses it
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
+from typing import Any
+
+from django.core.management.base import BaseCommand
 
 #: Django's own options, already applied by ``manage.py`` before the command runs.
 DJANGO_OPTIONS = ("--settings", "--pythonpath")
@@ -46,3 +50,23 @@ def run(args: Sequence[str], prog: str, consumer: bool) -> None:
 
 def prog_name(argv: Sequence[str]) -> str:
     return f"{os.path.basename(argv[0])} {argv[1]}"
+
+
+class ClickCommand(BaseCommand):
+    """A management command that hands its whole command line to click (which parses it as
+    the ``litequeue`` command does), not to argparse."""
+
+    #: ``manage.py run_consumer`` (True) or ``manage.py litequeue`` (False)
+    consumer = False
+    #: the name the command runs as when called from code (``call_command``)
+    name = "litequeue"
+    args_help = "a litequeue command and its options"
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("args", nargs=argparse.REMAINDER, help=self.args_help)
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        run(without_django_options(argv[2:]), prog_name(argv), consumer=self.consumer)
+
+    def handle(self, *args: str, **options: Any) -> None:
+        run(list(args), self.name, consumer=self.consumer)
