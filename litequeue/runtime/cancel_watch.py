@@ -131,7 +131,7 @@ class CancelWatcher:
         """A bell whose connection broke (PostgreSQL's LISTEN) is replaced; until then the
         watcher polls."""
         with contextlib.suppress(Exception):
-            self.bell.close()
+            self.bell.close()  # closing twice is harmless: the next retry closes it again
         try:
             self.bell = self.consumer.make_bell("cancel")
         except Exception:  # noqa: BLE001 - the database is away: poll until it is back

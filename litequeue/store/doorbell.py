@@ -58,7 +58,11 @@ class Doorbell:
         self.sock.setblocking(False)
 
     def wait(self, timeout: float) -> bool:
-        """Block until rung or ``timeout`` passes; True if rung."""
+        """Block until rung or ``timeout`` passes; True if rung. A closed bell answers
+        "rung" after a short pause, so its waiter polls."""
+        if self._r < 0:
+            time.sleep(min(max(0.0, timeout), 0.2))
+            return True
         fds = [self._r] + ([self.sock.fileno()] if self.sock else [])
         ready, _, _ = select.select(fds, [], [], max(0.0, timeout))
         if not ready:
@@ -68,10 +72,14 @@ class Doorbell:
 
     def wake(self) -> None:
         """Wake this doorbell's waiter from inside the process."""
+        if self._w < 0:
+            return
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._w, b"!")
 
     def _drain(self) -> None:
+        if self._r < 0:
+            return
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._r, 512):
                 pass
@@ -87,9 +95,12 @@ class Doorbell:
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+        # Once only: by a second close, these numbers may be another file's (a new connection's).
         for fd in (self._r, self._w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._r = self._w = -1
 
 
 _sender: socket.socket | None = None
@@ -201,6 +212,8 @@ class PgDoorbell(Doorbell):
         self.conn = None
 
     def wait(self, timeout: float) -> bool:
+        if self._r < 0:  # closed: never LISTEN again
+            return super().wait(timeout)
         if self.conn is None or self.conn.closed:
             if not self._reconnect():
                 super().wait(min(max(0.0, timeout), 0.2))
