@@ -88,7 +88,19 @@ class ConsumerSeams(Consumer):
     def install_signal_handlers(self) -> None:
         # Only the main thread may set handlers; tests run consumers in other threads.
         if threading.current_thread() is threading.main_thread():
+            if not getattr(self, "_saved_handlers", None):  # called again by Huey's start(): keep the first
+                self._saved_handlers = {sig: signal.getsignal(sig) for sig in self._signal_actions}
             super()._set_signal_handlers()
+
+    def restore_signal_handlers(self) -> None:
+        """Put back the handlers :meth:`install_signal_handlers` replaced: a consumer run in
+        a process that lives on (``manage.py``, a test runner) leaves its signals as it found
+        them, not ignored (a program that process starts would inherit an ignored SIGINT)."""
+        saved = getattr(self, "_saved_handlers", None)
+        if saved and threading.current_thread() is threading.main_thread():
+            for sig, handler in saved.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            self._saved_handlers = {}
 
     @property
     def restart_requested(self) -> bool:

@@ -388,9 +388,12 @@ class LiteConsumer(ConsumerSeams):
                     break
         finally:
             if threading.current_thread() is threading.main_thread():
-                for sig in (signal.SIGINT, signal.SIGTERM):
+                for sig in (signal.SIGINT, signal.SIGTERM):  # not while handing claims back
                     signal.signal(sig, signal.SIG_IGN)
-            self.shutdown()
+            try:
+                self.shutdown()
+            finally:
+                self.restore_signal_handlers()
         if self.restart_requested:
             log.info("consumer restarting (SIGHUP)")
             sdnotify.reloading()

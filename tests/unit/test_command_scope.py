@@ -58,3 +58,26 @@ def test_a_consumer_that_stopped_leaves_outage_reports_to_the_next_consumer(
     assert gone.exit_code == 1
     said = [line for line in gone.stderr.splitlines() if line.strip()]
     assert len(said) == 1, said
+
+
+def test_a_consumer_run_in_process_puts_its_signal_handlers_back(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """It ignored SIGINT and SIGTERM after its shutdown, for the rest of the process: a
+    terminal program started from that process afterwards inherited the ignored SIGINT and
+    Ctrl-C no longer stopped it (``litequeue top`` in the shuffled-order run)."""
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "scope_tasks.py").write_text("from litequeue import LiteQueue\napp = LiteQueue('scope')\n")
+    before = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+              signal.SIGHUP: signal.SIG_DFL}
+    saved = {sig: signal.signal(sig, handler) for sig, handler in before.items()}
+    try:
+        ran = CliRunner().invoke(main, ["--db", str(tmp_path / "q.db"), "run-consumer", "scope_tasks", "--burst",
+                                        "-w", "1"])
+        assert ran.exit_code == 0, ran.output
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
