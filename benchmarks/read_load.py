@@ -38,7 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import Consumer, Marks, percentile, serve_web, uptime, workdir  # noqa: E402
+from harness import CLK_TCK, Consumer, Marks, percentile, serve_web, tree_ticks, uptime, workdir  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 READERS = {
@@ -96,9 +96,12 @@ def _reader(name: str, argv: list[str], env: dict[str, str], root: Path, stop: t
             out: dict[str, list[float]]) -> None:
     while not stop.is_set():
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "litequeue", *argv], env=env, cwd=root, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=600)
+        proc = subprocess.Popen([sys.executable, "-m", "litequeue", *argv], env=env, cwd=root,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, _, used = os.wait4(proc.pid, 0)  # its CPU time too: what it took from the drain
+        proc.returncode = 0
         out.setdefault(name, []).append(time.perf_counter() - t0)
+        out.setdefault(f"cpu:{name}", []).append(used.ru_utime + used.ru_stime)
         if name.startswith("top"):
             stop.wait(1.0)
 
@@ -114,6 +117,13 @@ def _page(base: str, stop: threading.Event, out: dict[str, list[float]]) -> None
                 out.setdefault("page errors", []).append(0.0)
         out.setdefault("page held open (/ + /api/overview)", []).append(time.perf_counter() - t0)
         stop.wait(1.0)
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat, every core)."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / CLK_TCK, sum(fields) / CLK_TCK
 
 
 def _serve(env: dict[str, str], root: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -138,9 +148,14 @@ def drain(root: Path, db: str, n: int, consumers: int, with_readers: bool) -> di
         time.sleep(2)  # every reader is running before the drain starts
     pool = [Consumer([sys.executable, "-m", "litequeue", "run-consumer", "bench_tasks", "-w", "8"], env, root)
             for _ in range(consumers)]
+    busy0, total0 = _cpu_times()
+    web0 = tree_ticks(server.pid) if server is not None else 0
     try:
         if not marks.wait_count(n, timeout=1800, poll=0.05):
             raise RuntimeError(f"drain did not finish: {marks.count()} of {n}")
+        busy1, total1 = _cpu_times()
+        if server is not None:
+            readers["cpu:page held open (/ + /api/overview)"] = [(tree_ticks(server.pid) - web0) / CLK_TCK]
     finally:
         stop.set()
         for c in pool:
@@ -158,7 +173,8 @@ def drain(root: Path, db: str, n: int, consumers: int, with_readers: bool) -> di
     gaps = [(b - a) * 1000 for a, b in zip(finished, finished[1:], strict=False)]
     return {"rate": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
             "run_ack_p50": percentile(run_ack, 50), "run_ack_p99": percentile(run_ack, 99),
-            "max_gap": max(gaps) if gaps else 0.0, "readers": readers}
+            "max_gap": max(gaps) if gaps else 0.0, "readers": readers,
+            "machine_busy": (busy1 - busy0) / max(1e-9, total1 - total0)}
 
 
 def _ts(iso: str) -> float:
@@ -207,17 +223,23 @@ def main() -> None:
         finally:
             for name in reversed(made):
                 _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print("\n| drain | jobs/s | run-to-ack p50 ms | p99 ms | longest gap between acks ms |\n|---|---|---|---|---|")
+    print("\n| drain | jobs/s | run-to-ack p50 ms | p99 ms | longest gap between acks ms | machine CPU busy |"
+          "\n|---|---|---|---|---|---|")
     for label, res in rows:
         print(f"| {label} | {res['rate']:,.0f} | {res['run_ack_p50']:.1f} | {res['run_ack_p99']:.1f} | "
-              f"{res['max_gap']:.0f} |")
-    print("\n| reader | runs | median s | max s |\n|---|---|---|---|")
+              f"{res['max_gap']:.0f} | {res['machine_busy']:.0%} of {os.cpu_count()} cores |")
+    print("\n| reader | runs | median s | max s | its CPU s, median (the page: the server's, per drain) |"
+          "\n|---|---|---|---|---|")
     merged: dict[str, list[float]] = {}
     for _, res in rows:
         for name, values in res["readers"].items():
             merged.setdefault(name, []).extend(values)
     for name, values in sorted(merged.items()):
-        print(f"| {name} | {len(values)} | {percentile(values, 50):.2f} | {max(values):.2f} |")
+        if name.startswith("cpu:") or name == "page errors":
+            continue
+        cpu = merged.get(f"cpu:{name}")
+        used = f"{percentile(cpu, 50):.2f}" if cpu else "–"
+        print(f"| {name} | {len(values)} | {percentile(values, 50):.2f} | {max(values):.2f} | {used} |")
     alone = [r["rate"] for label, r in rows if label == "alone"]
     looked = [r["rate"] for label, r in rows if label != "alone"]
     ratio = (sum(looked) / len(looked)) / (sum(alone) / len(alone)) if alone and looked and sum(alone) else 0.0

@@ -89,6 +89,15 @@ class Claim:
     crashes: int = 0
     #: the W3C traceparent the job was enqueued under (its ``send`` span), if traced
     trace: str | None = None
+    #: claimed ahead (prefetched) and not yet recorded ``running``: the ledger still says
+    #: ``queued`` and has no attempt for it; its start is written, at ``started_at``, by
+    #: the dispatcher's next round or by its ack (:func:`litequeue.jobs.claim.record_starts`)
+    pending_start: bool = False
+    #: when a worker took it (a pending start's start time); 0.0 until then
+    started_at: float = 0.0
+    #: when it became ready to run (its queue row's ``enqueued_at``: the enqueue, or the
+    #: moment its ETA moved it from the schedule), for the wait it is counted with
+    due_at: float = 0.0
 
 
 @dataclass

@@ -302,24 +302,31 @@ class LiteStorage(KeyValues, SqlStorage):
 
     def ack_and_claim(self, consumer_id: str, finished: Sequence[Finished], queues: Sequence[str] | None,
                       limit: int, paused: Iterable[str] = (), isolate: str | None = None,
+                      starts: Sequence[tuple[Claim, float]] = (), start_first: int | None = None,
                       ) -> tuple[list[Finished], list[Claim] | None]:
-        """:func:`finish.ack` then :func:`claiming.claim` in ONE transaction: one
-        commit (one fsync) per round for a busy consumer instead of two. The claims are
-        None when ``consumer_id`` was declared dead (:func:`claiming.holder_fenced`)."""
-        if not finished and limit <= 0:
+        """The starts of claims taken ahead that workers began (:func:`claiming.record_starts`),
+        :func:`finish.ack` and :func:`claiming.claim` in ONE transaction: one commit (one
+        fsync) per round for a busy consumer. ``start_first``: how many of the new claims
+        start now (the idle workers'); the rest are claimed ahead. The claims are None when
+        ``consumer_id`` was declared dead (:func:`claiming.holder_fenced`)."""
+        if not finished and limit <= 0 and not starts:
             return [], []
         with self.write():
             fenced = limit > 0 and claiming.holder_fenced(self, consumer_id)  # first: see its lock order
+            claiming.record_starts(self, consumer_id, starts)
             acked = finish.ack(self, consumer_id, finished)
             claims = None if fenced else claiming.claim(self, consumer_id, queues, limit, paused, None,
-                                                        isolate, fenced=False)
+                                                        isolate, fenced=False, start_first=start_first)
         return acked, claims
 
-    def ack(self, consumer_id: str, finished: Sequence[Finished]) -> list[Finished]:
-        """Acknowledge finished jobs in one transaction (fenced: see :func:`litequeue.jobs.finish.ack`)."""
-        if not finished:
+    def ack(self, consumer_id: str, finished: Sequence[Finished],
+            starts: Sequence[tuple[Claim, float]] = ()) -> list[Finished]:
+        """Acknowledge finished jobs in one transaction (fenced: see :func:`litequeue.jobs.finish.ack`),
+        after writing ``starts`` (claims taken ahead that workers began)."""
+        if not finished and not starts:
             return []
         with self.write():
+            claiming.record_starts(self, consumer_id, starts)
             return finish.ack(self, consumer_id, finished)
 
     def fail_unclaimable(self, consumer_id: str, claim: Claim, error: str) -> bool:

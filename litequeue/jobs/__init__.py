@@ -9,7 +9,9 @@ A job's life, and the function (and file) that moves it along:
 ``enqueue.dispatch_due``                due scheduled rows move to the ready queue (``scheduled`` /
                                         ``retrying`` -> ``queued``)
 ``claim.claim``                         ready rows get a holder; ``claim.start`` marks them ``running``
-                                        with an attempt (limits and breakers: ``limits.Gate``)
+                                        with an attempt (limits and breakers: ``limits.Gate``); rows
+                                        claimed ahead (the prefetch) stay ``queued`` until a worker
+                                        takes one: ``claim.record_starts`` writes its start
 ``finish.ack``                          the claim is deleted and the outcome written (``succeeded``,
                                         ``failed``, ``retrying``, ``cancelled``, ``expired``), with the
                                         writes the job made
@@ -26,7 +28,8 @@ A job's life, and the function (and file) that moves it along:
 ``batches.batch_members_finished``      a batch member ended: the batch counts it, and finishes once
 ======================================  ==============================================================
 
-The other files: ``rows`` (shared row writes: the event log, progress), ``unique`` (unique
+The other files: ``rows`` (shared row writes: the event log, progress), ``counters`` (what the
+acks count: jobs per minute, the run time histograms), ``unique`` (unique
 keys), ``consumers`` (the consumer registry, queue pauses, stored schedules) and ``limits``
 (the concurrency gate, breakers). ``actions`` (self-transacting actions for CLI and web) and
 ``retention`` (what to prune) write through them.

@@ -37,8 +37,11 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
     # The queue row first (claims lock it first too): a claim that won keeps its row.
     store.sql("DELETE FROM lq_ready WHERE job_id = ? AND claimed_by IS NULL", (job_id,))
     store.sql("DELETE FROM lq_schedule WHERE job_id = ?", (job_id,))
+    # Still claimed: a consumer took it ahead (``queued`` until a worker begins it) and may
+    # begin it any moment, so it is asked to stop like a running job.
+    held = store.sql("SELECT 1 FROM lq_ready WHERE job_id = ?", (job_id,)).fetchone() is not None
     seen = statuses(store, [job_id])
-    done = store.sql(
+    done = None if held else store.sql(
         f"UPDATE lq_job SET status = '{S.CANCELLED}', finished_at = ?, updated_at = ?, error = ? "
         f"WHERE id = ? AND status IN {in_list(NOT_STARTED_VALUES)} RETURNING queue",
         (now, now, f"cancelled by {actor}", job_id, *NOT_STARTED_VALUES)).fetchone()
@@ -54,7 +57,7 @@ def cancel(store: LiteStorage, job_id: str, actor: str) -> str:
     if row is None:
         raise JobNotFoundError(f"no job {job_id!r} in the ledger; see `litequeue jobs list`")
     status, queue, app = row
-    if status != S.RUNNING.value:
+    if status != S.RUNNING.value and not (held and status == S.QUEUED.value):
         return f"already {status}"
     revoke_once = pickle.dumps((None, True), pickle.HIGHEST_PROTOCOL)  # Huey's (revoke_until, once)
     # The cancel key holds who asked: the attempt names them when the job ends cancelled.

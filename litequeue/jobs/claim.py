@@ -1,5 +1,6 @@
 """Where a job is claimed: ready rows get a holder and :func:`start` marks them ``running``
-with an attempt; a schedule's due rows are claimed for Huey's ``read_schedule``. A holder
+with an attempt (or, claimed ahead, :func:`record_starts` once a worker takes them); a
+schedule's due rows are claimed for Huey's ``read_schedule``. A holder
 whose consumer the others declared dead claims nothing (:func:`holder_fenced`).
 
 Part of the job-state writer (:mod:`litequeue.jobs`); it runs inside the caller's write
@@ -49,8 +50,11 @@ def holder_fenced(store: LiteStorage, holder: str) -> bool:
 
 def claim(store: LiteStorage, holder: str, queues: Sequence[str] | None, limit: int,
           paused: Iterable[str], worker: str | None = None, isolate: str | None = None,
-          fenced: bool | None = None) -> list[Claim]:
-    """Claim up to ``limit`` ready jobs for ``holder`` and :func:`start` them.
+          fenced: bool | None = None, start_first: int | None = None) -> list[Claim]:
+    """Claim up to ``limit`` ready jobs for ``holder`` and :func:`start` them: all of
+    them, or the first ``start_first`` (in the order they will run). The others are
+    claimed ahead (a prefetch): still ``queued`` in the ledger, with no attempt, until a
+    worker takes one and :func:`record_starts` writes its start.
 
     ``queues`` are served in strict order; ``None`` means every queue, highest priority
     first, then oldest. Paused queues are skipped. ``isolate`` (thread consumers, where a
@@ -74,7 +78,7 @@ def claim(store: LiteStorage, holder: str, queues: Sequence[str] | None, limit: 
         isolate = "others"
     crashed = {None: "", "others": " AND crashes = 0", "suspect": " AND crashes > 0"}[isolate]
     update = "UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN ("
-    returning = ") RETURNING id, job_id, queue, priority, data, crash_cap, crashes, has_file"
+    returning = ") RETURNING id, job_id, queue, priority, data, crash_cap, crashes, has_file, enqueued_at"
     claims: list[Claim] = []
     limits = store.limits
     gate = Gate(store, limits, now) if limits is not None and limits.active else None
@@ -96,14 +100,55 @@ def claim(store: LiteStorage, holder: str, queues: Sequence[str] | None, limit: 
             f"SELECT id FROM lq_ready WHERE app = ? AND claimed_by IS NULL{skip}{crashed} "
             f"ORDER BY priority DESC, id LIMIT ?{lock}") + returning,
             (holder, now, store.name, *sorted(paused), limit), now))
+    order = {q: i for i, q in enumerate(queues or ())}
+    claims.sort(key=lambda c: (order.get(c.queue, 0), -c.priority, c.row_id))
     if claims:
-        start(store, claims, holder if worker is None else worker, now)
+        now_ = len(claims) if start_first is None else max(0, start_first)
+        if now_:
+            start(store, claims[:now_], holder if worker is None else worker, now)
+        _ahead(store, claims[now_:])
         if not _revocations_exist(store):
             for c in claims:
                 c.revocable = False
-    order = {q: i for i, q in enumerate(queues or ())}
-    claims.sort(key=lambda c: (order.get(c.queue, 0), -c.priority, c.row_id))
     return claims
+
+
+def _ahead(store: LiteStorage, claims: list[Claim]) -> None:
+    """Claims taken ahead: numbered as the attempt their start will open (one read, no
+    write: the ledger says ``queued`` until a worker takes one)."""
+    if not claims:
+        return
+    by_id = {c.job_id: c for c in claims}
+    for job_id, attempts, trace in store.sql(
+            f"SELECT id, attempts, trace FROM lq_job WHERE id IN {in_list(list(by_id))}", list(by_id)).fetchall():
+        claim = by_id[job_id]
+        claim.attempt, claim.trace, claim.pending_start = attempts + 1, trace, True
+
+
+def record_starts(store: LiteStorage, holder: str, starts: Sequence[tuple[Claim, float]],
+                  check_held: bool = True) -> list[Claim]:
+    """Write the starts of claims taken ahead that a worker has begun: each job
+    ``running`` since its ``started_at``, its attempt opened. ``check_held``: only the
+    claims ``holder`` still holds (the others may have taken one back, presumed dead);
+    False when the caller just deleted them under the same fence (an ack). Returns the
+    claims recorded."""
+    if check_held and starts:
+        rows = [c.row_id for c, _ in starts]
+        held = {r[0] for r in store.sql(f"SELECT id FROM lq_ready WHERE claimed_by = ? AND id IN {in_list(rows)}",
+                                        (holder, *rows)).fetchall()}
+        starts = [(c, at) for c, at in starts if c.row_id in held]
+    if not starts:
+        return []
+    ids = [c.job_id for c, _ in starts]
+    seen = statuses(store, ids)
+    now = time.time()
+    store.many(f"UPDATE lq_job SET status = '{S.RUNNING}', started_at = ?, attempts = ?, worker = ?, "
+               "updated_at = ? WHERE id = ?", [(at, c.attempt, holder, now, c.job_id) for c, at in starts])
+    recount(store, seen, ids)
+    store.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
+               f"VALUES (?, ?, ?, ?, '{AttemptOutcome.RUNNING}') ON CONFLICT (job_id, number) DO NOTHING",
+               [(c.job_id, c.attempt, holder, at) for c, at in starts])
+    return [c for c, _ in starts]
 
 
 def claim_due(store: LiteStorage, holder: str, until: float) -> list[Claim]:
@@ -116,13 +161,13 @@ def claim_due(store: LiteStorage, holder: str, until: float) -> list[Claim]:
         (store.name, until)).fetchall()
     rows.sort(key=lambda r: (r[6], r[0]))
     claims = []
-    for _, queue, priority, job_id, data, cap, _, has_file in rows:
+    for _, queue, priority, job_id, data, cap, eta, has_file in rows:
         row_id = store.sql(
             "INSERT INTO lq_ready (app, queue, priority, job_id, data, crash_cap, enqueued_at, "
             "claimed_by, claimed_at, has_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (store.name, queue, priority, job_id, data, cap, now, holder, now, has_file)).fetchone()[0]
         claims.append(Claim(row_id, job_id, queue, priority, bytes(data), cap, attempt=0,
-                            has_file=bool(has_file)))
+                            has_file=bool(has_file), due_at=eta))
     ids = [c.job_id for c in claims]
     seen = statuses(store, ids)
     store.many(f"UPDATE lq_job SET status = '{S.QUEUED}', updated_at = ? "

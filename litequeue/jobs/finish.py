@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 from litequeue.base.states import AttemptOutcome, JobStatus
 from litequeue.base.values import Claim, Finished, NewJob
 from litequeue.jobs.batches import batch_members_finished, open_batch, seal_batch
+from litequeue.jobs.claim import record_starts
+from litequeue.jobs.counters import count_acked, count_failed, shard_of
 from litequeue.jobs.dependencies import settle
 from litequeue.jobs.enqueue import enqueue
 from litequeue.jobs.limits import breaker_outcomes
-from litequeue.jobs.rows import count_activity, count_failed, in_list, recount, statuses
+from litequeue.jobs.rows import in_list, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage
@@ -49,6 +51,9 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
     acked = [i for i in finished if i.claim.row_id in held]
     if not acked:
         return []
+    # Claimed ahead and both begun and ended since the last round: its start is written here.
+    record_starts(store, holder, [(i.claim, i.started_at) for i in acked if i.claim.pending_start],
+                  check_held=False)
     jobs = [job for item in acked if item.unit for job in item.unit.jobs]
     if jobs:
         enqueue(store, jobs, now, guarded=True)
@@ -62,8 +67,7 @@ def ack(store: LiteStorage, holder: str, finished: Sequence[Finished]) -> list[F
         [(i.status.value, i.finished_at if i.status.is_final else None, i.error,
           i.traceback, i.result, now, i.claim.job_id) for i in acked])
     recount(store, seen, ids)
-    count_activity(store, [(i.finished_at, i.claim.queue, i.task, "retrying" if i.outcome is AttemptOutcome.RETRYING
-                            else i.status.value) for i in acked])
+    count_acked(store, acked, shard_of(store, holder))
     store.many(
         "UPDATE lq_attempt SET finished_at = ?, outcome = ?, error = ?, cpu_seconds = ?, peak_rss_bytes = ?, "
         "rss_scope = ? WHERE job_id = ? AND number = ?",
@@ -113,6 +117,8 @@ def fail_unrunnable(store: LiteStorage, holder: str, claim: Claim, error: str) -
                      (claim.row_id, holder)).fetchone()
     if gone is None:
         return False
+    if claim.pending_start:
+        record_starts(store, holder, [(claim, claim.started_at or now)], check_held=False)
     seen = statuses(store, [claim.job_id])
     store.sql(f"UPDATE lq_job SET status = '{S.FAILED}', finished_at = ?, error = ?, updated_at = ? "
               "WHERE id = ?", (now, error, now, claim.job_id))

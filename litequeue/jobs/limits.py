@@ -139,7 +139,7 @@ class Gate:
             if picked:
                 claims.extend(claim_rows(
                     store, f"UPDATE lq_ready SET claimed_by = ?, claimed_at = ? WHERE id IN {in_list(picked)} "
-                           "RETURNING id, job_id, queue, priority, data, crash_cap, crashes, has_file",
+                           "RETURNING id, job_id, queue, priority, data, crash_cap, crashes, has_file, enqueued_at",
                     (holder, self.now, *picked), self.now))
             if len(rows) < ask or len(picked) == len(rows):
                 break  # nothing more to look at, or nothing skipped

@@ -16,8 +16,9 @@ from litequeue.base.states import AttemptOutcome, JobStatus
 from litequeue.base.values import Claim
 from litequeue.jobs.batches import batch_members_finished
 from litequeue.jobs.cancel import cancel_requests
+from litequeue.jobs.counters import count_failed
 from litequeue.jobs.dependencies import cancel_waiting_steps, settle
-from litequeue.jobs.rows import count_failed, in_list, recount, statuses
+from litequeue.jobs.rows import in_list, recount, statuses
 
 if TYPE_CHECKING:
     from litequeue.engine.storage import LiteStorage

@@ -9,8 +9,7 @@ caller's write transaction.
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from litequeue.base.values import Claim
@@ -28,8 +27,8 @@ def in_list(values: Sequence[Any]) -> str:
 def claim_rows(store: LiteStorage, query: str, params: Sequence[Any], now: float) -> list[Claim]:
     """Run a claiming ``UPDATE lq_ready ... RETURNING`` and read its rows as claims."""
     return [Claim(row_id, job_id, queue, priority, bytes(data), crash_cap, claimed_at=now,
-                  suspect=crashes > 0, has_file=bool(has_file), crashes=crashes)
-            for row_id, job_id, queue, priority, data, crash_cap, crashes, has_file
+                  suspect=crashes > 0, has_file=bool(has_file), crashes=crashes, due_at=enqueued_at or 0.0)
+            for row_id, job_id, queue, priority, data, crash_cap, crashes, has_file, enqueued_at
             in store.sql(query, params).fetchall()]
 
 
@@ -80,31 +79,6 @@ def moves(store: LiteStorage, before: Seen, after: Seen) -> None:
     if rows:
         store.many("INSERT INTO lq_job_count (queue, status, n) VALUES (?, ?, ?) "
                    "ON CONFLICT (queue, status) DO UPDATE SET n = n + excluded.n", rows)
-
-
-#: The outcomes counted per minute in ``lq_activity``.
-ACTIVITY = ("succeeded", "failed", "retrying")
-
-
-def count_activity(store: LiteStorage, done: Iterable[tuple[float, str, str, str]]) -> None:
-    """SQLite: count (finished at, queue, task, outcome) per minute in ``lq_activity``, in
-    the transaction that wrote the outcome, so the overview reads a row per minute, queue,
-    task and outcome instead of every job (PostgreSQL reads the jobs: see :func:`statuses`)."""
-    if not store.is_sqlite:
-        return
-    tally = Counter((int(at // 60) * 60, queue, task, outcome) for at, queue, task, outcome in done
-                    if outcome in ACTIVITY)
-    if tally:
-        store.many("INSERT INTO lq_activity (minute, queue, task, outcome, n) VALUES (?, ?, ?, ?, ?) "
-                   "ON CONFLICT (minute, queue, task, outcome) DO UPDATE SET n = n + excluded.n",
-                   [(*key, n) for key, n in tally.items()])
-
-
-def count_failed(store: LiteStorage, job_ids: Sequence[str], at: float) -> None:
-    """:func:`count_activity` for jobs that ended ``failed`` at ``at`` outside an ack."""
-    if store.is_sqlite and job_ids:
-        count_activity(store, [(at, queue, task, "failed") for queue, task in store.sql(
-            f"SELECT queue, task FROM lq_job WHERE id IN {in_list(job_ids)}", list(job_ids)).fetchall()])
 
 
 def touch(store: Any) -> None:

@@ -1,9 +1,8 @@
 """The ledger in Prometheus text format (exposition format 0.0.4), for ``/metrics``.
 
-``litequeue_jobs_finished_total`` comes from ``lq_finished`` and survives pruning. The
-histograms (and the peak memory gauge) are computed from the job and attempt rows the ledger
-still keeps, so pruning lowers them: read them with ``rate()`` over windows shorter than the
-retention, or as a snapshot.
+``litequeue_jobs_finished_total`` comes from ``lq_finished``; the histograms and the peak
+memory gauge from ``lq_histogram``, which every ack adds to (litequeue.jobs.counters). All of
+them survive pruning and only ever grow: Prometheus counters, read them with ``rate()``.
 """
 
 from __future__ import annotations
@@ -14,51 +13,20 @@ from collections.abc import Iterable, Sequence
 
 import peewee as pw
 
-from litequeue.base.states import JobStatus
+from litequeue.base.histogram import BUCKETS
 from litequeue.ledger import queries
 from litequeue.store.dialect import sql
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-
-#: Histograms need a scan of the job table, so they are recomputed at most this often.
-HISTOGRAM_MAX_AGE = 15.0
-
-
-def _bucket(column: str) -> str:
-    return "CASE " + " ".join(f"WHEN {column} <= {b!r} THEN {i}" for i, b in enumerate(BUCKETS)) + \
-        f" ELSE {len(BUCKETS)} END"
+#: The histograms are read again at most this often (a few hundred rows: cheap, but a busy
+#: scraper need not read them every time).
+HISTOGRAM_MAX_AGE = 5.0
 
 
-def _clamp(column: str) -> str:
-    return f"CASE WHEN {column} < 0 THEN 0 ELSE {column} END"
-
-
-# One scan for both histograms: duration is how long a finished job's last attempt ran; wait
-# is how long a job waited from due (enqueue, or its ETA) to its first start. MATERIALIZED
-# keeps SQLite from re-evaluating the expressions once per bucket.
-HISTOGRAM_SQL = f"""WITH t AS MATERIALIZED (SELECT queue,
-  CASE WHEN status IN ('{JobStatus.SUCCEEDED}', '{JobStatus.FAILED}') AND finished_at IS NOT NULL
-       THEN finished_at - started_at END AS dur,
-  CASE WHEN attempts = 1 THEN started_at - CASE WHEN eta IS NOT NULL AND eta > enqueued_at THEN eta
-       ELSE enqueued_at END END AS wait
-  FROM lq_job WHERE started_at IS NOT NULL)
-SELECT 'duration', queue, {_bucket('dur')} AS b, COUNT(*), SUM({_clamp('dur')}) FROM t WHERE dur IS NOT NULL
-  GROUP BY queue, b
-UNION ALL
-SELECT 'wait', queue, {_bucket('wait')} AS b, COUNT(*), SUM({_clamp('wait')}) FROM t WHERE wait IS NOT NULL
-  GROUP BY queue, b"""
-
-# What the attempts the ledger keeps used: CPU time per (queue, task) in the same buckets, and
-# the largest peak resident memory per (queue, task, scope). Attempts not measured (before
-# migration 9, or killed) are left out.
-USAGE_SQL = f"""WITH t AS MATERIALIZED (SELECT j.queue, j.task, a.cpu_seconds AS cpu, a.peak_rss_bytes AS peak,
-  a.rss_scope AS scope FROM lq_attempt a JOIN lq_job j ON j.id = a.job_id
-  WHERE a.cpu_seconds IS NOT NULL OR a.peak_rss_bytes IS NOT NULL)
-SELECT 'cpu', queue, task, '', {_bucket('cpu')} AS b, COUNT(*), SUM({_clamp('cpu')}) FROM t WHERE cpu IS NOT NULL
-  GROUP BY queue, task, b
-UNION ALL
-SELECT 'peak', queue, task, scope, 0, COUNT(*), MAX(peak) FROM t WHERE peak IS NOT NULL GROUP BY queue, task, scope"""
+#: The histograms and peak memory the acks counted (litequeue.jobs.counters), summed over
+#: the consumers' shards: a row per queue, task, kind and bucket, whatever the volume.
+COUNTERS_SQL = ("SELECT kind, queue, task, bucket, SUM(n), SUM(total), MAX(total) FROM lq_histogram "
+                "GROUP BY kind, queue, task, bucket")
 
 Sample = tuple[str, Sequence[tuple[str, object]], float]
 
@@ -103,17 +71,29 @@ def _family(name: str, kind: str, text: str, samples: Iterable[Sample]) -> list[
 
 
 def histograms(db: pw.Database) -> dict[str, list[Sample]]:
-    """Samples of ``duration`` and ``wait`` per queue, from the job rows the ledger keeps."""
-    counts: dict[tuple[str, str], list[int]] = {}
-    sums: dict[tuple[str, str], float] = {}
-    for kind, queue, bucket, n, total in sql(db, HISTOGRAM_SQL).fetchall():
-        key = (kind, queue)
-        counts.setdefault(key, [0] * (len(BUCKETS) + 1))[int(bucket)] += n
-        sums[key] = sums.get(key, 0.0) + (total or 0.0)
-    out: dict[str, list[Sample]] = {"duration": [], "wait": []}
-    for (kind, queue), per_bucket in sorted(counts.items()):
-        _buckets(out[kind], (("queue", queue),), per_bucket, sums[(kind, queue)])
-    out.update(usage(db))
+    """Samples of ``duration`` and ``wait`` per queue, ``cpu`` per queue and task (histograms)
+    and ``peak`` (the largest peak resident memory per queue, task and scope), from the
+    counters the acks write."""
+    counts: dict[tuple[str, ...], list[int]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    peaks: list[Sample] = []
+    for kind, queue, task, bucket, n, total, largest in sql(db, COUNTERS_SQL).fetchall():
+        if kind.startswith("peak:"):
+            peaks.append(("", (("queue", queue), ("task", task), ("scope", kind[5:])), int(largest)))
+            continue
+        key = (kind, queue) if kind in ("duration", "wait") else (kind, queue, task)
+        counts.setdefault(key, [0] * (len(BUCKETS) + 1))[min(int(bucket), len(BUCKETS))] += int(n)
+        sums[key] = sums.get(key, 0.0) + float(total or 0.0)
+    out: dict[str, list[Sample]] = {"duration": [], "wait": [], "cpu": []}
+    for key, per_bucket in sorted(counts.items()):
+        labels = (("queue", key[1]),) if len(key) == 2 else (("queue", key[1]), ("task", key[2]))
+        _buckets(out[key[0]], labels, per_bucket, sums[key])
+    merged: dict[tuple[object, ...], Sample] = {}
+    for sample in peaks:  # one series per (queue, task, scope): the largest of the shards'
+        labels = tuple(v for _, v in sample[1])
+        if labels not in merged or sample[2] > merged[labels][2]:
+            merged[labels] = sample
+    out["peak"] = [merged[k] for k in sorted(merged, key=lambda k: tuple(str(v) for v in k))]
     return out
 
 
@@ -125,24 +105,6 @@ def _buckets(samples: list[Sample], labels: tuple[tuple[str, object], ...], per_
         samples.append(("_bucket", (*labels, ("le", bound)), running))
     samples.append(("_sum", labels, round(total, 6)))
     samples.append(("_count", labels, running))
-
-
-def usage(db: pw.Database) -> dict[str, list[Sample]]:
-    """Samples of ``cpu`` (a histogram per queue and task) and ``peak`` (the largest peak
-    resident memory per queue, task and scope), from the attempts the ledger keeps."""
-    counts: dict[tuple[str, str], list[int]] = {}
-    sums: dict[tuple[str, str], float] = {}
-    peaks: list[Sample] = []
-    for kind, queue, task, scope, bucket, n, value in sql(db, USAGE_SQL).fetchall():
-        if kind == "peak":
-            peaks.append(("", (("queue", queue), ("task", task), ("scope", scope)), int(value)))
-            continue
-        counts.setdefault((queue, task), [0] * (len(BUCKETS) + 1))[int(bucket)] += n
-        sums[(queue, task)] = sums.get((queue, task), 0.0) + (value or 0.0)
-    cpu: list[Sample] = []
-    for (queue, task), per_bucket in sorted(counts.items()):
-        _buckets(cpu, (("queue", queue), ("task", task)), per_bucket, sums[(queue, task)])
-    return {"cpu": cpu, "peak": sorted(peaks, key=lambda s: tuple(str(v) for _, v in s[1]))}
 
 
 def render(db: pw.Database, now: float | None = None, cache: HistogramCache | None = None) -> str:
@@ -174,16 +136,16 @@ def render(db: pw.Database, now: float | None = None, cache: HistogramCache | No
         "litequeue_queue_paused", "gauge", "1 while the queue is paused.",
         (("", (("queue", q),), int(row["paused"])) for q, row in summary.items()))
     lines += _family("litequeue_job_duration_seconds", "histogram",
-                     "Run time of finished jobs the ledger still keeps (last attempt).",
+                     "Run time of the last attempt of jobs that ended succeeded or failed, counted by their ack.",
                      hist["duration"])
     lines += _family("litequeue_job_wait_seconds", "histogram",
-                     "Time from due (enqueue or ETA) to first start, of jobs the ledger still keeps.",
+                     "Time from due (enqueue or ETA) to first start, counted when the first attempt ends.",
                      hist["wait"])
     lines += _family("litequeue_attempt_cpu_seconds", "histogram",
-                     "CPU time (user + system) of the attempts the ledger keeps: the worker thread's, or the "
+                     "CPU time (user + system) of the attempts acked: the worker thread's, or the "
                      "worker process's.", hist["cpu"])
     lines += _family("litequeue_attempt_peak_rss_bytes", "gauge",
-                     "Largest peak resident memory of an attempt the ledger keeps; scope job: the worker "
+                     "Largest peak resident memory of an attempt acked; scope job: the worker "
                      "process's own (reset per attempt), consumer: the consumer process's while it ran.",
                      hist["peak"])
     alive = queries.consumers(db, alive_only=True)

@@ -69,11 +69,16 @@ def retrying(what: str, fn: Callable[[], Any], give_up: threading.Event | None =
         delay = min(delay * 2, 1.0)
 
 
+Starts = Sequence[tuple[Claim, float]]
+
+
 def commit_round(storage: LiteStorage, holder: str, batch: Sequence[Finished], queues: Sequence[str] | None,
-                 limit: int, paused: Iterable[str], isolate: str | None = None,
-                 ) -> tuple[list[Finished], list[Claim] | None]:
-    """Ack ``batch`` and claim up to ``limit`` jobs in one transaction (claims None: the
-    others declared ``holder`` dead, see :func:`litequeue.jobs.claim.holder_fenced`).
+                 limit: int, paused: Iterable[str], isolate: str | None = None, starts: Starts = (),
+                 start_first: int | None = None) -> tuple[list[Finished], list[Claim] | None]:
+    """Write ``starts`` (claims taken ahead that workers began), ack ``batch`` and claim up
+    to ``limit`` jobs, the first ``start_first`` of them started, in one transaction
+    (claims None: the others declared ``holder`` dead, see
+    :func:`litequeue.jobs.claim.holder_fenced`).
 
     A transient error (busy, locked, connection lost) propagates, for :func:`retrying` to
     wait out. A deterministic one (an outcome the database refuses: a NUL byte in an error
@@ -81,25 +86,28 @@ def commit_round(storage: LiteStorage, holder: str, batch: Sequence[Finished], q
     wedge the consumer: then each job is acked alone and the one that cannot be recorded
     ends ``failed`` with the reason (:func:`ack_each`)."""
     try:
-        return storage.ack_and_claim(holder, batch, queues, limit, paused, isolate=isolate)
+        return storage.ack_and_claim(holder, batch, queues, limit, paused, isolate=isolate, starts=starts,
+                                     start_first=start_first)
     except Exception as exc:
         if not batch or is_transient(exc):
             raise
         log.error("recording %d outcome(s) failed (%s); recording them one by one",
                   len(batch), one_line(exc))
     acked = ack_each(storage, holder, batch)
-    _, claims = storage.ack_and_claim(holder, [], queues, limit, paused, isolate=isolate)
+    _, claims = storage.ack_and_claim(holder, [], queues, limit, paused, isolate=isolate, starts=starts,
+                                      start_first=start_first)
     return acked, claims
 
 
-def ack_resilient(storage: LiteStorage, holder: str, batch: Sequence[Finished]) -> list[Finished]:
+def ack_resilient(storage: LiteStorage, holder: str, batch: Sequence[Finished], starts: Starts = ()) -> list[Finished]:
     """:meth:`LiteStorage.ack`, falling back to :func:`ack_each` on a deterministic error."""
     try:
-        return storage.ack(holder, batch)
+        return storage.ack(holder, batch, starts)
     except Exception as exc:
         if is_transient(exc):
             raise
         log.error("recording %d outcome(s) failed (%s); recording them one by one", len(batch), one_line(exc))
+    storage.ack(holder, [], starts)
     return ack_each(storage, holder, batch)
 
 
@@ -195,7 +203,11 @@ class Dispatcher:
         self.running = 0
         self.seen = 0  # jobs finished, and their typical (moving average) duration
         self.typical_duration = 0.0
+        #: Claims waiting for a worker, in the order they run. Those claimed ahead of an
+        #: idle worker (``pending_start``) are ``queued`` in the ledger until taken.
         self.buffer: collections.deque[Claim] = collections.deque()
+        #: Claims taken ahead that a worker began since the last round: the round writes their start.
+        self.begun: list[Claim] = []
         self.finished: list[Finished] = []
         self.idle = 0
         self.pending = 0  # handed to put() but not yet committed
@@ -251,7 +263,7 @@ class Dispatcher:
                     self.cond.wait(left)
                 self.running += 1
                 self.waiting.idle = False
-                return self.buffer.popleft()
+                return self._begin(self.buffer.popleft())
             finally:
                 self.idle -= 1
 
@@ -261,7 +273,17 @@ class Dispatcher:
             if not self.buffer:
                 return None
             self.running += 1
-            return self.buffer.popleft()
+            return self._begin(self.buffer.popleft())
+
+    def _begin(self, claim: Claim) -> Claim:
+        """A worker takes ``claim`` (lock held): one claimed ahead starts now, and the next
+        round writes that start (woken for it, should it sleep)."""
+        if claim.pending_start:
+            claim.started_at = time.time()
+            self.begun.append(claim)
+            if self.sleeping:
+                self.bell.wake()  # a byte into a non-blocking pipe: never blocks, lock or not
+        return claim
 
     def short_jobs(self) -> bool:
         """Are jobs short (a few milliseconds, measured)? Then claiming ahead pays."""
@@ -302,15 +324,18 @@ class Dispatcher:
                 if self.finished and self.running:
                     self._gather()
                 batch, self.finished = self.finished, []
+                starts = self._starts(batch)
                 self._measure(batch)
                 want = 0 if self.stop.is_set() or self.quiet else self.idle + self._ahead() - len(self.buffer)
                 if self.suspect is not None and not any(f.claim is self.suspect for f in batch):
                     want = 0  # a job a worker died on runs alone until it is acked
-                if not batch and want <= 0:
+                if not batch and want <= 0 and not starts:
                     self.sleeping = True
                 in_flight = self.pending - len(batch) + len(self.buffer)
                 alone = in_flight == 0 and self.idle >= self.workers
-            if not batch and want <= 0:
+                # Claims for the workers waiting now start at once; the rest wait in the buffer.
+                start_first = self.idle if not self.buffer else 0
+            if not batch and want <= 0 and not starts:
                 if self.stop.is_set():
                     return
                 self._sleep()
@@ -321,8 +346,10 @@ class Dispatcher:
             isolate = "suspect-first" if alone and self.suspect is None else "others"
             if not self.isolate_suspects:
                 isolate = None
-            acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate: self._round(b, w, i),
-                                     reconnect=self.storage.close)
+            acked, claims = retrying("ack and claim", lambda b=batch, w=want, i=isolate, s=starts, f=start_first:
+                                     self._round(b, w, i, s, f), reconnect=self.storage.close)
+            for claim, _ in starts:
+                claim.pending_start = False
             if claims is None:  # declared dead: idle until the supervisor carries on under a new id
                 self._fenced()
                 claims = []
@@ -333,7 +360,7 @@ class Dispatcher:
             if claims:
                 self.empty_polls = 0
                 with self.cond:
-                    self.buffer.extend(claims)
+                    self._fill(claims)
                     self.cond.notify(len(claims))
             if batch:
                 self._settle(batch, acked)
@@ -344,8 +371,8 @@ class Dispatcher:
                 # still wakes it at once).
                 self._sleep(min(defaults.IDLE_POLL_MAX, defaults.IDLE_POLL * (1 + self.empty_polls // 10)))
 
-    def _round(self, batch: list[Finished], want: int, isolate: str | None,
-               ) -> tuple[list[Finished], list[Claim] | None]:
+    def _round(self, batch: list[Finished], want: int, isolate: str | None, starts: Starts = (),
+               start_first: int | None = None) -> tuple[list[Finished], list[Claim] | None]:
         """One ack-and-claim commit. After a round lost its connection, the claims that
         round's commit may have made (the server may have committed before the connection
         died) are handed back first: nobody would ever run them."""
@@ -356,7 +383,8 @@ class Dispatcher:
                             "went back to the queue", strays, extra={"action": "reconnect"})
             self.uncertain = False
         try:
-            acked, claims = commit_round(self.storage, self.holder, batch, self.queues, want, self.paused(), isolate)
+            acked, claims = commit_round(self.storage, self.holder, batch, self.queues, want, self.paused(),
+                                         isolate, starts, start_first)
         except Exception as exc:
             if is_disconnect(exc):
                 self.uncertain = True
@@ -376,15 +404,40 @@ class Dispatcher:
                         "until it carries on as a fresh consumer", self.holder, extra={"action": "fenced"})
 
     def _ahead(self) -> int:
-        """How many jobs to claim beyond the idle workers (lock held).
+        """How many jobs to claim beyond the idle workers (lock held): the prefetch.
 
-        Claiming a round ahead lets each commit carry twice the jobs, but a job claimed
-        ahead waits for a worker of this consumer even if another consumer is idle. So only
-        while jobs are short (a few milliseconds, measured) and a worker is idle: then the
-        wait is short too, and nothing is hoarded behind long jobs."""
-        if (self.idle == 0 and not self.eager) or not self.short_jobs():
+        A buffer of jobs claimed ahead lets a worker that finishes take its next job at
+        once while the round that acks it commits (double-buffered), and each commit carry
+        more jobs; but a job claimed ahead waits for a worker of this consumer even if
+        another consumer is idle, and behind a higher-priority job enqueued meanwhile only
+        until the next round (:meth:`_fill`). So only while jobs are short (a few
+        milliseconds, measured): then the wait is short too (at most about a buffer's
+        worth of short jobs per worker: ``SHORT_JOB`` x 1, or x 4 for processes), and
+        nothing is hoarded behind long jobs."""
+        if not self.short_jobs():
             return 0
         return self.workers * (4 if self.eager else 1)
+
+    def _fill(self, claims: list[Claim]) -> None:
+        """Add claims to the buffer (lock held), keeping it in the order jobs run: a job of
+        higher priority (or of an earlier queue under ``-Q``) claimed now goes before the
+        buffer's own."""
+        tail = self.buffer[-1] if self.buffer else None
+        self.buffer.extend(claims)
+        if tail is not None and self._order(claims[0]) < self._order(tail):
+            self.buffer = collections.deque(sorted(self.buffer, key=self._order))
+
+    def _order(self, claim: Claim) -> tuple[int, int, int]:
+        rank = self.queues.index(claim.queue) if self.queues and claim.queue in self.queues else 0
+        return rank, -claim.priority, claim.row_id
+
+    def _starts(self, batch: Sequence[Finished]) -> list[tuple[Claim, float]]:
+        """The starts this round writes (lock held): the claims taken ahead that workers
+        began and are still running (those in ``batch`` have theirs written by the ack)."""
+        ending = {id(item.claim) for item in batch}
+        starts = [(c, c.started_at) for c in self.begun if id(c) not in ending]
+        self.begun = []
+        return starts
 
     def _measure(self, batch: list[Finished]) -> None:
         for item in batch:
@@ -435,9 +488,10 @@ class Dispatcher:
             left = list(self.buffer)
             self.buffer.clear()
             batch, self.finished = self.finished, []
-        if batch:  # handed in after the loop's last round
-            acked = retrying("ack", lambda: ack_resilient(self.storage, self.holder, batch))
-            self._settle(batch, acked)
+            starts = self._starts(batch)
+        if batch or starts:  # handed in after the loop's last round
+            acked = retrying("ack", lambda: ack_resilient(self.storage, self.holder, batch, starts))
+            self._settle(batch, acked or [])
         return left
 
     def busy(self, workers: int) -> bool:

@@ -70,3 +70,8 @@ def floor_int(db: pw.Database, expr: str) -> str:
 def marks(n: int) -> str:
     """``?, ?, ?`` for an ``IN (...)`` list of ``n`` values."""
     return ", ".join("?" * n)
+
+
+def greatest(db: pw.Database, a: str, b: str) -> str:
+    """The larger of two SQL values: SQLite's two-argument ``MAX``, PostgreSQL's ``GREATEST``."""
+    return f"MAX({a}, {b})" if is_sqlite(db) else f"GREATEST({a}, {b})"

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 from litequeue.base.errors import DatabaseBusyError, DatabaseError, SchemaOutOfDateError, SchemaTooNewError
-from litequeue.store import dialect, job_indexes
+from litequeue.store import counters_schema, dialect, job_indexes
 from litequeue.store.faults import is_busy
 from litequeue.store.job_indexes import narrow_job_row
 
@@ -372,6 +372,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                   "(running jobs; jobs off the success path); the job counts written without triggers; "
                   "per-minute activity counts (lq_activity)",
               _narrow_job_row),
+    Migration(11, "counters written with the ack on SQLite and PostgreSQL: lq_activity per consumer shard, "
+                  "lq_histogram (run, wait and CPU time; peak memory)", counters_schema.counters),
 )
 
 #: The schema version this code needs and writes.

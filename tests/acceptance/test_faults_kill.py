@@ -12,7 +12,7 @@ import pytest
 
 from tests.acceptance.faultkit import Faults, alive, check_exactly_once_work, children_of, say
 from tests.conftest import wait_for
-from tests.integration.test_activity_counts import activity_matches_ledger
+from tests.integration.test_activity_counts import activity_matches_ledger, histograms_match_ledger
 
 JOBS = 2000
 KILLS = 20
@@ -38,9 +38,10 @@ def run_storm(faults: Faults, *args: str, main_only: bool = False, beside: int =
     acct = check_exactly_once_work(faults.project, faults.side, values)
     # The kills really interrupted running jobs (else the test proves nothing).
     assert acct.interrupted > 0
-    if not faults.project.pg_url:  # the per-minute counts the acks wrote (SQLite) agree with the ledger
-        counted = activity_matches_ledger(faults.project.query)
-        assert sum(n for key, n in counted.items() if key[3] == "succeeded") == JOBS
+    # The counters the acks wrote agree with the ledger, on SQLite and PostgreSQL.
+    counted = activity_matches_ledger(faults.project.query, postgres=bool(faults.project.pg_url))
+    assert sum(n for key, n in counted.items() if key[3] == "succeeded") == JOBS
+    assert sum(histograms_match_ledger(faults.project.query).values()) == JOBS
     return f"kills={hits} {acct.summary()} seed={faults.seed}"
 
 

@@ -181,3 +181,115 @@ def test_a_row_claimed_again_stays_held_when_its_earlier_claim_ack_is_dropped(ap
     assert claimed(app) == 1, "the claim a worker runs was handed back as a stray"
     assert app.storage.sql("SELECT number, outcome FROM lq_attempt ORDER BY number").fetchall() == [
         (1, "interrupted"), (2, "running")]
+
+
+# -- the prefetch: claims taken ahead are not running until a worker begins them ---------------
+
+def job_row(app: LiteQueue, job_id: str) -> tuple[str, float | None, int]:
+    return app.storage.sql("SELECT status, started_at, attempts FROM lq_job WHERE id = ?", (job_id,)).fetchone()
+
+
+def attempts_of(app: LiteQueue, job_id: str) -> list[tuple[int, str, float]]:
+    return app.storage.sql("SELECT number, outcome, started_at FROM lq_attempt WHERE job_id = ? ORDER BY number",
+                           (job_id,)).fetchall()
+
+
+def counts_match_ledger(app: LiteQueue) -> None:
+    kept = dict(app.storage.sql("SELECT status, SUM(n) FROM lq_job_count WHERE n != 0 GROUP BY status").fetchall())
+    real = dict(app.storage.sql("SELECT status, COUNT(*) FROM lq_job GROUP BY status").fetchall())
+    assert kept == real
+
+
+def claim_ahead(app: LiteQueue, limit: int, start_first: int) -> list[Claim]:
+    _, claims = app.storage.ack_and_claim(HOLDER, [], None, limit, start_first=start_first)
+    assert claims is not None
+    return claims
+
+
+def test_a_claim_taken_ahead_stays_queued_with_no_attempt(app) -> None:
+    app.job.map(range(4))
+    claims = claim_ahead(app, 4, start_first=1)
+    first, ahead = claims[0], claims[1:]
+    assert not first.pending_start and job_row(app, first.job_id)[0] == "running"
+    for c in ahead:
+        assert c.pending_start and c.attempt == 1
+        assert job_row(app, c.job_id) == ("queued", None, 0)
+        assert attempts_of(app, c.job_id) == []
+    assert claimed(app) == 4  # all four are held: a crash recovers them like any claim
+    counts_match_ledger(app)
+
+
+def test_the_round_after_a_worker_takes_one_writes_its_start(app, make) -> None:
+    app.job.map(range(100))
+    d = make(workers=2)
+    run_jobs(d, SHORT_JOB_SAMPLE + 2, 0.0001)
+    for _ in range(50):  # until a round claimed ahead of the worker
+        claim = d.get(5)
+        assert claim is not None
+        d.put(finish(claim))
+        wait_for(lambda: not d.pending, 5, what="the round")
+        if d.buffer:
+            break
+    assert d.buffer and all(c.pending_start for c in d.buffer), "nothing was claimed ahead"
+    waiting = d.buffer[0]
+    assert job_row(app, waiting.job_id)[0] == "queued"
+    time.sleep(0.05)
+    taken = d.get(5)
+    assert taken is waiting and taken.started_at >= time.time() - 1
+    wait_for(lambda: job_row(app, taken.job_id)[0] == "running", 5, what="its start written")
+    status, started_at, attempts = job_row(app, taken.job_id)
+    assert started_at == pytest.approx(taken.started_at) and attempts == 1
+    assert attempts_of(app, taken.job_id) == [(1, "running", pytest.approx(taken.started_at))]
+    d.put(finish(taken))
+    wait_for(lambda: job_row(app, taken.job_id)[0] == "succeeded", 5, what="its ack")
+    assert [o for _, o, _ in attempts_of(app, taken.job_id)] == ["succeeded"]
+    counts_match_ledger(app)
+
+
+def test_one_begun_and_ended_between_rounds_gets_its_start_from_its_ack(app) -> None:
+    app.job.map(range(3))
+    claims = claim_ahead(app, 3, start_first=0)
+    began = time.time() - 0.5
+    c = claims[1]
+    c.started_at = began
+    done = Finished(c, "job", JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED, began, began + 0.1)
+    assert app.storage.ack(HOLDER, [done]) == [done]
+    assert job_row(app, c.job_id) == ("succeeded", pytest.approx(began), 1)
+    assert attempts_of(app, c.job_id) == [(1, "succeeded", pytest.approx(began))]
+    counts_match_ledger(app)
+
+
+def test_claims_taken_ahead_go_back_uncounted_at_a_stop_and_at_a_crash(app) -> None:
+    app.job.map(range(6))
+    claim_ahead(app, 3, start_first=0)
+    assert app.storage.release(HOLDER) == 3  # SIGTERM: back at once, no attempt was made
+    assert app.storage.sql("SELECT COUNT(*) FROM lq_attempt").fetchone()[0] == 0
+    claim_ahead(app, 6, start_first=0)
+    assert app.storage.recover(HOLDER) == (6, 0)  # SIGKILL: none counts as a crash
+    rows = app.storage.sql("SELECT status, attempts, crashes FROM lq_job").fetchall()
+    assert rows == [("queued", 0, 0)] * 6
+    counts_match_ledger(app)
+
+
+def test_a_cancel_of_a_claim_taken_ahead_asks_it_to_stop(app) -> None:
+    from litequeue.jobs.actions import cancel_jobs
+
+    app.job.map(range(2))
+    c = claim_ahead(app, 2, start_first=0)[0]
+    outcome = cancel_jobs(app.storage, [c.job_id])
+    assert outcome[c.job_id].startswith("cancel requested"), outcome
+    assert job_row(app, c.job_id)[0] == "queued"  # not ended behind the back of the worker about to run it
+
+
+def test_a_higher_priority_job_claimed_later_goes_before_the_buffer(app, make) -> None:
+    app.job.map(range(4))
+    d = make(workers=2, start=False)
+    with d.cond:
+        d._fill(claim_ahead(app, 4, start_first=0))
+    urgent = app.job.s(99)
+    urgent.priority = 10
+    app.enqueue(urgent)
+    with d.cond:
+        d._fill(claim_ahead(app, 1, start_first=0))
+    order = [c.priority for c in d.buffer]
+    assert order == [10, 0, 0, 0, 0] and d.buffer[0].job_id == urgent.id

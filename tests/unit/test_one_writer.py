@@ -15,12 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 WRITE = re.compile(r"\b(?:INSERT INTO|UPDATE|DELETE FROM)\s+(lq_\w+)", re.IGNORECASE)
 #: The writer files of the job state, one per stage of a job's life (litequeue/jobs/__init__.py).
 JOB_WRITERS = ("rows", "batches", "unique", "dependencies", "enqueue", "claim", "finish", "recover", "cancel",
-               "retry", "prune", "consumers", "limits")
+               "retry", "prune", "consumers", "limits", "counters")
 ALLOWED: dict[str, set[str]] = {
     **{f"litequeue/jobs/{name}.py": {"*"} for name in JOB_WRITERS},
     "litequeue/store/migrations.py": {"*"},
     # migration 10's backfill of the per-minute counts (ACTIVITY), run by migrations.py only
     "litequeue/store/job_indexes.py": {"lq_activity"},
+    # migration 11's backfill of the counters the acks write
+    "litequeue/store/counters_schema.py": {"lq_activity", "lq_histogram"},
     "litequeue/engine/storage_kv.py": {"lq_kv"},
     "litequeue/inbox/": {"lq_inbox_file", "lq_meta"},
 }

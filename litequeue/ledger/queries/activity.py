@@ -21,7 +21,8 @@ def finished_counters(db: pw.Database) -> list[dict[str, Any]]:
 
 
 def has_activity(db: pw.Database) -> bool:
-    """Does ``db`` keep per-minute activity counts (``lq_activity``, SQLite)?"""
+    """Does ``db`` keep per-minute activity counts (``lq_activity``: SQLite since migration
+    10, PostgreSQL since 11)?"""
     return "lq_activity" in db.get_tables()
 
 
@@ -31,8 +32,8 @@ _ACTIVITY_SQL = ("SELECT minute, outcome, SUM(n) FROM lq_activity WHERE minute >
 
 
 def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None) -> list[dict[str, Any]]:
-    """Jobs finished per minute over the last ``minutes``: succeeded and failed counts (on
-    SQLite from the per-minute counts the acks write: a few rows whatever the volume)."""
+    """Jobs finished per minute over the last ``minutes``: succeeded and failed counts (from
+    the per-minute counts the acks write: a few rows whatever the volume)."""
     now = time.time() if now is None else now
     start = (int(now) // 60 - minutes + 1) * 60
     buckets = {start + 60 * i: {"minute": iso(start + 60 * i), "succeeded": 0, "failed": 0}
@@ -49,9 +50,9 @@ def recent_activity(db: pw.Database, minutes: int = 60, now: float | None = None
 
 
 def finished_since(db: pw.Database, since: float) -> dict[str, int]:
-    """Jobs that succeeded and failed since ``since``, by status. On SQLite the whole
-    minutes come from the per-minute counts, and only the part of a minute before the first
-    of them from the jobs."""
+    """Jobs that succeeded and failed since ``since``, by status. The whole minutes come
+    from the per-minute counts, and only the part of a minute before the first of them from
+    the jobs."""
     query = ("SELECT status, COUNT(*) FROM lq_job WHERE finished_at >= ?{} AND "
              f"{unindexed(db, 'status')} IN (?, ?) GROUP BY status")
     statuses = [JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]
