@@ -8,6 +8,10 @@
   share of the samples, top entries printed. ``--huey`` profiles bare ``huey_consumer``
   the same way, for comparison.
 * enqueue: single enqueues and one bulk ``task.map`` under pyinstrument (text report).
+
+``--idle`` samples threads while they wait too, and prints where the worker threads spend
+the drain: running a job, waiting in ``Dispatcher.get`` for the next one (that is, on the
+dispatcher's commit), or elsewhere (Huey's loop, logging).
 """
 
 from __future__ import annotations
@@ -50,15 +54,16 @@ def children(pid: int) -> list[int]:
 
 
 def profile_drain(name: str, consumer: list[str], module: str, jobs: int, durability: str,
-                  rate: int, gil: bool) -> Path:
+                  rate: int, gil: bool, idle: bool = False) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"drain-{name}{'-gil' if gil else ''}.txt"
+    out = RESULTS / f"drain-{name}{'-gil' if gil else ''}{'-idle' if idle else ''}.txt"
     with workdir(None, "profile") as tmp:
         env = env_for(tmp, durability)
         fill(module, jobs, env, tmp)
         marks = Marks(tmp / "marks")
         spy = subprocess.Popen([str(BIN / "py-spy"), "record", "-r", str(rate), "-f", "raw", "-o", str(out),
-                                "--threads", *(["--gil"] if gil else []), "--", *consumer],
+                                "--threads", *(["--gil"] if gil else []), *(["--idle"] if idle else []),
+                                "--", *consumer],
                                env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.monotonic()
         ok = marks.wait_count(jobs, timeout=300, poll=0.01)
@@ -110,6 +115,25 @@ def summarize(path: Path, top: int = 25) -> None:
                 break
 
 
+def worker_waits(path: Path) -> None:
+    """Where litequeue's worker threads spent their samples (taken with ``--idle``)."""
+    where: collections.Counter[str] = collections.Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "runtime/worker.py" not in stack:
+            continue
+        if "execute_claim (litequeue/runtime/worker.py" in stack:
+            where["running a job"] += int(count)
+        elif "get (litequeue/runtime/dispatcher.py" in stack:
+            where["waiting for its next job (Dispatcher.get)"] += int(count)
+        else:
+            where["elsewhere (Huey's loop, logging, metering)"] += int(count)
+    total = sum(where.values())
+    print(f"worker threads, {total} samples:")
+    for what, n in where.most_common():
+        print(f"  {100 * n / max(1, total):5.1f}%  {what}")
+
+
 ENQUEUE_CHILD = """
 import os, time
 from pyinstrument import Profiler
@@ -146,6 +170,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL")
     ap.add_argument("--huey", action="store_true", help="also profile bare huey_consumer")
+    ap.add_argument("--idle", action="store_true", help="sample waiting threads too; print where workers wait")
     ap.add_argument("--skip-drain", action="store_true")
     ap.add_argument("--skip-enqueue", action="store_true")
     ap.add_argument("--top", type=int, default=25)
@@ -153,8 +178,10 @@ def main() -> int:
     print(f"load average: {os.getloadavg()}")
     if not args.skip_drain:
         path = profile_drain("litequeue", [str(BIN / "litequeue"), "run-consumer", "bench_tasks", "-w", "8"],
-                             "bench_tasks", args.jobs, args.durability, args.rate, args.gil)
+                             "bench_tasks", args.jobs, args.durability, args.rate, args.gil, args.idle)
         summarize(path, args.top)
+        if args.idle:
+            worker_waits(path)
         if args.huey:
             path = profile_drain("huey", [str(BIN / "huey_consumer"), "huey_tasks.huey", "-w", "8"],
                                  "huey_tasks", args.jobs, args.durability, args.rate, args.gil)
