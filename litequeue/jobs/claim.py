@@ -145,9 +145,7 @@ def record_starts(store: LiteStorage, holder: str, starts: Sequence[tuple[Claim,
     store.many(f"UPDATE lq_job SET status = '{S.RUNNING}', started_at = ?, attempts = ?, worker = ?, "
                "updated_at = ? WHERE id = ?", [(at, c.attempt, holder, now, c.job_id) for c, at in starts])
     recount(store, seen, ids)
-    store.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
-               f"VALUES (?, ?, ?, ?, '{AttemptOutcome.RUNNING}') ON CONFLICT (job_id, number) DO NOTHING",
-               [(c.job_id, c.attempt, holder, at) for c, at in starts])
+    _open_attempts(store, starts, holder)
     return [c for c, _ in starts]
 
 
@@ -203,6 +201,11 @@ def start(store: LiteStorage, claims: list[Claim], worker: str, now: float) -> N
     for job_id, attempts, trace in rows:
         claim = by_id[job_id]
         claim.attempt, claim.trace = attempts, trace
+    _open_attempts(store, [(c, now) for c in claims], worker)
+
+
+def _open_attempts(store: LiteStorage, starts: Sequence[tuple[Claim, float]], worker: str) -> None:
+    """The ``running`` attempt of each started claim, numbered by its ``attempt``."""
     store.many("INSERT INTO lq_attempt (job_id, number, consumer_id, started_at, outcome) "
                f"VALUES (?, ?, ?, ?, '{AttemptOutcome.RUNNING}') ON CONFLICT (job_id, number) DO NOTHING",
-               [(c.job_id, c.attempt, worker, now) for c in claims])
+               [(c.job_id, c.attempt, worker, at) for c, at in starts])

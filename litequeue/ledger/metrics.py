@@ -88,12 +88,8 @@ def histograms(db: pw.Database) -> dict[str, list[Sample]]:
     for key, per_bucket in sorted(counts.items()):
         labels = (("queue", key[1]),) if len(key) == 2 else (("queue", key[1]), ("task", key[2]))
         _buckets(out[key[0]], labels, per_bucket, sums[key])
-    merged: dict[tuple[object, ...], Sample] = {}
-    for sample in peaks:  # one series per (queue, task, scope): the largest of the shards'
-        labels = tuple(v for _, v in sample[1])
-        if labels not in merged or sample[2] > merged[labels][2]:
-            merged[labels] = sample
-    out["peak"] = [merged[k] for k in sorted(merged, key=lambda k: tuple(str(v) for v in k))]
+    # One row per (queue, task, scope) already: COUNTERS_SQL takes the largest of the shards'.
+    out["peak"] = sorted(peaks, key=lambda s: tuple(str(v) for _, v in s[1]))
     return out
 
 

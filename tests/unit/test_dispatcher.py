@@ -137,17 +137,23 @@ def test_a_suspect_job_runs_alone(app, make) -> None:
         "SELECT id FROM lq_job").fetchall())
 
 
-def test_close_commits_handed_in_acks_and_returns_unstarted_claims(app, make) -> None:
-    app.job.map(range(100))
-    d = make(workers=2)
+def until_claimed_ahead(d: Dispatcher) -> Claim:
+    """Run jobs as one worker until a round has claimed ahead of it; return the job in hand."""
     run_jobs(d, SHORT_JOB_SAMPLE + 2, 0.0001)
-    for _ in range(20):  # until a round claimed ahead of the worker
+    for _ in range(50):
         claim = d.get(5)
         assert claim is not None
         if d.buffer:
-            break
+            return claim
         d.put(finish(claim))
-    assert d.buffer, "nothing was claimed ahead"
+        wait_for(lambda: not d.pending, 5, what="the round")
+    raise AssertionError("nothing was claimed ahead")
+
+
+def test_close_commits_handed_in_acks_and_returns_unstarted_claims(app, make) -> None:
+    app.job.map(range(100))
+    d = make(workers=2)
+    claim = until_claimed_ahead(d)
     d.put(finish(claim))
     left = d.close()
     assert left and all(c.job_id != claim.job_id for c in left)
@@ -222,14 +228,8 @@ def test_a_claim_taken_ahead_stays_queued_with_no_attempt(app) -> None:
 def test_the_round_after_a_worker_takes_one_writes_its_start(app, make) -> None:
     app.job.map(range(100))
     d = make(workers=2)
-    run_jobs(d, SHORT_JOB_SAMPLE + 2, 0.0001)
-    for _ in range(50):  # until a round claimed ahead of the worker
-        claim = d.get(5)
-        assert claim is not None
-        d.put(finish(claim))
-        wait_for(lambda: not d.pending, 5, what="the round")
-        if d.buffer:
-            break
+    d.put(finish(until_claimed_ahead(d)))
+    wait_for(lambda: not d.pending, 5, what="the round")
     assert d.buffer and all(c.pending_start for c in d.buffer), "nothing was claimed ahead"
     waiting = d.buffer[0]
     assert job_row(app, waiting.job_id)[0] == "queued"
