@@ -93,7 +93,10 @@ def test_cpu_and_peak_memory_of_each_attempt(project: Project, kind: str) -> Non
     _, hog_cpu, hog_peak, hog_scope, _ = attempt(project, ids["hog"])
     assert hog_scope == scope
     assert hog_peak >= 200 * MB, hog_peak  # the 200 MB it held
-    assert hog_cpu < 0.45, hog_cpu  # writing 200 MB is far from half a second of CPU
+    # Its own page writes only: 0.2 s on a quiet machine, 0.64 s seen in a fresh-clone CI run on a
+    # busy 2-core VM (page faults cost system time). That nothing carries over from one attempt
+    # to the next is checked by the small job below (< 0.1 s after the spin and the hog).
+    assert hog_cpu < 2.0, hog_cpu
 
     # The high-water mark starts again with each attempt: the greedy job does not mark the next.
     _, small_cpu, small_peak, _, _ = attempt(project, ids["small"])
