@@ -93,6 +93,9 @@ class Claim:
     #: ``queued`` and has no attempt for it; its start is written, at ``started_at``, by
     #: the dispatcher's next round or by its ack (:func:`litequeue.jobs.claim.record_starts`)
     pending_start: bool = False
+    #: claimed ahead, begun, and taken back (its holder presumed dead) before its start was
+    #: written: the ledger holds no attempt for this run, and its outcome is dropped
+    start_refused: bool = False
     #: when a worker took it (a pending start's start time); 0.0 until then
     started_at: float = 0.0
     #: when it became ready to run (its queue row's ``enqueued_at``: the enqueue, or the

@@ -131,11 +131,20 @@ def record_starts(store: LiteStorage, holder: str, starts: Sequence[tuple[Claim,
     ``running`` since its ``started_at``, its attempt opened. ``check_held``: only the
     claims ``holder`` still holds (the others may have taken one back, presumed dead);
     False when the caller just deleted them under the same fence (an ack). Returns the
-    claims recorded."""
+    claims recorded.
+
+    On PostgreSQL the claims asked about are locked (``FOR UPDATE``) to the end of the
+    transaction: a recovery taking them back meanwhile (:func:`litequeue.jobs.recover.recover`)
+    either waits for this start and ends its attempt ``interrupted``, or has taken them, and
+    this waits for it and writes nothing. A plain read saw them still held while that
+    recovery ran, and wrote an attempt left ``running`` for ever."""
     if check_held and starts:
         rows = [c.row_id for c, _ in starts]
-        held = {r[0] for r in store.sql(f"SELECT id FROM lq_ready WHERE claimed_by = ? AND id IN {in_list(rows)}",
-                                        (holder, *rows)).fetchall()}
+        lock = "" if store.is_sqlite else " FOR UPDATE"
+        held = {r[0] for r in store.sql(f"SELECT id FROM lq_ready WHERE claimed_by = ? AND id IN {in_list(rows)}"
+                                        f"{lock}", (holder, *rows)).fetchall()}
+        for c, _ in starts:
+            c.start_refused = c.row_id not in held
         starts = [(c, at) for c, at in starts if c.row_id in held]
     if not starts:
         return []

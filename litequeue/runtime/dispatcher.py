@@ -27,6 +27,7 @@ from litequeue.base.errors import DatabaseBusyError
 from litequeue.base.states import AttemptOutcome, JobStatus
 from litequeue.base.values import Claim, Finished
 from litequeue.runtime.fault_backoff import FaultWait
+from litequeue.runtime.outcomes import Observer, adds_ready_jobs, log_dropped, notify
 from litequeue.store.doorbell import BellTarget, Doorbell, ring
 from litequeue.store.faults import is_disconnect, is_transient
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("litequeue.pool")
 
-Observer = Callable[[Sequence[Finished]], None]
 #: Jobs count as short (claimed a round ahead) below this typical duration, in seconds.
 SHORT_JOB = 0.005
 SHORT_JOB_SAMPLE = 16
@@ -147,32 +147,6 @@ def safe_text(text: str) -> str:
 
 def one_line(exc: BaseException) -> str:
     return safe_text(f"{type(exc).__name__}: {exc}").splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def notify(observers: Sequence[Observer], items: Sequence[Finished]) -> None:
-    for observer in observers:
-        try:
-            observer(items)
-        except Exception:  # noqa: BLE001 - observers can never kill a worker
-            log.exception("observer %r failed", observer)
-
-
-def log_dropped(batch: Sequence[Finished], acked: Sequence[Finished]) -> None:
-    """Say which outcomes the fenced ack dropped: their claims were no longer ours."""
-    if len(acked) == len(batch):
-        return
-    kept = {id(i.claim) for i in acked}
-    for item in batch:
-        if id(item.claim) not in kept:
-            log.warning("job %s: its claim was taken over (this consumer was presumed dead); this run's "
-                        "outcome (%s) is dropped", item.claim.job_id, item.status.value,
-                        extra={"action": "fenced", "job_id": item.claim.job_id})
-
-
-def adds_ready_jobs(items: Sequence[Finished]) -> bool:
-    """Did acking ``items`` make jobs ready (follow-up jobs, batch members or callbacks)?
-    Then the consumers' doorbell rings."""
-    return any(i.unit and (i.unit.rings or any(not j.waiting for j in i.unit.jobs)) for i in items)
 
 
 class Dispatcher:

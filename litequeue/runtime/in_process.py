@@ -141,7 +141,7 @@ def _close_at_exit(ref: weakref.ref[InProcessClaims]) -> None:
 def run_claimed(app: LiteQueue, claim: Claim, task: Task, timestamp: Any = None) -> Any:
     """Run a job this process claimed, then ack it (or release it if interrupted), as a
     consumer's worker would. Returns the task's value, as ``Huey.execute`` does."""
-    from litequeue.runtime.dispatcher import adds_ready_jobs, notify
+    from litequeue.runtime.outcomes import adds_ready_jobs, notify
     from litequeue.runtime.worker import execute_claim
 
     storage = app.storage

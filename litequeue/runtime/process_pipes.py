@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from litequeue.base.usage import resident_bytes, size
 from litequeue.base.values import Claim, Finished
-from litequeue.runtime.dispatcher import Observer, ack_resilient, adds_ready_jobs, log_dropped, notify, retrying
+from litequeue.runtime.dispatcher import ack_resilient, retrying
+from litequeue.runtime.outcomes import Observer, adds_ready_jobs, log_dropped, notify
 from litequeue.store.doorbell import BellTarget, ring
 
 if TYPE_CHECKING:

@@ -190,3 +190,81 @@ def test_a_process_running_a_job_in_place_is_not_declared_dead_for_lack_of_a_ses
     work(4)
     release_stalled_claims(b.storage, me=B)
     assert a.execute(a.dequeue()) == 4
+
+
+def test_a_start_written_while_the_declaration_runs_is_interrupted_with_the_rest(two: Any) -> None:
+    """A worker began a job claimed ahead; A's next round writes its start while B's pass
+    declares A dead. B's pass waits for that round, then takes the claim back with its
+    attempt ``interrupted``: it did not, and the attempt stayed ``running`` for ever beside
+    a second run elsewhere (a job run twice with one attempt in its ledger)."""
+    a, b, work = two
+    register_worker(a.storage, A, os.getpid(), None, None, 1, "thread")
+    job_id = work(1).id
+    _, (ahead,) = a.storage.ack_and_claim(A, [], None, 1, start_first=0)
+    assert ahead.pending_start
+    entered, go = threading.Event(), threading.Event()
+
+    def a_round() -> None:  # the round alone, as above: no fork guard
+        with a.storage.atomic():
+            claiming.record_starts(a.storage, A, [(ahead, time.time())])
+            entered.set()
+            go.wait(10)
+
+    thread = threading.Thread(target=a_round)
+    thread.start()
+    assert entered.wait(10)
+    passing = threading.Thread(target=release_stalled_claims, args=(b.storage,), kwargs={"me": B})
+    passing.start()
+    time.sleep(0.5)  # B's pass is now waiting for A's round (it was not: it took the claim back at once)
+    go.set()
+    thread.join(10)
+    passing.join(10)
+    job = job_row(a, job_id)
+    assert registry(a)[A] == "dead"
+    assert holders(a) == [(job_id, None, 1)]  # taken back (the row counts it: it fences A's ack)
+    assert (job["status"], job["crashes"], [x["outcome"] for x in job["attempt_list"]]) == (
+        "queued", 0, ["interrupted"])
+
+
+def test_a_start_written_after_the_declaration_took_the_claim_is_not_written(two: Any) -> None:
+    """The other order: B's pass has taken A's claim back (not yet committed) when A's
+    round writes the start. A's round waits for B's pass, then finds the claim no longer
+    its own and writes nothing. It wrote the start (it read the claim before B's pass
+    committed): the job ``running`` and its attempt ``running`` for ever, with the job back
+    in the queue for another consumer to run as a second attempt."""
+    from litequeue.jobs import consumers, recover
+
+    a, b, work = two
+    register_worker(a.storage, A, os.getpid(), None, None, 1, "thread")
+    job_id = work(1).id
+    _, (ahead,) = a.storage.ack_and_claim(A, [], None, 1, start_first=0)
+    entered, go = threading.Event(), threading.Event()
+    result: dict[str, Any] = {}
+
+    def b_pass() -> None:  # B's pass (release_stalled_claims), held open before its commit
+        with b.storage.atomic():
+            consumers.mark_dead(b.storage, A)
+            result["back"] = recover.recover(b.storage, A, "interrupted: its database session ended",
+                                             crashed=False)
+            entered.set()
+            go.wait(10)
+
+    def a_round() -> None:
+        with a.storage.atomic():
+            result["started"] = claiming.record_starts(a.storage, A, [(ahead, time.time())])
+
+    passing = threading.Thread(target=b_pass)
+    passing.start()
+    assert entered.wait(10)
+    thread = threading.Thread(target=a_round)
+    thread.start()
+    time.sleep(0.5)  # A's round is now waiting for B's pass
+    go.set()
+    passing.join(10)
+    thread.join(10)
+    job = job_row(a, job_id)
+    print(f"\nA's start after B's pass took the claim: recorded={len(result['started'])}, job={job['status']}, "
+          f"attempts={[x['outcome'] for x in job['attempt_list']]}")
+    assert result["back"] == (1, 0) and result["started"] == []
+    assert holders(a) == [(job_id, None, 1)]
+    assert (job["status"], job["attempt_list"]) == ("queued", [])
