@@ -21,18 +21,18 @@ JOB_SECONDS = 0.02
 
 
 def run_storm(faults: Faults, *args: str, main_only: bool = False, beside: int = 0,
-              job_seconds: float = JOB_SECONDS) -> str:
+              job_seconds: float = JOB_SECONDS, jobs: int = JOBS) -> str:
     """Kill and restart one consumer ``KILLS`` times while ``beside`` other consumers (``-w 2``)
     work on the same database all along."""
-    values = [str(i) for i in range(JOBS)]
-    faults.enqueue(f"app.enqueue_many([work.s(i, {job_seconds}) for i in range({JOBS})])")
-    assert faults.project.statuses() == {"queued": JOBS}
+    values = [str(i) for i in range(jobs)]
+    faults.enqueue(f"app.enqueue_many([work.s(i, {job_seconds}) for i in range({jobs})])")
+    assert faults.project.statuses() == {"queued": jobs}
     steady = [faults.project.start_consumer("tasks", "-w", "2", *args) for _ in range(beside)]
     hits = faults.storm(KILLS, "-w", "4", *args, main_only=main_only)
     assert hits == KILLS, f"only {hits} of {KILLS} kills landed while jobs remained"
     assert all(p.poll() is None for p in steady), "a consumer beside the killed one exited"
     last = faults.project.start_consumer("tasks", "-w", "4", *args)
-    faults.project.wait_status("succeeded", JOBS, timeout=90)
+    faults.project.wait_status("succeeded", jobs, timeout=90)
     for proc in [last, *steady]:
         assert faults.stop(proc) == 0
     acct = check_exactly_once_work(faults.project, faults.side, values)
@@ -40,8 +40,8 @@ def run_storm(faults: Faults, *args: str, main_only: bool = False, beside: int =
     assert acct.interrupted > 0
     # The counters the acks wrote agree with the ledger, on SQLite and PostgreSQL.
     counted = activity_matches_ledger(faults.project.query, postgres=bool(faults.project.pg_url))
-    assert sum(n for key, n in counted.items() if key[3] == "succeeded") == JOBS
-    assert sum(histograms_match_ledger(faults.project.query).values()) == JOBS
+    assert sum(n for key, n in counted.items() if key[3] == "succeeded") == jobs
+    assert sum(histograms_match_ledger(faults.project.query).values()) == jobs
     return f"kills={hits} {acct.summary()} seed={faults.seed}"
 
 
@@ -54,8 +54,9 @@ def test_sigkill_storm_threads_loses_nothing(faults: Faults) -> None:
 def test_sigkill_storm_beside_two_consumers_on_postgres_loses_nothing(faults: Faults) -> None:
     """Three consumers on one PostgreSQL database (as on three hosts), one of them killed
     and restarted 20 times. The jobs are longer than on SQLite so that 20 kills still land
-    while the two others drain (about 40 s in all)."""
-    summary = run_storm(faults, beside=2, job_seconds=0.15)
+    while the two others drain; half as many (20 kills take about 15 s, in which the two
+    others run about 400 of them)."""
+    summary = run_storm(faults, beside=2, job_seconds=0.15, jobs=1000)
     say(f"1pg SIGKILL storm on PostgreSQL, 1 of 3 consumers killed, -w 4 threads: {summary}")
 
 
