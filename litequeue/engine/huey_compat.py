@@ -10,8 +10,12 @@ versions this was tested against are pinned in ``pyproject.toml``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import signal
 import threading
+import time
 from typing import Any
 
 from huey.api import Huey, Result, Task
@@ -28,6 +32,8 @@ PRIVATE: tuple[tuple[str, str], ...] = (
     ("Consumer", "_graceful"),
     ("Consumer", "_set_signal_handlers"),
     ("Consumer", "_handle_signal"),
+    ("Consumer", "_stop_flag_timeout"),  # how long Consumer.loop waits on its stop flag (0.1 s)
+    ("Consumer", "_health_check_interval"),
     ("Consumer", "_create_worker"),  # documented by Huey as the override point for workers
     ("Consumer", "_create_scheduler"),
     ("Consumer", "_create_process"),  # runs a worker's loop in a thread or process
@@ -82,6 +88,42 @@ class ConsumerSeams(Consumer):
     Subclasses implement :meth:`create_worker`, :meth:`create_scheduler` and
     :meth:`on_signal` (which returns ``(restart, graceful)``)."""
 
+    #: The read and write ends of the pipe that wakes the main loop (made on first rest).
+    _wake: tuple[int, int] | None = None
+
+    def rest(self, timeout: float) -> None:
+        """The main thread's wait between two turns of Huey's loop: until ``timeout``, a
+        signal, or a stop. Huey's loop itself waits on its stop flag for 0.1 s, ten wake-ups
+        a second while idle; with its wait set to 0 it only looks, after this."""
+        self._stop_flag_timeout = 0.0
+        if self._wake is None:
+            self._wake = os.pipe()
+            for fd in self._wake:
+                os.set_blocking(fd, False)
+        if self.stop_flag.is_set() or self._signum is not None:
+            return
+        select.select([self._wake[0]], [], [], max(0.0, timeout))
+        with contextlib.suppress(OSError):  # BlockingIOError once drained
+            while os.read(self._wake[0], 512):
+                pass
+
+    def wake_main_loop(self) -> None:
+        """Have :meth:`rest` return now: safe from a signal handler and from any thread."""
+        if self._wake is not None:
+            with contextlib.suppress(OSError):  # a full pipe already wakes it
+                os.write(self._wake[1], b"!")
+
+    def close_wake(self) -> None:
+        wake, self._wake = self._wake, None
+        for fd in wake or ():
+            os.close(fd)
+
+    def health_check_due(self, last: float | None) -> float:
+        """Seconds until Huey's loop checks its workers' health again (from ``last``)."""
+        if last is None:
+            return self._health_check_interval
+        return last + self._health_check_interval - time.monotonic()
+
     def set_signal_actions(self, actions: dict[int, tuple[bool, bool]]) -> None:
         self._signal_actions = actions
 
@@ -113,17 +155,18 @@ class ConsumerSeams(Consumer):
         self.install_signal_handlers()
 
     def request_graceful_stop(self) -> None:
-        """Stop as a SIGTERM would (graceful), from any thread: the main loop sees it within
-        its stop-flag timeout."""
+        """Stop as a SIGTERM would (graceful), from any thread: the main loop wakes for it."""
         if self._signum is None:
             self._restart, self._graceful = False, True
             self._signum = signal.SIGTERM
+        self.wake_main_loop()
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         if self._signum is not None and not self._restart:
             raise KeyboardInterrupt  # a second signal: stop now
         self._signum = signum
         self._restart, self._graceful = self._signal_actions[signum]
+        self.wake_main_loop()
 
     def _create_worker(self) -> Any:
         return self.create_worker()

@@ -21,7 +21,6 @@ What it changes at Huey's seams:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -31,17 +30,17 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from huey.consumer import ConsumerStopped, ProcessEnvironment, ThreadEnvironment
+from huey.consumer import ConsumerStopped
 
 from litequeue.base import defaults, sdnotify
 from litequeue.base.secrets import redact
-from litequeue.engine import interrupts
 from litequeue.engine.huey_compat import ConsumerSeams
 from litequeue.engine.write_guard import FORK_GUARD
 from litequeue.jobs.retention import AutoPruner
 from litequeue.runtime import cancel_watch
 from litequeue.runtime.cancel_watch import CancelWatcher
 from litequeue.runtime.dispatcher import Dispatcher, Observer
+from litequeue.runtime.environments import ChildProcessEnvironment, ThreadTimeoutEnvironment
 from litequeue.runtime.fault_backoff import FaultWait
 from litequeue.runtime.process_pipes import Courier, PipeEndpoint, WorkerPipe, recover_worker_claims
 from litequeue.runtime.restart import restart_in_place
@@ -63,34 +62,6 @@ if TYPE_CHECKING:
     from litequeue.app import LiteQueue
 
 log = logging.getLogger("litequeue.consumer")
-_PR_SET_PDEATHSIG = 1
-
-
-class ThreadTimeoutEnvironment(ThreadEnvironment):
-    """Thread workers with task timeouts: ``TaskTimeout`` is raised inside the worker
-    thread when its job runs past ``timeout`` (at the next Python instruction outside a
-    database write, see ``interrupts.py``)."""
-
-    def timeout(self, seconds: float) -> contextlib.AbstractContextManager[None]:
-        return interrupts.deadline(seconds)
-
-
-class ChildProcessEnvironment(ProcessEnvironment):
-    """Process workers that die with the consumer and leave its signals to it."""
-
-    def init_child(self, process: Any) -> None:
-        super().init_child(process)
-        # A SQLite connection must never cross a fork: forget (never close, never use) the
-        # one the forking thread may have had; this process opens its own.
-        process.huey.storage.database._state.reset()
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != self.parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
 
 #: Options of Huey's consumer (``huey_consumer``, ``create_consumer``) that are kept but
 #: change nothing here: workers and the scheduler are woken by the doorbell instead of
@@ -405,6 +376,13 @@ class LiteConsumer(ConsumerSeams):
             self._burst_done = True
             self.stop(graceful=True)
             raise ConsumerStopped
+        # Asleep until the next health check, a signal or a stop (a burst consumer looks
+        # whether it is done ten times a second, as Huey's loop did).
+        try:
+            self.rest(0.1 if self.burst else self.health_check_due(health_check_ts))
+        except KeyboardInterrupt:  # a second signal before the loop saw the first: stop at once
+            self.stop(graceful=False)
+            raise ConsumerStopped from None
         return super().loop(health_check_ts)
 
     def _drained(self) -> bool:
@@ -420,6 +398,8 @@ class LiteConsumer(ConsumerSeams):
     def stop(self, graceful: bool = False) -> None:
         sdnotify.stopping("finishing running jobs" if graceful else "stopping now")
         self.stop_event.set()
+        self.stop_flag.set()  # Huey's stop() sets it too; set first, the main loop wakes to see it
+        self.wake_main_loop()
         if self.dispatcher is not None:
             self.dispatcher.wake_workers()  # idle workers sleep without a timer
         with contextlib.suppress(Exception):  # visible to health and the status page
@@ -460,6 +440,7 @@ class LiteConsumer(ConsumerSeams):
         if self.session is not None:
             self.session.close()
         outage.report(self._reported_before)
+        self.close_wake()
         log.info("consumer %s stopped", self.consumer_id)
 
     def check_worker_health(self) -> bool:

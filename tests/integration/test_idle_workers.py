@@ -36,3 +36,24 @@ def test_idle_worker_threads_sleep_until_a_job_or_the_stop(tmp_path):
         assert all(n <= 1 for n in woke.values()), woke
         wait_job(app, work(2).id, "succeeded")  # and a job still reaches one at once
     assert not any(t.is_alive() for t in workers), "the stop woke every idle worker"
+
+
+def test_the_idle_main_loop_wakes_for_its_health_check_not_ten_times_a_second(tmp_path):
+    """Huey's main loop waits on its stop flag 0.1 s at a time: ten wake-ups a second
+    while idle. The consumer's sleeps until its next health check (1 s), a signal or a
+    stop; a stop from another thread still ends it (``running_consumer`` joins it)."""
+    app = LiteQueue("idle", db=tmp_path / "idle.db")
+
+    @app.task()
+    def work(i: int) -> int:
+        return i
+
+    with running_consumer(app, workers=2):
+        (main,) = [t for t in threading.enumerate() if t.name == "test-consumer"]
+        wait_job(app, work(1).id, "succeeded")
+        time.sleep(0.5)
+        before = wake_ups(main)
+        time.sleep(3.0)  # Huey's loop wakes 30 times here
+        woke = wake_ups(main) - before
+        print(f"\nthe main loop woke {woke} times in 3 s")
+        assert woke <= 9, woke
