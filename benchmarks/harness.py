@@ -90,6 +90,20 @@ def tree_ticks(pid: int) -> int:
     return total
 
 
+def tree_wakeups(pid: int) -> int:
+    """Voluntary context switches (each a sleep the thread woke from) of every thread of
+    ``pid`` and of its live descendants."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                with contextlib.suppress(OSError, StopIteration, ValueError):
+                    status = Path(f"/proc/{p}/task/{task}/status").read_text()
+                    total += int(next(line.split()[1] for line in status.splitlines()
+                                      if line.startswith("voluntary_ctxt_switches")))
+    return total
+
+
 def tree_rss(pid: int) -> int:
     """Resident bytes of ``pid`` and its live descendants."""
     total = 0

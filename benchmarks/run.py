@@ -40,6 +40,7 @@ from harness import (
     load,
     summary,
     tree_ticks,
+    tree_wakeups,
     uptime,
     workdir,
 )
@@ -82,17 +83,18 @@ def environment(system: System, tmp: Path, redis_url: str | None, job: str = "no
     return env
 
 
-def pickup(driver: Driver, marks: Marks, consumer: Consumer, idle: float) -> tuple[float, int, float]:
-    """One sample: wait ``idle`` s (counting the consumer's CPU ticks), enqueue one job,
-    return (seconds from just before the enqueue to the task's first line, ticks, idle s)."""
-    c0, w0 = tree_ticks(consumer.pid), time.monotonic()
+def pickup(driver: Driver, marks: Marks, consumer: Consumer, idle: float) -> tuple[float, int, float, int]:
+    """One sample: wait ``idle`` s (counting the consumer's CPU ticks and its threads'
+    wake-ups), enqueue one job, return (seconds from just before the enqueue to the task's
+    first line, ticks, idle s, wake-ups)."""
+    c0, k0, w0 = tree_ticks(consumer.pid), tree_wakeups(consumer.pid), time.monotonic()
     time.sleep(idle)
-    ticks, waited = tree_ticks(consumer.pid) - c0, time.monotonic() - w0
+    ticks, woke, waited = tree_ticks(consumer.pid) - c0, tree_wakeups(consumer.pid) - k0, time.monotonic() - w0
     before = marks.count()
     t0 = driver.ask("one")
     if not marks.wait_count(before + 1, timeout=max(30.0, idle), alive=consumer):
         raise RuntimeError("the pickup job did not run within 30 s")
-    return marks.times(before)[0] - t0, ticks, waited
+    return marks.times(before)[0] - t0, ticks, waited, woke
 
 
 def one_repeat(system: System, cfg: Config, redis: RedisServer | None) -> dict[str, Any]:
@@ -118,14 +120,16 @@ def one_repeat(system: System, cfg: Config, redis: RedisServer | None) -> dict[s
                 # are left out alike for every system.
                 out["drain_per_s"] = (total - 1) / (max(times) - min(times))
                 out["drain_wall_s"] = max(times) - consumer.started
-                lat, ticks, waited = [], 0, 0.0
+                lat, ticks, waited, woke = [], 0, 0.0, 0
                 for _ in range(cfg.samples):
-                    sample, t, w = pickup(driver, marks, consumer, cfg.idle)
+                    sample, t, w, k = pickup(driver, marks, consumer, cfg.idle)
                     lat.append(sample * 1000)
                     ticks += t
                     waited += w
+                    woke += k
                 out["pickup_ms"] = lat
                 out["idle_cpu_pct"] = 100.0 * ticks / CLK_TCK / waited if waited else None
+                out["idle_wakeups_per_s"] = woke / waited if waited else None
             finally:
                 consumer.stop()
         finally:
@@ -218,7 +222,7 @@ def startup(cfg: Config, runs: int = 5) -> dict[str, float]:
 def summarize(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in repeats if "error" not in r]
     out: dict[str, Any] = {}
-    for key in ("enqueue_per_s", "bulk_per_s", "drain_per_s", "idle_cpu_pct"):
+    for key in ("enqueue_per_s", "bulk_per_s", "drain_per_s", "idle_cpu_pct", "idle_wakeups_per_s"):
         out[key] = summary([r[key] for r in ok if r.get(key) is not None])
     pickup = pooled_pickup(ok)
     if pickup:
@@ -232,7 +236,7 @@ def render(report: dict[str, Any]) -> str:
     head = ["system", "enqueue jobs/s", "bulk jobs/s", "drain jobs/s (-w 8)", "pickup p50/p95/p99 ms (2 s idle)"]
     if long_on:
         head.append(f"pickup p50/max ms ({report['config']['long_idle']:.0f} s idle)")
-    head += ["idle CPU %", "load (1 min) per repeat"]
+    head += ["idle CPU %", "idle wake-ups/s", "load (1 min) per repeat"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in report["systems"].items():
         if "skipped" in r:
@@ -245,17 +249,18 @@ def render(report: dict[str, Any]) -> str:
         if long_on:
             li = r.get("long_idle", {}).get("pickup_ms") or []
             row.append(f"{sorted(li)[len(li) // 2]:.1f} / {max(li):.1f}" if li else "–")
-        row += [cell(s["idle_cpu_pct"], "{:.2f}"), ", ".join(x.split(",")[0] for x in s["load"])]
+        row += [cell(s["idle_cpu_pct"], "{:.2f}"), cell(s.get("idle_wakeups_per_s"), "{:.1f}"),
+                ", ".join(x.split(",")[0] for x in s["load"])]
         lines.append("| " + " | ".join(row) + " |")
     ratios = report.get("ratios") or {}
     if ratios:
         lines += ["", "litequeue (full) against each peer, paired repeat by repeat, median (min–max): rates "
                   "as litequeue ÷ peer (above 1: litequeue faster); pickup p50 as peer ÷ litequeue (above 1: "
-                  "litequeue picks up sooner).", "",
-                  "| peer | enqueue × | drain × | pickup p50 × |", "|---|---|---|---|"]
+                  "litequeue picks up sooner); idle wake-ups as peer ÷ litequeue (above 1: litequeue wakes less).", "",
+                  "| peer | enqueue × | drain × | pickup p50 × | idle wake-ups × |", "|---|---|---|---|---|"]
         for peer, r in ratios.items():
-            lines.append(f"| {peer} | " + " | ".join(cell(r.get(k), "{:.2f}")
-                                                       for k in ("enqueue", "drain", "pickup_p50")) + " |")
+            lines.append(f"| {peer} | " + " | ".join(cell(r.get(k), "{:.2f}") for k in
+                                                       ("enqueue", "drain", "pickup_p50", "idle_wakeups")) + " |")
     st = report.get("startup")
     if st:
         lines += ["", f"Start-up, wall time in ms (median of 5 fresh processes, small database, load "
@@ -283,7 +288,8 @@ def ratios(systems: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         peer = r["repeats"]
         out[name] = {"enqueue": paired(base, peer, "enqueue_per_s"), "drain": paired(base, peer, "drain_per_s"),
-                     "pickup_p50": paired(base, peer, "pickup_ms", invert=True)}
+                     "pickup_p50": paired(base, peer, "pickup_ms", invert=True),
+                     "idle_wakeups": paired(base, peer, "idle_wakeups_per_s", invert=True)}
     return out
 
 
