@@ -10,9 +10,6 @@ versions this was tested against are pinned in ``pyproject.toml``.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
 import signal
 import threading
 import time
@@ -88,35 +85,14 @@ class ConsumerSeams(Consumer):
     Subclasses implement :meth:`create_worker`, :meth:`create_scheduler` and
     :meth:`on_signal` (which returns ``(restart, graceful)``)."""
 
-    #: The read and write ends of the pipe that wakes the main loop (made on first rest).
-    _wake: tuple[int, int] | None = None
-
-    def rest(self, timeout: float) -> None:
-        """The main thread's wait between two turns of Huey's loop: until ``timeout``, a
-        signal, or a stop. Huey's loop itself waits on its stop flag for 0.1 s, ten wake-ups
-        a second while idle; with its wait set to 0 it only looks, after this."""
-        self._stop_flag_timeout = 0.0
-        if self._wake is None:
-            self._wake = os.pipe()
-            for fd in self._wake:
-                os.set_blocking(fd, False)
-        if self.stop_flag.is_set() or self._signum is not None:
-            return
-        select.select([self._wake[0]], [], [], max(0.0, timeout))
-        with contextlib.suppress(OSError):  # BlockingIOError once drained
-            while os.read(self._wake[0], 512):
-                pass
+    def poll_stop_flag(self, seconds: float) -> None:
+        """How long Huey's loop waits on its stop flag each turn (its own: 0.1 s, ten
+        wake-ups a second while idle); 0 when the subclass sleeps before each turn."""
+        self._stop_flag_timeout = seconds
 
     def wake_main_loop(self) -> None:
-        """Have :meth:`rest` return now: safe from a signal handler and from any thread."""
-        if self._wake is not None:
-            with contextlib.suppress(OSError):  # a full pipe already wakes it
-                os.write(self._wake[1], b"!")
-
-    def close_wake(self) -> None:
-        wake, self._wake = self._wake, None
-        for fd in wake or ():
-            os.close(fd)
+        """Called when a signal or a stop request arrived (from a signal handler, or from
+        any thread): a subclass whose main loop sleeps wakes it here."""
 
     def health_check_due(self, last: float | None) -> float:
         """Seconds until Huey's loop checks its workers' health again (from ``last``)."""

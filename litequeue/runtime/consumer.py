@@ -113,6 +113,7 @@ class LiteConsumer(ConsumerSeams):
         self._lazy_lock = threading.Lock()
         self.supervisor: Supervisor | None = None
         self._bell: Doorbell | None = None
+        self._main_bell: Doorbell | None = None
         self.scheduler_bell: Doorbell | None = None
         self._burst_done = False
         self.cancel_grace = cancel_grace
@@ -200,6 +201,10 @@ class LiteConsumer(ConsumerSeams):
         if recovered:
             log.warning("recovered %d job(s) from dead consumers", recovered)
         self._bell = self.make_bell("dispatcher")
+        # The main thread sleeps on a bell of its own (a pipe, rung by signals and stops),
+        # not on Huey's 0.1 s stop-flag poll.
+        self._main_bell = Doorbell(None, "main")
+        self.poll_stop_flag(0.0)
         self.supervisor = Supervisor(self.storage, self.consumer_id, self.huey.bell_target,
                                      self._jobs_done, pruner=self.pruner,
                                      progressing=self._dispatcher_progressing,
@@ -224,6 +229,10 @@ class LiteConsumer(ConsumerSeams):
             self._start_couriers()
         sdnotify.ready(f"{self.workers} {self.worker_type} worker(s), queues: "
                        f"{','.join(self.queues) if self.queues else 'all'}")
+
+    def wake_main_loop(self) -> None:
+        if self._main_bell is not None:
+            self._main_bell.wake()  # a byte into a non-blocking pipe: safe in a signal handler
 
     def _asked(self, what: str) -> None:
         """Quiet: the dispatcher claims nothing more; stop: what SIGTERM does."""
@@ -379,7 +388,8 @@ class LiteConsumer(ConsumerSeams):
         # Asleep until the next health check, a signal or a stop (a burst consumer looks
         # whether it is done ten times a second, as Huey's loop did).
         try:
-            self.rest(0.1 if self.burst else self.health_check_due(health_check_ts))
+            if self._main_bell is not None and not self.stop_flag.is_set() and self.signal_received() is None:
+                self._main_bell.wait(0.1 if self.burst else self.health_check_due(health_check_ts))
         except KeyboardInterrupt:  # a second signal before the loop saw the first: stop at once
             self.stop(graceful=False)
             raise ConsumerStopped from None
@@ -440,7 +450,8 @@ class LiteConsumer(ConsumerSeams):
         if self.session is not None:
             self.session.close()
         outage.report(self._reported_before)
-        self.close_wake()
+        if self._main_bell is not None:
+            self._main_bell.close()
         log.info("consumer %s stopped", self.consumer_id)
 
     def check_worker_health(self) -> bool:

@@ -192,6 +192,14 @@ def test_a_process_running_a_job_in_place_is_not_declared_dead_for_lack_of_a_ses
     assert a.execute(a.dequeue()) == 4
 
 
+def blocked_or_done(app: Any, thread: threading.Thread) -> bool:
+    """Is a session of this database waiting for a row lock (or has ``thread`` finished,
+    never having had to wait)?"""
+    return not thread.is_alive() or app.storage.sql(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'").fetchone()[0] > 0
+
+
 def test_a_start_written_while_the_declaration_runs_is_interrupted_with_the_rest(two: Any) -> None:
     """A worker began a job claimed ahead; A's next round writes its start while B's pass
     declares A dead. B's pass waits for that round, then takes the claim back with its
@@ -215,7 +223,7 @@ def test_a_start_written_while_the_declaration_runs_is_interrupted_with_the_rest
     assert entered.wait(10)
     passing = threading.Thread(target=release_stalled_claims, args=(b.storage,), kwargs={"me": B})
     passing.start()
-    time.sleep(0.5)  # B's pass is now waiting for A's round (it was not: it took the claim back at once)
+    wait_for(lambda: blocked_or_done(a, passing), 10, what="B's pass to wait for A's round")
     go.set()
     thread.join(10)
     passing.join(10)
@@ -258,7 +266,7 @@ def test_a_start_written_after_the_declaration_took_the_claim_is_not_written(two
     assert entered.wait(10)
     thread = threading.Thread(target=a_round)
     thread.start()
-    time.sleep(0.5)  # A's round is now waiting for B's pass
+    wait_for(lambda: blocked_or_done(a, thread), 10, what="A's round to wait for B's pass")
     go.set()
     passing.join(10)
     thread.join(10)
