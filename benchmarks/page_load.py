@@ -98,13 +98,18 @@ def _client(base: str, ids: list[str], refresh: float, polls: int, threads: int,
             if not ok:
                 errors[name] = errors.get(name, 0) + 1
 
-    def browser(seed: int) -> None:
+    def browser(seed: int, first: int) -> None:
         rng = random.Random(seed)
+        # Pages in turn, browser i starting at page i: with as many browsers as pages, each
+        # page is opened at once, however short the drain (a random pick missed one at times).
+        names = list(PAGES)
+        turn = first
         # A browser keeps the page's session cookie: its CSRF token is made once, not per page.
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         time.sleep(rng.uniform(0, max(refresh, 0.05)))  # browsers do not arrive in step
         while not os.path.exists(stop_file):
-            name = rng.choice(list(PAGES))
+            name = names[turn % len(names)]
+            turn += 1
             page, live = PAGES[name]
             job = rng.choice(ids)
             fetch(opener, name, page.format(id=job), {})
@@ -115,7 +120,7 @@ def _client(base: str, ids: list[str], refresh: float, polls: int, threads: int,
                     break
                 fetch(opener, name + " (live JSON)", live.format(id=job), LIVE)
 
-    pool = [threading.Thread(target=browser, args=(os.getpid() * 1000 + i,)) for i in range(threads)]
+    pool = [threading.Thread(target=browser, args=(os.getpid() * 1000 + i, i)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
