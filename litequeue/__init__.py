@@ -20,6 +20,9 @@ from litequeue.base.errors import (
 )
 from litequeue.base.limits import Breaker
 from litequeue.base.states import AttemptOutcome, JobStatus
+from litequeue.store.lazy_drivers import import_peewee
+
+import_peewee()  # before any module of litequeue imports peewee: no PostgreSQL driver until one is used
 
 if TYPE_CHECKING:
     from huey import crontab

@@ -31,6 +31,7 @@ def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[t
             yield from walk(command.commands[name], (*path, name))
 
 
+main.load_all()  # every command module, not only those a test ran
 COMMANDS = dict(walk(main))
 
 

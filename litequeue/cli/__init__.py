@@ -1,50 +1,33 @@
-"""The ``litequeue`` command's entry point: imports every command module, so each registers
-itself on the group (``litequeue.cli.root.main``), and runs it.
+"""The ``litequeue`` command's entry point: the group (``litequeue.cli.root.main``) and which
+modules define each of its commands; a command's modules are imported when it is asked for,
+so ``litequeue status`` imports no consumer, web or inbox-watcher code.
 
 The group, its options, exit statuses and error handling live in :mod:`litequeue.cli.root`;
 ``main`` is re-exported here (``from litequeue.cli import main``; the console script is
-``litequeue.cli:run``).
+``litequeue.cli:run``). A new command module adds its commands to :data:`COMMANDS`
+(``tests/cli/test_lazy_commands.py`` checks the table against what the modules register).
 """
 
 from __future__ import annotations
 
 import sys
 
-import click
+from litequeue.cli.root import main, show_envvars
 
-from litequeue.cli import batches as _batches  # noqa: F401  (registers commands)
-from litequeue.cli import consumer as _consumer  # noqa: F401
-from litequeue.cli import inbox as _inbox  # noqa: F401
-from litequeue.cli import jobs as _jobs  # noqa: F401
-from litequeue.cli import limits as _limits  # noqa: F401
-from litequeue.cli import migrate as _migrate  # noqa: F401
-from litequeue.cli import ops as _ops  # noqa: F401
-from litequeue.cli import queues as _queues  # noqa: F401
-from litequeue.cli import replay as _replay
-from litequeue.cli import schedules as _schedules  # noqa: F401
-from litequeue.cli import stats as _stats  # noqa: F401
-from litequeue.cli import top as _top
-from litequeue.cli import web as _web  # noqa: F401
-from litequeue.cli.root import main
+__all__ = ["COMMANDS", "main", "run"]
 
-__all__ = ["main", "run"]
-
-# Commands whose modules do not import this package (no import circle): registered here.
-main.add_command(_top.top)
-_jobs.jobs.add_command(_replay.jobs_replay)
-
-
-def _show_envvars(command: click.Command) -> None:
-    """Every option's variable in --help, for the commands every module registered."""
-    for param in command.params:
-        if isinstance(param, click.Option) and not param.is_eager:
-            param.show_envvar = True
-    if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            _show_envvars(sub)
-
-
-_show_envvars(main)
+_CLI = "litequeue.cli."
+#: Command name -> the modules that make it. ``status`` also takes the inbox and breaker
+#: modules, which add their parts to it (``root.status_extras``).
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "batches": ("batches",), "breakers": ("limits",), "doctor": ("ops",), "enqueue": ("jobs",),
+    "health": ("ops",), "jobs": ("jobs",), "migrate": ("migrate",), "pause": ("queues",), "prune": ("queues",),
+    "purge": ("queues",), "resume": ("queues",), "run-consumer": ("consumer",), "schedules": ("schedules",),
+    "serve-web": ("web",), "stats": ("stats",), "status": ("jobs", "inbox", "limits"), "systemd": ("ops",),
+    "tasks": ("jobs",), "top": ("top",), "watch-inbox": ("inbox",),
+}
+main.lazy.update({name: tuple(_CLI + m for m in modules) for name, modules in COMMANDS.items()})
+show_envvars(main)  # the group's own options; each command's as it loads
 
 
 def run() -> None:

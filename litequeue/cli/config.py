@@ -170,25 +170,28 @@ def validate(ctx: click.Context, group: click.Group, config: ConfigFile) -> dict
 def _validate_command(ctx: click.Context, command: click.Command, data: Mapping[str, Any],
                       label: str, section: str) -> dict[str, Any]:
     params = settable(command)
-    subcommands = command.commands if isinstance(command, click.Group) else {}
+    names = command.list_commands(ctx) if isinstance(command, click.Group) else []
     where = f"{label}: " + (f"[{section}] " if section else "")
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if not section and key == "queues" and key not in subcommands:
+        if not section and key == "queues" and key not in names:
             from litequeue.base.limits import queue_settings  # [queues.NAME]: per-queue limits, not a command
 
             out[key] = queue_settings(value, label)
             continue
-        if key in subcommands:
+        if key in names:  # a command's table: only then is that command's module imported
+            assert isinstance(command, click.Group)
+            sub = command.get_command(ctx, key)
+            assert sub is not None
             if not isinstance(value, dict):
                 raise ConfigurationError(f"{where}{key} must be a table ([{_join(section, key)}]) "
                                          "holding that command's options")
-            out[key] = _validate_command(ctx, subcommands[key], value, label, _join(section, key))
+            out[key] = _validate_command(ctx, sub, value, label, _join(section, key))
             continue
         param = params.get(key)
         if param is None:
             known = sorted({key_of(p) for p in params.values()})
-            tables = sorted(f"[{_join(section, name)}]" for name in subcommands)
+            tables = sorted(f"[{_join(section, name)}]" for name in names)
             hint = f"known keys: {', '.join(known) or 'none'}"
             if tables:
                 hint += f"; command tables: {', '.join(tables)}"

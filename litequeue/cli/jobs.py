@@ -14,6 +14,7 @@ from litequeue.base.states import JobStatus
 from litequeue.base.usage import size
 from litequeue.cli.helpers import app_argument, echo_json, json_option, ledger, parse_json, store, user_app
 from litequeue.cli.progress import progress
+from litequeue.cli.replay import jobs_replay
 from litequeue.cli.root import main, status_extras, status_printers
 from litequeue.ledger import queries
 
@@ -136,6 +137,8 @@ def _age(seconds: float | None) -> str:
 def jobs() -> None:
     """List, show, retry and cancel jobs."""
 
+
+jobs.add_command(jobs_replay)
 
 @jobs.command("list")
 @click.option("--status", "status_", type=click.Choice([

@@ -10,11 +10,14 @@ space, then retry); 4 the database is read-only (its file, folder or filesystem 
 writes; nothing was written).
 
 Every command module does ``from litequeue.cli.root import main`` and registers itself on
-it; ``litequeue.cli`` imports them all (rq's layout: rq/cli/cli.py holds the group).
+it (rq's layout: rq/cli/cli.py holds the group). The group imports a command's modules when
+that command is asked for (:attr:`Group.lazy`, click's "lazily loading subcommands"), so a
+read command imports only what it runs: ``--help`` and :meth:`Group.load_all` import them all.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -51,7 +54,33 @@ class ConfigError(click.ClickException):
 
 
 class Group(click.Group):
-    """Turns litequeue's errors into one line (``Error: ...``) and a non-zero exit."""
+    """Turns litequeue's errors into one line (``Error: ...``) and a non-zero exit, and imports
+    each command's modules on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Command name -> the modules that define it (each registers itself on import).
+        self.lazy: dict[str, tuple[str, ...]] = {}
+
+    def list_commands(self, ctx: click.Context | None) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context | None, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            for module in self.lazy[cmd_name]:
+                importlib.import_module(module)
+            if cmd_name not in self.commands:
+                raise RuntimeError(f"{', '.join(self.lazy[cmd_name])} registered no command {cmd_name!r}")
+        command = self.commands.get(cmd_name)
+        if command is not None:  # however its module came to be imported (a test may import it directly)
+            show_envvars(command)
+        return command
+
+    def load_all(self) -> dict[str, click.Command]:
+        """Every command, its modules imported (for whatever walks the whole tree: docs, tests)."""
+        for name in self.lazy:
+            self.get_command(None, name)
+        return self.commands
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
@@ -77,6 +106,16 @@ class Group(click.Group):
             raise _on_one_line(_name_the_variable(exc)) from None
         except click.ClickException as exc:
             raise _on_one_line(exc) from None
+
+
+def show_envvars(command: click.Command) -> None:
+    """Every option's variable in --help (``[env var: ...]``), through the command's subcommands."""
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_eager:
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            show_envvars(sub)
 
 
 def _on_one_line(exc: click.ClickException) -> click.ClickException:
@@ -162,7 +201,7 @@ def main(ctx: click.Context, config_path: str | None, db: str | None, app: str |
         # The library (LiteQueue(), open_database) reads these variables itself.
         if settings[name] is not None and sources[name] != "environment":
             _export(ctx, envvar, str(settings[name]))
-    default_map = {k: v for k, v in values.items() if k in main.commands}
+    default_map = {k: v for k, v in values.items() if k in main.list_commands(ctx)}
     if settings["app"] is not None:
         if sources["app"] == "config":
             cfg.feed_app(main, default_map, settings["app"])

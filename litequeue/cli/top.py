@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from litequeue.cli.helpers import ledger
+from litequeue.cli.root import main
 
 if TYPE_CHECKING:
     import peewee as pw
@@ -92,7 +93,7 @@ def read_snapshot(db: pw.Database, label: str, rows: int = RUNNING_READ, now: fl
     return snap
 
 
-@click.command()
+@main.command()
 @click.option("--once", is_flag=True, help="Print one frame as plain text and exit (for scripts).")
 @click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, metavar="SECONDS",
               help="Seconds between refreshes.")

@@ -128,6 +128,7 @@ def _options(command: click.Command, path: tuple[str, ...] = ()):
 def test_every_option_shows_its_environment_variable_in_help():
     runner = CliRunner()
     checked = 0
+    main.load_all()
     for path, param in _options(main):
         result = runner.invoke(main, [*path, "--help"], prog_name="litequeue")
         assert result.exit_code == 0, result.output
