@@ -41,6 +41,7 @@ from litequeue.jobs import cancel, enqueue, finish, recover
 from litequeue.jobs import claim as claiming
 from litequeue.store import dialect, faults, migrations
 from litequeue.store.borrowed import Borrowed, PeeweeDatabase
+from litequeue.store.commit_sync import no_disk_wait
 from litequeue.store.database import open_checked, open_database
 from litequeue.store.doorbell import BellTarget
 from litequeue.store.models import Ledger, make_ledger
@@ -111,13 +112,16 @@ class LiteStorage(KeyValues, SqlStorage):
             return borrowed.many(query, rows)
         return dialect.many(self.database, query, rows)
 
-    def write(self) -> Any:
+    def write(self, wait_for_disk: bool = True) -> Any:
         """A write transaction; SQLite's busy timeout waits out other writers. Inside
-        ``LiteQueue.using(connection)``: a savepoint of the application's transaction."""
+        ``LiteQueue.using(connection)``: a savepoint of the application's transaction.
+        ``wait_for_disk=False``: its commit does not wait for the disk, for a transaction that
+        only claims (see :mod:`litequeue.store.commit_sync` for why that loses nothing)."""
         borrowed = self.borrowed.get()
         if borrowed is not None:
             return WriteGuard(borrowed.savepoint())
-        return WriteGuard(self.atomic(), self.database)
+        relax = None if wait_for_disk or self.database.in_transaction() else no_disk_wait(self.database)
+        return WriteGuard(self.atomic(), self.database, relax)
 
     def after_write(self, job_ids: Sequence[str]) -> None:
         """Ring the doorbell for the jobs just written: now, or, when they were written in a
@@ -311,7 +315,7 @@ class LiteStorage(KeyValues, SqlStorage):
         ``consumer_id`` was declared dead (:func:`claiming.holder_fenced`)."""
         if not finished and limit <= 0 and not starts:
             return [], []
-        with self.write():
+        with self.write(wait_for_disk=bool(finished)):  # claims and starts alone: see store/commit_sync.py
             fenced = limit > 0 and claiming.holder_fenced(self, consumer_id)  # first: see its lock order
             claiming.record_starts(self, consumer_id, starts)
             acked = finish.ack(self, consumer_id, finished)
