@@ -41,7 +41,7 @@ from litequeue.jobs import cancel, enqueue, finish, recover
 from litequeue.jobs import claim as claiming
 from litequeue.store import dialect, faults, migrations
 from litequeue.store.borrowed import Borrowed, PeeweeDatabase
-from litequeue.store.commit_sync import no_disk_wait
+from litequeue.store.commit_sync import relaxed
 from litequeue.store.database import open_checked, open_database
 from litequeue.store.doorbell import BellTarget
 from litequeue.store.models import Ledger, make_ledger
@@ -120,8 +120,8 @@ class LiteStorage(KeyValues, SqlStorage):
         borrowed = self.borrowed.get()
         if borrowed is not None:
             return WriteGuard(borrowed.savepoint())
-        relax = None if wait_for_disk or self.database.in_transaction() else no_disk_wait(self.database)
-        return WriteGuard(self.atomic(), self.database, relax)
+        txn = self.atomic()
+        return WriteGuard(txn if wait_for_disk else relaxed(self.database, txn), self.database)
 
     def after_write(self, job_ids: Sequence[str]) -> None:
         """Ring the doorbell for the jobs just written: now, or, when they were written in a

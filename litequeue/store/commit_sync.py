@@ -19,6 +19,8 @@ changes under ``durability="fast"``, which never waits for the disk on SQLite.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import peewee as pw
 
@@ -27,8 +29,8 @@ _WAITS = ("FULL", "EXTRA", 2, 3, "2", "3")
 
 
 class NoDiskWait:
-    """Called around one write transaction: :meth:`before` its ``BEGIN``, :meth:`inside` it
-    (after the ``BEGIN``), :meth:`end` after it ended, committed or not."""
+    """Called around one write transaction (:func:`relaxed`): :meth:`before` its ``BEGIN``,
+    :meth:`inside` it (after the ``BEGIN``), :meth:`end` after it ended, committed or not."""
 
     def __init__(self, database: pw.Database, restore: object | None) -> None:
         self.database = database
@@ -67,3 +69,20 @@ def no_disk_wait(database: pw.Database) -> NoDiskWait | None:
     if isinstance(database, pw.PostgresqlDatabase):
         return NoDiskWait(database, None)
     return None
+
+
+@contextlib.contextmanager
+def relaxed(database: pw.Database, transaction: Any) -> Iterator[Any]:
+    """``transaction`` (a peewee ``atomic()`` of ``database``), its commit not waiting for the disk."""
+    relax = None if database.in_transaction() else no_disk_wait(database)
+    if relax is None:
+        with transaction as entered:
+            yield entered
+        return
+    relax.before()
+    try:
+        with transaction as entered:
+            relax.inside()
+            yield entered
+    finally:
+        relax.end()

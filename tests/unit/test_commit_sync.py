@@ -153,3 +153,4 @@ def test_postgresql_turns_synchronous_commit_off_for_the_claim_round_only(pg_url
         assert real("SELECT status FROM lq_job").fetchone()[0] == "succeeded"
     finally:
         app.storage.close()
+
