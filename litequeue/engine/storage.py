@@ -315,7 +315,9 @@ class LiteStorage(KeyValues, SqlStorage):
         ``consumer_id`` was declared dead (:func:`claiming.holder_fenced`)."""
         if not finished and limit <= 0 and not starts:
             return [], []
-        with self.write(wait_for_disk=bool(finished)):  # claims and starts alone: see store/commit_sync.py
+        # One commit: claims and starts alone need not wait for the disk (store/commit_sync.py);
+        # on PostgreSQL the writes whose answers nothing reads share round trips (dialect.pipelined).
+        with self.write(wait_for_disk=bool(finished)), dialect.pipelined(self.database):
             fenced = limit > 0 and claiming.holder_fenced(self, consumer_id)  # first: see its lock order
             claiming.record_starts(self, consumer_id, starts)
             acked = finish.ack(self, consumer_id, finished)
