@@ -187,7 +187,7 @@ def long_idle(systems: list[System], cfg: Config, redis: RedisServer | None) -> 
     return results
 
 
-def startup(cfg: Config, runs: int = 5) -> dict[str, float]:
+def startup(cfg: Config, runs: int = 11) -> dict[str, float]:
     """Wall time (median of ``runs``, ms) of litequeue's read commands on a small database,
     of ``litequeue --help`` and of ``huey_consumer --help``, each a fresh interpreter."""
     system = SYSTEMS["litequeue"]
@@ -268,7 +268,7 @@ def render(report: dict[str, Any]) -> str:
                                                        ("enqueue", "drain", "pickup_p50", "idle_wakeups")) + " |")
     st = report.get("startup")
     if st:
-        lines += ["", f"Start-up, wall time in ms (median of 5 fresh processes, small database, load "
+        lines += ["", f"Start-up, wall time in ms (median of 11 fresh processes, small database, load "
                   f"{st.get('load', '?')}): " + ", ".join(f"`{k}` {v:.0f}" for k, v in st.items() if k != "load")
                   + "."]
         huey = st.get("huey_consumer --help")

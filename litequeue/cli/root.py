@@ -66,8 +66,8 @@ class Group(click.Group):
         return sorted({*self.commands, *self.lazy})
 
     def get_command(self, ctx: click.Context | None, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in self.lazy:
-            for module in self.lazy[cmd_name]:
+        if cmd_name in self.lazy:  # every time: another command may have loaded only some of them
+            for module in self.lazy[cmd_name]:  # (status is in cli.jobs; cli.inbox and cli.limits add to it)
                 importlib.import_module(module)
             if cmd_name not in self.commands:
                 raise RuntimeError(f"{', '.join(self.lazy[cmd_name])} registered no command {cmd_name!r}")

@@ -315,9 +315,11 @@ class LiteStorage(KeyValues, SqlStorage):
         ``consumer_id`` was declared dead (:func:`claiming.holder_fenced`)."""
         if not finished and limit <= 0 and not starts:
             return [], []
-        # One commit: claims and starts alone need not wait for the disk (store/commit_sync.py);
-        # on PostgreSQL the writes whose answers nothing reads share round trips (dialect.pipelined).
-        with self.write(wait_for_disk=bool(finished)), dialect.pipelined(self.database):
+        # One commit: claims and starts alone need not wait for the disk on SQLite
+        # (store/commit_sync.py); on PostgreSQL the writes whose answers nothing reads share
+        # round trips (dialect.pipelined).
+        pipeline = contextlib.nullcontext() if self.borrowed.get() is not None else dialect.pipelined(self.database)
+        with self.write(wait_for_disk=bool(finished)), pipeline:
             fenced = limit > 0 and claiming.holder_fenced(self, consumer_id)  # first: see its lock order
             claiming.record_starts(self, consumer_id, starts)
             acked = finish.ack(self, consumer_id, finished)

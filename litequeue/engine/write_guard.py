@@ -12,7 +12,6 @@ import peewee as pw
 
 from litequeue.engine import interrupts
 from litequeue.store import faults
-from litequeue.store.commit_sync import NoDiskWait
 
 #: Held by every write transaction of this process. A process forked while one of its
 #: threads holds a SQLite write lock inherits SQLite's in-process lock bookkeeping with it
@@ -25,30 +24,15 @@ class WriteGuard:
     the busy timeout, disk full, read-only, file gone (see :mod:`litequeue.store.faults`).
     The failed statement's error always wins over the ROLLBACK that follows it."""
 
-    def __init__(self, txn: Any, database: pw.Database | None = None, relax: NoDiskWait | None = None) -> None:
+    def __init__(self, txn: Any, database: pw.Database | None = None) -> None:
         self.txn = txn
         self.database = database
-        self.relax = relax  # a commit that need not wait for the disk (store/commit_sync.py)
 
     def __enter__(self) -> Any:
         interrupts.enter_write()  # a thread timeout waits until this write has ended
         FORK_GUARD.acquire()
         try:
-            if self.relax is None:
-                return self.txn.__enter__()
-            try:
-                self.relax.before()
-                entered = self.txn.__enter__()
-            except BaseException:
-                self.relax.end()
-                raise
-            try:
-                self.relax.inside()
-            except BaseException as exc:
-                self.txn.__exit__(type(exc), exc, exc.__traceback__)
-                self.relax.end()
-                raise
-            return entered
+            return self.txn.__enter__()
         except pw.OperationalError as exc:
             FORK_GUARD.release()
             interrupts.leave_write()
@@ -68,12 +52,8 @@ class WriteGuard:
                 raise clear from (None if clear is err else faults.primary(err))
             handled = False  # the rollback after a failed statement failed: the statement's error wins
         finally:
-            try:
-                if self.relax is not None:
-                    self.relax.end()
-            finally:
-                FORK_GUARD.release()
-                interrupts.leave_write()
+            FORK_GUARD.release()
+            interrupts.leave_write()
         if _is_db_error(ev):
             clear = _clear(ev, self.database)
             if clear is not ev:

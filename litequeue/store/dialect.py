@@ -65,8 +65,19 @@ def pipelined(db: pw.Database) -> Iterator[None]:
     if conn is None or not hasattr(conn, "pipeline"):
         yield
         return
-    with conn.pipeline():
-        yield
+    try:
+        with conn.pipeline():
+            yield
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        # Raised at a fetch or at the pipeline's end, not inside peewee's execute_sql: given
+        # peewee's class for it, as execute_sql would have (faults.py reads those).
+        seen = getattr(db, "_seen_failing", None)
+        if seen is not None:
+            seen(exc)
+        with pw.__exception_wrapper__:
+            raise
 
 
 def skip_locked(db: pw.Database) -> str:

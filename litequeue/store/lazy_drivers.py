@@ -1,11 +1,13 @@
-"""peewee, imported without its PostgreSQL drivers until a PostgreSQL database is made.
+"""peewee, imported without psycopg 3 until a PostgreSQL database is made.
 
-peewee imports psycopg 3 and psycopg2 at its top, whatever the database: about 120 ms of a
-read command's start on SQLite (``python -X importtime -m litequeue status``). :func:`import_peewee`
-imports peewee with both hidden, so peewee takes them for absent; the first
-``peewee.PostgresqlDatabase`` (litequeue's, playhouse's or the application's own) then imports them
-and hands peewee the same names its own import would have bound (:func:`load_postgres_drivers`).
-A program that imported peewee or a driver before litequeue keeps the import it made.
+peewee imports psycopg 3 at its top, whatever the database: about 100 ms of a read command's
+start on SQLite here (``python -X importtime -m litequeue status``). :func:`import_peewee`
+imports peewee with it hidden (from that import's own thread only), so peewee takes it for
+absent; the first ``peewee.PostgresqlDatabase`` (litequeue's, playhouse's or the
+application's own) then imports it and hands peewee the same names its own import would have
+bound (:func:`load_postgres_drivers`). psycopg2 is left to peewee's import as it is: peewee
+registers its UUID adapter there, which a program may rely on. A program that imported
+peewee or psycopg before litequeue keeps the import it made.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ import threading
 from types import ModuleType
 from typing import Any
 
-#: The driver packages peewee imports at its top.
-DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
+#: The driver package deferred.
+DRIVERS = ("psycopg",)
 
 _lock = threading.Lock()
 _deferred = False  # True once peewee was imported with the drivers hidden and they are not loaded yet
 
 
 class _HideDrivers(importlib.abc.MetaPathFinder):
-    """Answers "not installed" for the drivers, while peewee's own import runs."""
+    """Answers "not installed" for the drivers to the thread running peewee's import, while it runs."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if fullname.split(".")[0] in DRIVERS:
+        if threading.get_ident() == self.thread and fullname.split(".")[0] in DRIVERS:
             raise ModuleNotFoundError(f"{fullname} deferred by litequeue until a PostgreSQL database is made",
                                       name=fullname)
         return None
@@ -62,8 +67,8 @@ def import_peewee() -> ModuleType:
 
 
 def load_postgres_drivers() -> None:
-    """Imports the drivers peewee's import skipped, and binds them in peewee as its own import
-    would have (module globals, and the adapters' transaction states read at class creation)."""
+    """Imports psycopg, which peewee's import skipped, and binds it in peewee as its own import
+    would have (module globals, and the adapter's transaction states read at class creation)."""
     global _deferred
     if not _deferred:
         return
@@ -72,26 +77,6 @@ def load_postgres_drivers() -> None:
             return
         import peewee
 
-        try:
-            from psycopg2cffi import compat  # type: ignore[import-not-found]
-
-            compat.register()
-        except ImportError:
-            pass
-        try:
-            import psycopg2
-            from psycopg2 import extensions
-            from psycopg2.extras import Json, register_uuid
-        except ImportError:
-            pass
-        else:
-            register_uuid()
-            peewee.psycopg2, peewee.pg_extensions, peewee.pg_register_uuid = psycopg2, extensions, register_uuid
-            peewee.Json_pg2 = Json
-            adapter = peewee.Psycopg2Adapter
-            adapter.txn_idle = extensions.TRANSACTION_STATUS_IDLE
-            adapter.txn_inerror = extensions.TRANSACTION_STATUS_INERROR
-            adapter.txn_unknown = extensions.TRANSACTION_STATUS_UNKNOWN
         try:
             import psycopg
             from psycopg.pq import TransactionStatus

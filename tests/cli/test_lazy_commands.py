@@ -36,3 +36,15 @@ def test_help_lists_every_command_of_the_table() -> None:
     out = subprocess.run([sys.executable, "-m", "litequeue", "--help"], capture_output=True, text=True, timeout=60)
     listed = {line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line.strip()}
     assert listed == set(COMMANDS)
+
+
+def test_status_gets_its_parts_however_its_module_was_loaded() -> None:
+    # In one process (Django's call_command, click's runner), `jobs list` loads cli.jobs, which
+    # defines status too; status must still load cli.inbox and cli.limits, which add to it.
+    probe = ("import sys\nfrom litequeue.cli import main\n"
+             "main.get_command(None, 'jobs')\n"
+             "before = 'litequeue.cli.inbox' in sys.modules\n"
+             "main.get_command(None, 'status')\n"
+             "print(before, 'litequeue.cli.inbox' in sys.modules, 'litequeue.cli.limits' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr

@@ -1,5 +1,5 @@
-"""peewee imported by litequeue without its PostgreSQL drivers (``store/lazy_drivers.py``): none is
-loaded on SQLite, and the first PostgreSQL database leaves peewee exactly as its own import would."""
+"""peewee imported by litequeue without psycopg 3 (``store/lazy_drivers.py``): it is not loaded on
+SQLite, and the first PostgreSQL database leaves peewee exactly as its own import would."""
 
 from __future__ import annotations
 
@@ -28,17 +28,37 @@ def _run(code: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_importing_litequeue_loads_no_postgresql_driver() -> None:
+def test_importing_litequeue_loads_no_psycopg() -> None:
     loaded = _run("import sys, litequeue, litequeue.store.models, peewee; "
-                  "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg2')))")
+                  "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))")
     assert loaded == "[]"
+
+
+def test_psycopg2_is_imported_by_peewee_as_before() -> None:
+    # peewee's import registers psycopg2's UUID adapter: a program using psycopg2 may rely on it.
+    out = _run("import uuid, litequeue, peewee, psycopg2.extensions as x\n"
+               "print(peewee.psycopg2 is not None, x.adapt(uuid.UUID(int=1)).getquoted()[:5])")
+    assert out == "True b\"'0000\"", out
+
+
+def test_only_the_importing_thread_is_refused_psycopg() -> None:
+    out = _run("import threading\n"
+               "from litequeue.store.lazy_drivers import _HideDrivers\n"
+               "hider = _HideDrivers()\n"
+               "seen = []\n"
+               "t = threading.Thread(target=lambda: seen.append(hider.find_spec('psycopg')))\n"
+               "t.start(); t.join()\n"
+               "try:\n    hider.find_spec('psycopg.pq'); seen.append('allowed')\n"
+               "except ModuleNotFoundError:\n    seen.append('refused')\n"
+               "print(seen)")
+    assert out == "[None, 'refused']"
 
 
 def test_the_first_postgresql_database_binds_what_peewees_own_import_would() -> None:
     plain = json.loads(_run(BOUND))
     assert plain["psycopg"] == "psycopg" and plain["psycopg2"] == "psycopg2", plain  # both installed for the tests
     deferred = json.loads(_run("import litequeue, peewee\n"
-                               "assert peewee.psycopg is None and peewee.psycopg2 is None\n"
+                               "assert peewee.psycopg is None and peewee.psycopg2 is not None\n"
                                "peewee.PostgresqlDatabase('never_connected', prefer_psycopg3=True)\n" + BOUND))
     assert deferred == plain
 

@@ -1,9 +1,9 @@
 """Issue 15: the read commands (``status``, ``jobs list``, ``jobs show``, ``health``, ``stats``)
 read the ledger alone, so they start quickly: no Huey (which imports every driver installed), no
 Flask, no watchdog, no URL machinery (playhouse.db_url) for a SQLite file, and none of
-litequeue's engine, runtime or app layers, and no PostgreSQL driver on SQLite (peewee's
-own import of psycopg and psycopg2 is deferred, ``store/lazy_drivers.py``). When one slips in, the failure names it
-and the chain of imports that brought it.
+litequeue's engine, runtime or app layers, and no psycopg 3 on SQLite (peewee's own import
+of it is deferred, ``store/lazy_drivers.py``; peewee still imports psycopg2 when it is
+installed). When one slips in, the failure names it and the chain of imports that brought it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 HEAVY = ("huey", "flask", "redis", "playhouse.db_url", "watchdog", "litequeue.engine", "litequeue.runtime",
-         "litequeue.app", "psycopg", "psycopg2")
+         "litequeue.app", "psycopg")
 
 PROBE = """
 import json, sys
