@@ -140,6 +140,7 @@ def jobs() -> None:
 
 jobs.add_command(jobs_replay)
 
+
 @jobs.command("list")
 @click.option("--status", "status_", type=click.Choice([
     "waiting", "scheduled", "queued", "running", "retrying", "succeeded", "failed", "cancelled",

@@ -32,60 +32,42 @@ import peewee as pw
 
 log = logging.getLogger("litequeue.store")
 
-#: SQLite's ``synchronous`` levels, by the name the connection's pragmas give.
-_WAITS = ("FULL", "EXTRA", 2, 3, "2", "3")
+#: The ``synchronous`` levels that wait for the disk, as a connection's pragmas may name them.
+_WAITS = frozenset({"FULL", "EXTRA", "2", "3"})
 
 
-class NoDiskWait:
-    """Called around one write transaction (:func:`relaxed`): :meth:`before` its ``BEGIN``
-    and :meth:`end` after it ended, committed or not."""
-
-    def __init__(self, database: pw.Database, restore: object) -> None:
-        self.database = database
-        self.restore = restore  # the connection's own level, set again after the commit
-        self.relaxed = False
-
-    def before(self) -> None:
-        self.database.execute_sql("PRAGMA synchronous=NORMAL")
-        self.relaxed = True
-
-    def end(self) -> None:
-        if not self.relaxed:
-            return
-        self.relaxed = False
-        try:
-            self.database.execute_sql(f"PRAGMA synchronous={self.restore}")
-        except Exception as exc:  # noqa: BLE001 - the transaction's own outcome stands either way
-            # A connection left at NORMAL would not wait for the disk again: this thread's next
-            # statement opens a new one, with the configured pragmas.
-            log.warning("could not set synchronous=%s again (%s); reopening the connection", self.restore,
-                        exc, extra={"action": "reconnect"})
-            with contextlib.suppress(Exception):
-                self.database.close()
+def _waiting_level(database: pw.Database) -> object | None:
+    """The level ``open_database`` gave this SQLite database if it waits for the disk, else
+    None: nothing to relax (``durability="fast"``), or not safe to (PostgreSQL)."""
+    if not isinstance(database, pw.SqliteDatabase):
+        return None
+    level = dict(database._pragmas).get("synchronous")
+    return level if level is not None and str(level).upper() in _WAITS else None
 
 
-def no_disk_wait(database: pw.Database) -> NoDiskWait | None:
-    """The relaxation for one write transaction of ``database``, or None where there is
-    nothing to relax (SQLite under ``durability="fast"``) or it would not be safe (PostgreSQL)."""
-    if isinstance(database, pw.SqliteDatabase):
-        level = dict(database._pragmas).get("synchronous")  # as open_database set it
-        if level is None or (level.upper() if isinstance(level, str) else level) not in _WAITS:
-            return None
-        return NoDiskWait(database, level)
-    return None
+def _restore(database: pw.Database, level: object) -> None:
+    try:
+        database.execute_sql(f"PRAGMA synchronous={level}")
+    except Exception as exc:  # noqa: BLE001 - the transaction's own outcome stands either way
+        # A connection left at NORMAL would not wait for the disk again: this thread's next
+        # statement opens a new one, with the configured pragmas.
+        log.warning("could not set synchronous=%s again (%s); reopening the connection", level, exc,
+                    extra={"action": "reconnect"})
+        with contextlib.suppress(Exception):
+            database.close()
 
 
 @contextlib.contextmanager
 def relaxed(database: pw.Database, transaction: Any) -> Iterator[Any]:
     """``transaction`` (a peewee ``atomic()`` of ``database``), its commit not waiting for the disk."""
-    relax = None if database.in_transaction() else no_disk_wait(database)
-    if relax is None:
+    level = None if database.in_transaction() else _waiting_level(database)
+    if level is None:
         with transaction as entered:
             yield entered
         return
-    relax.before()
+    database.execute_sql("PRAGMA synchronous=NORMAL")  # before BEGIN: SQLite refuses it inside one
     try:
         with transaction as entered:
             yield entered
     finally:
-        relax.end()
+        _restore(database, level)

@@ -19,32 +19,32 @@ from types import ModuleType
 from typing import Any
 
 #: The driver package deferred.
-DRIVERS = ("psycopg",)
+DEFERRED = "psycopg"
 
 _lock = threading.Lock()
-_deferred = False  # True once peewee was imported with the drivers hidden and they are not loaded yet
+_deferred = False  # True once peewee was imported with psycopg hidden, until psycopg is loaded
 
 
 class _HideDrivers(importlib.abc.MetaPathFinder):
-    """Answers "not installed" for the drivers to the thread running peewee's import, while it runs."""
+    """Answers "not installed" for psycopg to the thread running peewee's import, while it runs."""
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if threading.get_ident() == self.thread and fullname.split(".")[0] in DRIVERS:
+        if threading.get_ident() == self.thread and fullname.split(".")[0] == DEFERRED:
             raise ModuleNotFoundError(f"{fullname} deferred by litequeue until a PostgreSQL database is made",
                                       name=fullname)
         return None
 
 
 def import_peewee() -> ModuleType:
-    """peewee; imported here first, without the PostgreSQL drivers (see the module's docstring)."""
+    """peewee; imported here first, without psycopg 3 (see the module's docstring)."""
     global _deferred
     with _lock:
         if "peewee" in sys.modules:
             return sys.modules["peewee"]
-        if any(name in sys.modules for name in DRIVERS):  # a driver is loaded already: nothing to save
+        if DEFERRED in sys.modules:  # loaded already: nothing to save
             import peewee
 
             return peewee
